@@ -1,0 +1,182 @@
+// Package config defines Confab's configuration files (TOML) and their defaults. A file
+// holds what an operator sets once (listen addresses, certificates, limits); what the REST
+// API changes lives in the Call Bridge's store instead. Every field has a useful zero value:
+// defaults are applied by the With* methods at use, so a file need only name what differs.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Duration is a time.Duration written as "10s" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", b, err)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Or returns d, or def when d is zero.
+func (d Duration) Or(def time.Duration) time.Duration {
+	if d.Duration == 0 {
+		return def
+	}
+	return d.Duration
+}
+
+// Log configures slog.
+type Log struct {
+	Format string `toml:"format"` // "text" (default) or "json"
+	Level  string `toml:"level"`  // "debug", "info" (default), "warn", "error"
+}
+
+// TLS names certificate files.
+type TLS struct {
+	Cert string `toml:"cert"` // PEM certificate chain
+	Key  string `toml:"key"`  // PEM private key
+	// ClientCA is the CA bundle that verifies the peer's certificate (mutual TLS).
+	ClientCA string `toml:"client_ca"`
+	// RequireClientCert makes the peer's certificate mandatory (mutual TLS).
+	RequireClientCert bool `toml:"require_client_cert"`
+}
+
+// XMPP is the `confab xmpp` configuration file.
+type XMPP struct {
+	// Domain is the XMPP domain (example.com); Call Bridge JIDs are <name>.<domain>.
+	Domain string `toml:"domain"`
+	// DataDir holds the Call Bridge registry and, when no certificate is configured, a
+	// generated CA and server certificate. Default "confab-data".
+	DataDir string `toml:"data_dir"`
+	// Registry is the Call Bridge registry file. Default <data_dir>/callbridges.toml.
+	Registry string `toml:"registry"`
+	Listen   struct {
+		C2S       string `toml:"c2s"`       // default ":5222"
+		Component string `toml:"component"` // default ":5223"
+		WebSocket string `toml:"websocket"` // HTTPS with /xmpp-websocket; default ":5443"
+		Admin     string `toml:"admin"`     // /metrics, /healthz, /callbridges; default "127.0.0.1:5290"
+	} `toml:"listen"`
+	TLS TLS `toml:"tls"`
+	// Component settings: TLS.ClientCA + TLS.RequireClientCert apply to the component port.
+	Components struct {
+		// Duplicate is what a second connection with a connected name gets: "kick_old" (default)
+		// or "reject".
+		Duplicate string `toml:"duplicate"`
+	} `toml:"components"`
+	WebSocket struct {
+		// Origins allowed to open an XMPP WebSocket ("https://meet.example.com"). Empty: the
+		// listener's own host only.
+		Origins []string `toml:"origins"`
+	} `toml:"websocket"`
+	Limits struct {
+		StanzaC2S       int      `toml:"stanza_c2s"`       // bytes, default 262144
+		StanzaComponent int      `toml:"stanza_component"` // bytes, default 524288
+		MaxSessions     int      `toml:"max_sessions"`     // default 10000
+		OpenTimeout     Duration `toml:"open_timeout"`
+		TLSTimeout      Duration `toml:"tls_timeout"`
+		AuthTimeout     Duration `toml:"auth_timeout"`
+		IdleTimeout     Duration `toml:"idle_timeout"`
+		WriteTimeout    Duration `toml:"write_timeout"`
+		KeepAlive       Duration `toml:"keepalive"`
+		RelayTimeout    Duration `toml:"relay_timeout"`
+	} `toml:"limits"`
+	Log Log `toml:"log"`
+}
+
+// Load reads a TOML file into v, rejecting unknown keys so that a typo is an error, not a
+// silently ignored setting.
+func Load(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := Decode(b, v); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Decode parses TOML into v, rejecting unknown keys.
+func Decode(b []byte, v any) error {
+	dec := toml.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var sm *toml.StrictMissingError
+		if errors.As(err, &sm) {
+			return fmt.Errorf("unknown setting: %s", sm.String())
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return fmt.Errorf("line %d column %d: %s", row, col, de.Error())
+		}
+		return err
+	}
+	return nil
+}
+
+// WithDefaults returns c with every unset field given its default.
+func (c XMPP) WithDefaults() XMPP {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Domain, "localhost")
+	def(&c.DataDir, "confab-data")
+	def(&c.Registry, c.DataDir+"/callbridges.toml")
+	def(&c.Listen.C2S, ":5222")
+	def(&c.Listen.Component, ":5223")
+	def(&c.Listen.WebSocket, ":5443")
+	def(&c.Listen.Admin, "127.0.0.1:5290")
+	def(&c.Components.Duplicate, "kick_old")
+	def(&c.Log.Format, "text")
+	def(&c.Log.Level, "info")
+	return c
+}
+
+// Validate reports the first setting that cannot work.
+func (c XMPP) Validate() error {
+	switch c.Components.Duplicate {
+	case "", "kick_old", "reject":
+	default:
+		return fmt.Errorf("components.duplicate = %q: want \"kick_old\" or \"reject\"", c.Components.Duplicate)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return errors.New("tls.cert and tls.key must be set together")
+	}
+	if c.TLS.RequireClientCert && c.TLS.ClientCA == "" {
+		return errors.New("tls.require_client_cert needs tls.client_ca")
+	}
+	return validateLog(c.Log)
+}
+
+func validateLog(l Log) error {
+	switch l.Format {
+	case "", "text", "json":
+	default:
+		return fmt.Errorf("log.format = %q: want \"text\" or \"json\"", l.Format)
+	}
+	switch l.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level = %q: want debug, info, warn or error", l.Level)
+	}
+	return nil
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the third-party software Confab's tests talk to: XMPP peers nobody here wrote
+# (slixmpp, @xmpp/client, Prosody, ejabberd), a DNS server (dnsmasq), and what later suites
+# need. Idempotent: a second run installs nothing new. Needs root (or sudo) for apt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_pkgs=(python3-slixmpp dnsmasq-base)
+
+missing=()
+for p in "${apt_pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	echo "test-deps: installing ${missing[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm peers: each directory with a package-lock.json under testdata/ is installed as locked.
+while IFS= read -r lock; do
+	dir=$(dirname "$lock")
+	if [ ! -d "$dir/node_modules" ] || [ "$lock" -nt "$dir/node_modules" ]; then
+		echo "test-deps: npm ci in $dir"
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+done < <(find internal -path '*/node_modules' -prune -o -name package-lock.json -path '*testdata*' -print)
+
+go mod download
+echo "test-deps: ready"
