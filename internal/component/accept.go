@@ -1,0 +1,161 @@
+package component
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"confab.dev/confab/internal/secret"
+	"confab.dev/confab/internal/stream"
+)
+
+// AcceptConfig configures the accept side. The zero value of each field but Lookup is usable.
+type AcceptConfig struct {
+	// Domain is the server's XMPP domain. When set, only subdomains of it are accepted as
+	// component JIDs (anything else is host-unknown).
+	Domain string
+	// Lookup returns the registry name and shared secret of a component JID, and false if no
+	// component of that JID may register. It is given the JID lower-cased.
+	Lookup func(componentJID string) (name string, s secret.Secret, ok bool)
+	// Limits bounds the stanzas the component may send (MaxStanza defaults to 512 KiB).
+	Limits stream.Limits
+	// Timeout bounds the whole negotiation, from the first byte to <handshake/> (default 10s).
+	Timeout time.Duration
+	// WriteTimeout bounds each write, during negotiation and after (default 10s).
+	WriteTimeout time.Duration
+}
+
+// Accept runs the server side of the XEP-0114 negotiation on conn: it reads the stream
+// header (namespace jabber:component:accept, else invalid-namespace), checks that its 'to' is
+// a registered component (else host-unknown), answers with a stream id of 128 random bits,
+// reads <handshake>hex(sha1(id+secret))</handshake>, compares it in constant time (else
+// not-authorized) and replies <handshake/>.
+//
+// On failure Accept has already sent the stream error (when the peer could still be told)
+// and closed conn, and it returns a *stream.Error whose Condition says what went wrong:
+// connection-timeout when the negotiation ran out of time, not-well-formed (wrapping io.EOF)
+// when the peer hung up, system-shutdown (wrapping ctx.Err()) when ctx was cancelled.
+func Accept(ctx context.Context, conn net.Conn, cfg AcceptConfig) (*Conn, error) {
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	c := newConn(conn, cfg.Limits, cfg.WriteTimeout)
+	n := startNegotiation(ctx, conn, timeout)
+	a := acceptor{c: c, n: n, cfg: cfg}
+	err := a.run()
+	n.finish()
+	if err == nil {
+		return c, nil
+	}
+	se, tell := a.classify(ctx, err)
+	a.fail(se, tell)
+	return nil, se
+}
+
+type acceptor struct {
+	c          *Conn
+	n          *negotiation
+	cfg        AcceptConfig
+	headerSent bool
+}
+
+func (a *acceptor) send(b []byte) error {
+	return a.c.write(b, a.n.writeTimeout(a.c.wtimeout))
+}
+
+func (a *acceptor) run() error {
+	a.c.id = newStreamID()
+	h, err := a.c.r.ReadOpen(stream.NSComponent)
+	if err != nil {
+		return err
+	}
+	jid := strings.TrimSuffix(strings.ToLower(h.To), ".")
+	a.c.jid = jid
+	// Answer the header before judging it: a stream error must follow our own header.
+	open := stream.AppendOpen(nil, stream.Header{NS: stream.NSComponent, From: jid, ID: a.c.id})
+	if err := a.send(open); err != nil {
+		return err
+	}
+	a.headerSent = true
+
+	switch {
+	case jid == "":
+		return &stream.Error{Condition: stream.HostUnknown, Text: "the stream header names no component ('to' is missing)"}
+	case a.cfg.Domain != "" && !strings.HasSuffix(jid, "."+strings.ToLower(a.cfg.Domain)):
+		return &stream.Error{Condition: stream.HostUnknown, Text: "not a component of " + a.cfg.Domain}
+	}
+	var (
+		name string
+		s    secret.Secret
+		ok   bool
+	)
+	if a.cfg.Lookup != nil {
+		name, s, ok = a.cfg.Lookup(jid)
+	}
+	if !ok {
+		return &stream.Error{Condition: stream.HostUnknown, Text: "no component " + jid + " is registered"}
+	}
+	a.c.name = name
+
+	e, err := a.c.r.Next()
+	if err != nil {
+		return err
+	}
+	if e.Name.Space != stream.NSComponent || e.Name.Local != "handshake" {
+		return &stream.Error{Condition: stream.NotAuthorized, Text: "the first element must be <handshake/>"}
+	}
+	got := bytes.ToLower(bytes.TrimSpace(e.Inner))
+	want := []byte(digest(a.c.id, s.Reveal()))
+	// An empty registry secret would make the digest computable by anyone: never accept it.
+	if s.IsZero() || subtle.ConstantTimeCompare(got, want) != 1 {
+		return &stream.Error{Condition: stream.NotAuthorized, Text: "handshake rejected"}
+	}
+	return a.send([]byte("<handshake/>"))
+}
+
+// classify turns whatever stopped the negotiation into the stream error to report, and says
+// whether the peer can still be told.
+func (a *acceptor) classify(ctx context.Context, err error) (*stream.Error, bool) {
+	var se *stream.Error
+	switch {
+	case errors.As(err, &se):
+		return se, true
+	case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return &stream.Error{Condition: stream.SystemShutdown, Text: "the server is shutting down", Err: ctx.Err()}, true
+	case isTimeout(err) || ctx.Err() != nil:
+		return &stream.Error{Condition: stream.ConnectionTimeout, Text: "component negotiation timed out", Err: err}, true
+	case isEOF(err):
+		return &stream.Error{Condition: stream.NotWellFormed, Text: "the peer closed the connection during negotiation", Err: err}, false
+	default: // an I/O failure: there is nobody left to tell
+		return &stream.Error{Condition: stream.NotWellFormed, Text: "negotiation failed", Err: fmt.Errorf("read: %w", err)}, false
+	}
+}
+
+// fail tells the peer (if it can still listen) and closes the connection.
+func (a *acceptor) fail(se *stream.Error, tell bool) {
+	c := a.c
+	c.closed.Store(true)
+	// A peer that never finished the TLS handshake cannot be told anything.
+	if cs, ok := c.nc.(interface{ ConnectionState() tls.ConnectionState }); ok && !cs.ConnectionState().HandshakeComplete {
+		tell = false
+	}
+	if tell {
+		var b []byte
+		if !a.headerSent {
+			b = stream.AppendOpen(b, stream.Header{NS: stream.NSComponent, From: c.jid, ID: c.id})
+		}
+		b = stream.AppendError(b, se.Condition, se.Text)
+		b = append(b, stream.Close...)
+		_ = c.nc.SetDeadline(time.Now().Add(closeGrace))
+		_ = c.write(b, closeGrace)
+	}
+	_ = c.nc.Close()
+	c.once.Do(func() {}) // later Close calls are no-ops
+}
