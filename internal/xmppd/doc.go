@@ -1,0 +1,38 @@
+// Package xmppd is Confab's XMPP server, as a library: client-to-server streams over TCP
+// with STARTTLS [RFC 6120] and over WebSocket [RFC 7395], and the component port on which
+// Call Bridges register [XEP-0114].
+//
+// The server stores no passwords. Every SASL exchange [RFC 6120 §6] is relayed, step by step,
+// over a component link to a connected Call Bridge (package loginrelay), which runs the SASL
+// server side and decides; without a connected Call Bridge a login fails at once with
+// temporary-auth-failure.
+//
+// # Shape
+//
+// A Server is built by New from a Config and serves listeners the caller owns, in the manner
+// of net/http: ServeC2S and ServeComponents block until Shutdown and then return
+// ErrServerClosed; WebSocketHandler and AdminHandler are http.Handlers to mount.
+//
+// # Goroutines
+//
+// Every goroutine the package starts is owned and waited for:
+//
+//   - one handler goroutine per connection (c2s, WebSocket, component), counted in
+//     Server.wg, which Shutdown waits for;
+//   - per established c2s session, one writer goroutine that drains the session's bounded
+//     outbound queue, sends keepalives and watches for silence; the handler waits for it;
+//   - per WebSocket connection, one pump goroutine that reads messages, so that reads can be
+//     interrupted and time out like a net.Conn's; the transport's close waits for it;
+//   - per component link, one writer goroutine, waited for by the link's handler.
+//
+// Routing never blocks: a stanza is put on the destination's queue or, when the queue is
+// full, the destination (a peer that does not read) is disconnected.
+//
+// # Lock order
+//
+// Server.mu (listeners, tracked connections, shutdown state) and router.mu (sessions and
+// component links by address) are never held together, and no lock is held while writing to
+// the network or while calling into loginrelay. session.mu and link.mu guard per-connection
+// state only and are leaves: nothing else is locked while they are held. Session
+// availability, read by the router under router.mu, is an atomic and needs no lock.
+package xmppd

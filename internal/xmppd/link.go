@@ -1,0 +1,348 @@
+package xmppd
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"confab.dev/confab/internal/component"
+	"confab.dev/confab/internal/secret"
+	"confab.dev/confab/internal/stream"
+)
+
+// Component handshake outcomes (besides the stream error conditions), as counted.
+const (
+	outcomeSuccess = "success"
+	outcomeTLS     = "tls-error"
+)
+
+// errLinkQueueFull is returned by link.Write when the Call Bridge does not read.
+var errLinkQueueFull = errors.New("component link: outbound queue full")
+
+// pendingComponent is a component connection still in its TLS or XEP-0114 handshake.
+type pendingComponent struct {
+	nc     net.Conn
+	cancel context.CancelFunc
+}
+
+func (p *pendingComponent) shutdown() { p.cancel() } // Accept answers system-shutdown
+func (p *pendingComponent) kill()     { _ = p.nc.Close() }
+func (p *pendingComponent) String() string {
+	return "component handshake from " + p.nc.RemoteAddr().String()
+}
+
+// handleComponent runs one connection on the component port: TLS, the XEP-0114 handshake
+// against the registry, then the link until it ends.
+func (s *Server) handleComponent(nc net.Conn) {
+	log := s.log.With("transport", "component", "remote", nc.RemoteAddr().String())
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	p := &pendingComponent{nc: nc, cancel: cancel}
+	if !s.track(p) {
+		_ = nc.Close()
+		return
+	}
+	c, sec, err := s.acceptComponent(ctx, nc, log)
+	s.untrack(p)
+	if err != nil {
+		return
+	}
+	l := &link{
+		srv:    s,
+		c:      c,
+		raw:    nc,
+		name:   c.Name(),
+		jid:    c.JID(),
+		secret: sec,
+		since:  time.Now(),
+		out:    make(chan []byte, queueLen),
+		done:   make(chan struct{}),
+	}
+	l.log = log.With("callbridge", l.name, "jid", l.jid)
+	l.lastRead.touch()
+	if !s.track(l) {
+		_ = c.Close(stream.SystemShutdown, "the XMPP server is shutting down")
+		return
+	}
+	defer s.untrack(l)
+	l.run()
+}
+
+// acceptComponent runs TLS and the component handshake; on failure the connection is
+// closed and counted.
+func (s *Server) acceptComponent(ctx context.Context, nc net.Conn, log *slog.Logger) (*component.Conn, secret.Secret, error) {
+	tc := tls.Server(nc, s.tlsComp)
+	hctx, cancel := context.WithTimeoutCause(ctx, s.cfg.TLSTimeout, fmt.Errorf("tls handshake took longer than %s", s.cfg.TLSTimeout))
+	err := tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		_ = nc.Close()
+		s.m.handshakes.WithLabelValues(outcomeTLS).Inc()
+		log.Info("component tls handshake failed", "err", errOr(context.Cause(hctx), err.Error()))
+		return nil, secret.Secret{}, err
+	}
+	var (
+		mu  sync.Mutex
+		sec secret.Secret
+	)
+	c, err := component.Accept(ctx, tc, component.AcceptConfig{
+		Domain: s.domain,
+		Lookup: func(componentJID string) (string, secret.Secret, bool) {
+			name, ok := strings.CutSuffix(componentJID, "."+s.domain)
+			if !ok || name == "" {
+				return "", secret.Secret{}, false
+			}
+			v, ok := s.cfg.Registry.Lookup(name)
+			mu.Lock()
+			sec = v
+			mu.Unlock()
+			return name, v, ok
+		},
+		Limits:       stream.Limits{MaxStanza: s.cfg.MaxStanzaComponent},
+		Timeout:      s.cfg.OpenTimeout,
+		WriteTimeout: s.cfg.WriteTimeout,
+	})
+	if err != nil {
+		outcome := "error"
+		var se *stream.Error
+		if errors.As(err, &se) {
+			outcome = se.Condition
+			s.m.streamErrs.WithLabelValues(se.Condition).Inc()
+		}
+		s.m.handshakes.WithLabelValues(outcome).Inc()
+		attrs := []any{"outcome", outcome, "err", err}
+		if cs := tc.ConnectionState(); len(cs.PeerCertificates) > 0 {
+			attrs = append(attrs, "client_cert", cs.PeerCertificates[0].Subject.String())
+		}
+		log.Info("component handshake failed", attrs...)
+		return nil, secret.Secret{}, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return c, sec, nil
+}
+
+// link is a Call Bridge's component link once its handshake succeeded.
+type link struct {
+	srv    *Server
+	c      *component.Conn
+	raw    net.Conn
+	name   string
+	jid    string
+	secret secret.Secret
+	since  time.Time
+	log    *slog.Logger
+
+	out      chan []byte
+	queued   atomic.Int64
+	done     chan struct{} // closed when the link's handler ends: the writer stops
+	lastRead activity      // when the last element arrived
+
+	closeOnce sync.Once
+}
+
+// JID implements loginrelay.Link.
+func (l *link) JID() string { return l.jid }
+
+// Write implements loginrelay.Link: it queues b without blocking.
+func (l *link) Write(b []byte) error {
+	select {
+	case <-l.done:
+		return fmt.Errorf("component link %s: %w", l.jid, net.ErrClosed)
+	default:
+	}
+	if n := l.queued.Add(int64(len(b))); n > queueBytes {
+		l.queued.Add(-int64(len(b)))
+		l.overflow()
+		return errLinkQueueFull
+	}
+	select {
+	case l.out <- b:
+		return nil
+	default:
+		l.queued.Add(-int64(len(b)))
+		l.overflow()
+		return errLinkQueueFull
+	}
+}
+
+// deliver implements endpoint.
+func (l *link) deliver(e *stream.Element) { _ = l.Write(e.AppendTo(nil, stream.NSComponent)) }
+
+func (l *link) overflow() {
+	l.log.Warn("outbound queue full: the Call Bridge does not read; closing its link")
+	l.close(stream.PolicyViolation, "outbound queue full")
+	_ = l.raw.Close()
+}
+
+func (l *link) sameSecret(s secret.Secret) bool {
+	return subtle.ConstantTimeCompare([]byte(l.secret.Reveal()), []byte(s.Reveal())) == 1
+}
+
+func (l *link) info() LinkInfo {
+	return LinkInfo{Name: l.name, JID: l.jid, RemoteAddr: l.c.RemoteAddr().String(), ConnectedSince: l.since}
+}
+
+func (l *link) String() string { return "component " + l.jid + " from " + l.c.RemoteAddr().String() }
+
+// close ends the link's stream with cond (none if empty); the handler then cleans up.
+func (l *link) close(cond, text string) {
+	l.closeOnce.Do(func() {
+		if cond != "" {
+			l.srv.m.streamErrs.WithLabelValues(cond).Inc()
+			l.log.Info("closing component link", "stream_error", cond, "text", text)
+		}
+		_ = l.c.Close(cond, text)
+	})
+}
+
+func (l *link) shutdown() { l.close(stream.SystemShutdown, "the XMPP server is shutting down") }
+func (l *link) kill()     { _ = l.raw.Close() }
+
+// run registers the link, serves it and cleans up.
+func (l *link) run() {
+	s := l.srv
+	existing, added := s.router.addLink(l, s.cfg.DuplicateComponent == KickOld)
+	if !added {
+		s.m.handshakes.WithLabelValues(stream.Conflict).Inc()
+		l.log.Warn("component refused: a Call Bridge with this name is already connected", "connected_from", existing.c.RemoteAddr().String())
+		l.close(stream.Conflict, "a Call Bridge named "+l.name+" is already connected")
+		return
+	}
+	if existing != nil {
+		existing.log.Warn("component link replaced by a new connection of the same Call Bridge", "new_remote", l.c.RemoteAddr().String())
+		existing.close(stream.Conflict, "replaced by a new connection of the same Call Bridge")
+	}
+	s.m.handshakes.WithLabelValues(outcomeSuccess).Inc()
+	s.m.links.Inc()
+	l.c.SetIdleTimeout(s.cfg.IdleTimeout)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		l.writeLoop()
+	}()
+	s.relay.Attach(l)
+	l.log.Info("call bridge connected")
+
+	err := l.readLoop()
+
+	s.relay.Detach(l)
+	s.router.removeLink(l)
+	close(l.done)
+	<-writerDone
+	var se *stream.Error
+	switch {
+	case errors.As(err, &se):
+		l.close(se.Condition, se.Text)
+	case errors.Is(err, stream.ErrClosed):
+		l.close("", "")
+	case isTimeout(err):
+		l.close(stream.ConnectionTimeout, fmt.Sprintf("nothing received for %s", s.cfg.IdleTimeout))
+	default:
+		l.close("", "")
+	}
+	s.m.links.Dec()
+	attrs := []any{"connected_for", time.Since(l.since).Round(time.Millisecond)}
+	if err != nil && !errors.Is(err, stream.ErrClosed) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+		attrs = append(attrs, "err", err)
+	}
+	l.log.Info("call bridge disconnected", attrs...)
+}
+
+func (l *link) readLoop() error {
+	for {
+		e, err := l.c.Next()
+		if err != nil {
+			return err
+		}
+		l.lastRead.touch()
+		if err := l.handle(e); err != nil {
+			return err
+		}
+	}
+}
+
+// handle routes one element from the Call Bridge.
+func (l *link) handle(e *stream.Element) error {
+	s := l.srv
+	if se, ok := component.RemoteError(e); ok {
+		l.log.Info("call bridge sent a stream error", "condition", se.Condition, "text", se.Text)
+		return stream.ErrClosed
+	}
+	if !e.IsStanza() || e.Name.Space != stream.NSComponent {
+		return &stream.Error{Condition: stream.UnsupportedStanza, Text: "<" + e.Name.Local + "/> is not a stanza of " + stream.NSComponent}
+	}
+	from, err := jid.Parse(e.Get("from"))
+	if err != nil || from.Domainpart() != l.jid {
+		return &stream.Error{Condition: stream.InvalidFrom, Text: "'from' must be " + l.jid + " or an address at it"}
+	}
+	e.Set("from", from.String())
+	to := e.Get("to")
+	if e.Name.Local == "iq" && (to == s.domain || to == "") {
+		if t := e.Get("type"); t == "result" || t == "error" {
+			if !s.relay.HandleIQ(l, e) {
+				s.m.routed.WithLabelValues("iq", destServer).Inc() // an answer to our ping
+			}
+			return nil
+		}
+	}
+	s.route(e, l)
+	return nil
+}
+
+// writeLoop writes what is queued for the Call Bridge, whitespace keepalives when there is
+// nothing, and a ping when the Call Bridge has been silent for half the idle timeout.
+func (l *link) writeLoop() {
+	cfg := l.srv.cfg
+	tick := time.NewTicker(max(min(cfg.KeepAlive, cfg.IdleTimeout/4), 5*time.Millisecond))
+	defer tick.Stop()
+	lastWrite := time.Now()
+	var pingedAt time.Time
+	pings := 0
+	write := func(b []byte) bool {
+		if err := l.c.Write(b); err != nil {
+			l.log.Info("write to call bridge failed; closing its link", "err", err)
+			_ = l.raw.Close()
+			return false
+		}
+		lastWrite = time.Now()
+		return true
+	}
+	for {
+		select {
+		case b := <-l.out:
+			l.queued.Add(-int64(len(b)))
+			if !write(b) {
+				return
+			}
+		case <-tick.C:
+			lastRead := l.lastRead.last()
+			switch {
+			case time.Since(lastRead) >= cfg.IdleTimeout/2 && !pingedAt.Equal(lastRead):
+				pingedAt = lastRead
+				pings++
+				ping := newStanza("iq", "get", fmt.Sprintf("ping-%d", pings), l.srv.domain, l.jid, []byte(`<ping xmlns="`+nsPing+`"/>`))
+				if !write(ping.AppendTo(nil, stream.NSComponent)) {
+					return
+				}
+			case time.Since(lastWrite) >= cfg.KeepAlive:
+				if !write([]byte(" ")) {
+					return
+				}
+			}
+		case <-l.done:
+			return
+		}
+	}
+}

@@ -1,0 +1,424 @@
+package xmppd
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"mellium.im/xmpp/jid"
+
+	"confab.dev/confab/internal/loginrelay"
+	"confab.dev/confab/internal/secret"
+	"confab.dev/confab/internal/stream"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxStanzaC2S       = 256 << 10
+	DefaultMaxStanzaComponent = 512 << 10
+	DefaultMaxSessions        = 10000
+	DefaultOpenTimeout        = 10 * time.Second
+	DefaultTLSTimeout         = 10 * time.Second
+	DefaultAuthTimeout        = 60 * time.Second
+	DefaultIdleTimeout        = 5 * time.Minute
+	DefaultWriteTimeout       = 10 * time.Second
+	DefaultKeepAlive          = 60 * time.Second
+	DefaultRelayTimeout       = 10 * time.Second
+)
+
+// Values of Config.DuplicateComponent.
+const (
+	// KickOld closes the link already registered under a name when the same name registers
+	// again (the old link gets a conflict stream error). It is the default: a Call Bridge
+	// that lost its link without noticing reconnects at once.
+	KickOld = "kick_old"
+	// Reject refuses the new connection with a conflict stream error.
+	Reject = "reject"
+)
+
+// Registry is the set of Call Bridges allowed to register; *cbregistry.Registry satisfies it.
+type Registry interface {
+	Lookup(name string) (secret.Secret, bool)
+}
+
+// Config configures a Server. The zero value of every field but Domain, TLS and Registry is
+// usable; defaults are applied by New.
+type Config struct {
+	// Domain is the XMPP domain served, e.g. example.com. A Call Bridge registered as cb1
+	// has the component JID cb1.example.com.
+	Domain string
+	// TLS holds the server certificate used for STARTTLS, the component port and (through
+	// the caller's HTTPS listener) WebSocket. It is not modified.
+	TLS *tls.Config
+	// ComponentClientCAs verifies client certificates on the component port. With
+	// RequireComponentCert a Call Bridge must present one (mutual TLS); without it a
+	// certificate is verified when given.
+	ComponentClientCAs   *x509.CertPool
+	RequireComponentCert bool
+	// Registry answers which Call Bridge names may register and with which secret.
+	Registry Registry
+	// AllowedOrigins lists the WebSocket Origins accepted, as "https://host:port". Empty means
+	// only an Origin whose host is the request's Host (and requests without an Origin, which
+	// do not come from a browser).
+	AllowedOrigins []string
+	// MaxStanzaC2S and MaxStanzaComponent bound a stanza's size in bytes (default 256 KiB and
+	// 512 KiB). A larger one closes the stream with policy-violation.
+	MaxStanzaC2S       int
+	MaxStanzaComponent int
+	// MaxSessions bounds the client connections (TCP and WebSocket together; default 10000).
+	// Connections over it get a resource-constraint stream error.
+	MaxSessions int
+	// OpenTimeout bounds the wait for a stream header (default 10s), TLSTimeout a TLS
+	// handshake (10s), AuthTimeout the time from connecting to a bound resource (60s),
+	// WriteTimeout each write (10s). IdleTimeout is the silence after which an established
+	// stream is closed with connection-timeout (5m); the server sends an XEP-0199 ping when
+	// half of it has passed, so a live client that answers pings is never idle.
+	OpenTimeout, TLSTimeout, AuthTimeout, IdleTimeout, WriteTimeout time.Duration
+	// KeepAlive is the interval of whitespace keepalives on a stream that has nothing else to
+	// send (default 60s).
+	KeepAlive time.Duration
+	// DuplicateComponent is KickOld (the default) or Reject.
+	DuplicateComponent string
+	// RelayTimeout bounds each step of a relayed login (default 10s).
+	RelayTimeout time.Duration
+	// Logger receives the server's logs (default: discarded).
+	Logger *slog.Logger
+	// Metrics registers the server's metrics (default: a private registry). When it is also
+	// a prometheus.Gatherer (as *prometheus.Registry is), AdminHandler serves it at /metrics.
+	Metrics prometheus.Registerer
+}
+
+// ErrServerClosed is returned by the Serve methods after Shutdown.
+var ErrServerClosed = errors.New("xmppd: server closed")
+
+// LinkInfo describes a connected Call Bridge.
+type LinkInfo struct {
+	Name           string    `json:"name"`
+	JID            string    `json:"jid"`
+	RemoteAddr     string    `json:"remoteAddress"`
+	ConnectedSince time.Time `json:"connectedSince"`
+}
+
+// tracked is a live connection the server can stop.
+type tracked interface {
+	// shutdown ends the connection gracefully (system-shutdown) without waiting.
+	shutdown()
+	// kill closes the network connection at once.
+	kill()
+	// String names the connection in a shutdown report.
+	String() string
+}
+
+// Server is an XMPP server. Its methods are safe for concurrent use.
+type Server struct {
+	cfg     Config
+	domain  string
+	log     *slog.Logger
+	tlsComp *tls.Config
+	relay   *loginrelay.Client
+	router  router
+	m       *metrics
+
+	// ctx is the parent of every connection's context; cancel ends them all.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu           sync.Mutex
+	listeners    map[net.Listener]struct{}
+	conns        map[tracked]struct{}
+	c2s          int // admitted client connections
+	shuttingDown bool
+	wg           sync.WaitGroup // one per connection handler
+}
+
+// New checks cfg, applies its defaults and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Domain == "" {
+		return nil, errors.New("xmppd: no domain")
+	}
+	d, err := jid.Parse(cfg.Domain)
+	if err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
+		return nil, fmt.Errorf("xmppd: domain %q is not a valid XMPP domain: %w", cfg.Domain, errOr(err, "it has a local or resource part"))
+	}
+	if cfg.TLS == nil || (len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil && cfg.TLS.GetConfigForClient == nil) {
+		return nil, errors.New("xmppd: a TLS configuration with a server certificate is required")
+	}
+	if cfg.Registry == nil {
+		return nil, errors.New("xmppd: no Call Bridge registry")
+	}
+	if cfg.RequireComponentCert && cfg.ComponentClientCAs == nil {
+		return nil, errors.New("xmppd: RequireComponentCert needs ComponentClientCAs")
+	}
+	switch cfg.DuplicateComponent {
+	case "":
+		cfg.DuplicateComponent = KickOld
+	case KickOld, Reject:
+	default:
+		return nil, fmt.Errorf("xmppd: DuplicateComponent %q: want %q or %q", cfg.DuplicateComponent, KickOld, Reject)
+	}
+	for _, o := range cfg.AllowedOrigins {
+		if _, err := parseOrigin(o); err != nil {
+			return nil, fmt.Errorf("xmppd: AllowedOrigins: %w", err)
+		}
+	}
+	setDefault(&cfg.MaxStanzaC2S, DefaultMaxStanzaC2S)
+	setDefault(&cfg.MaxStanzaComponent, DefaultMaxStanzaComponent)
+	setDefault(&cfg.MaxSessions, DefaultMaxSessions)
+	setDefault(&cfg.OpenTimeout, DefaultOpenTimeout)
+	setDefault(&cfg.TLSTimeout, DefaultTLSTimeout)
+	setDefault(&cfg.AuthTimeout, DefaultAuthTimeout)
+	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&cfg.KeepAlive, DefaultKeepAlive)
+	setDefault(&cfg.RelayTimeout, DefaultRelayTimeout)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m, gatherer, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	comp := cfg.TLS.Clone()
+	if cfg.ComponentClientCAs != nil {
+		comp.ClientCAs = cfg.ComponentClientCAs
+		comp.ClientAuth = tls.VerifyClientCertIfGiven
+		if cfg.RequireComponentCert {
+			comp.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
+	s := &Server{
+		cfg:       cfg,
+		domain:    d.String(),
+		log:       cfg.Logger,
+		tlsComp:   comp,
+		m:         m,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[tracked]struct{}),
+	}
+	s.m.gatherer = gatherer
+	s.relay = loginrelay.NewClient(s.domain, cfg.RelayTimeout, cfg.Logger.With("component", "loginrelay"))
+	s.router.init()
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func setDefault[T int | time.Duration](p *T, v T) {
+	if *p <= 0 {
+		*p = v
+	}
+}
+
+func errOr(err error, text string) error {
+	if err != nil {
+		return err
+	}
+	return errors.New(text)
+}
+
+// Domain returns the XMPP domain served, normalised.
+func (s *Server) Domain() string { return s.domain }
+
+// ServeC2S accepts client connections (TCP, STARTTLS) on ln until Shutdown, and then returns
+// ErrServerClosed. It closes ln.
+func (s *Server) ServeC2S(ln net.Listener) error {
+	return s.serve(ln, "c2s", s.handleC2S)
+}
+
+// ServeComponents accepts Call Bridge connections on ln, a plain TCP listener: TLS starts
+// with the first byte and is done here. It returns ErrServerClosed after Shutdown.
+func (s *Server) ServeComponents(ln net.Listener) error {
+	return s.serve(ln, "component", s.handleComponent)
+}
+
+func (s *Server) serve(ln net.Listener, what string, handle func(net.Conn)) error {
+	s.mu.Lock()
+	if s.shuttingDown {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		_ = ln.Close()
+	}()
+	s.log.Info("listening", "listener", what, "addr", ln.Addr().String())
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAccept(err) {
+				// Out of file descriptors and the like: wait and retry, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "listener", what, "err", err, "retry_in", backoff)
+				t := time.NewTimer(backoff)
+				select {
+				case <-t.C:
+				case <-s.ctx.Done():
+					t.Stop()
+				}
+				continue
+			}
+			return fmt.Errorf("xmppd: accept on %s: %w", ln.Addr(), err)
+		}
+		backoff = 0
+		if !s.goConn(func() { handle(nc) }) {
+			_ = nc.Close()
+			return ErrServerClosed
+		}
+	}
+}
+
+func isTemporaryAccept(err error) bool {
+	// EMFILE, ENFILE, ECONNABORTED...: the listener still works.
+	s := err.Error()
+	return strings.Contains(s, "too many open files") || strings.Contains(s, "connection aborted")
+}
+
+// goConn runs f in a goroutine counted in s.wg, unless the server is shutting down.
+func (s *Server) goConn(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (s *Server) closing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shuttingDown
+}
+
+// track registers c for Shutdown; false when the server is shutting down.
+func (s *Server) track(c tracked) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c tracked) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// admit counts a client connection against MaxSessions.
+func (s *Server) admit() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.c2s >= s.cfg.MaxSessions {
+		return false
+	}
+	s.c2s++
+	return true
+}
+
+func (s *Server) release() {
+	s.mu.Lock()
+	s.c2s--
+	s.mu.Unlock()
+}
+
+// Shutdown stops the listeners, closes every stream with a system-shutdown stream error and
+// waits for the connections to end. If ctx ends first, it closes what is left at once and
+// returns an error naming the connections that did not end in time.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shuttingDown = true
+	for ln := range s.listeners {
+		_ = ln.Close()
+	}
+	conns := make([]tracked, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	s.log.Info("shutting down", "connections", len(conns))
+	for _, c := range conns {
+		c.shutdown()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	var left []string
+	for c := range s.conns {
+		left = append(left, c.String())
+		c.kill()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	sort.Strings(left)
+	const show = 5
+	more := ""
+	if len(left) > show {
+		more = fmt.Sprintf(" and %d more", len(left)-show)
+		left = left[:show]
+	}
+	err := fmt.Errorf("xmppd: shutdown: connections still open: %s%s: %w", strings.Join(left, ", "), more, context.Cause(ctx))
+	s.log.Warn("shutdown timed out; connections closed without goodbye", "err", err)
+	return err
+}
+
+// RegistryChanged re-checks every Call Bridge link against the registry: a link whose name
+// was deleted, or whose secret changed, is closed with not-authorized.
+func (s *Server) RegistryChanged() {
+	for _, l := range s.router.allLinks() {
+		sec, ok := s.cfg.Registry.Lookup(l.name)
+		switch {
+		case !ok:
+			l.log.Info("call bridge removed from the registry; closing its link")
+			l.close(stream.NotAuthorized, "this Call Bridge is no longer registered")
+		case !l.sameSecret(sec):
+			l.log.Info("call bridge secret changed; closing its link")
+			l.close(stream.NotAuthorized, "the shared secret of this Call Bridge changed")
+		}
+	}
+}
+
+// Links describes the connected Call Bridges, ordered by name.
+func (s *Server) Links() []LinkInfo {
+	ls := s.router.allLinks()
+	out := make([]LinkInfo, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, l.info())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

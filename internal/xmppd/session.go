@@ -1,0 +1,645 @@
+package xmppd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"confab.dev/confab/internal/loginrelay"
+	"confab.dev/confab/internal/stream"
+)
+
+// Outbound queue bounds per session: a peer this far behind is not reading.
+const (
+	queueLen   = 512
+	queueBytes = 4 << 20
+)
+
+// errPeerError is a stream error sent by the client: its stream is over.
+var errPeerError = errors.New("the client sent a stream error")
+
+// handleC2S runs a client connection accepted on the c2s listener.
+func (s *Server) handleC2S(nc net.Conn) {
+	s.runSession(newTCPTransport(nc, stream.Limits{MaxStanza: s.cfg.MaxStanzaC2S}, s.cfg.WriteTimeout))
+}
+
+// session is one client's stream, from connection to close, on either transport.
+type session struct {
+	srv     *Server
+	t       transport
+	log     *slog.Logger
+	started time.Time
+
+	// ctx is cancelled by abort (and when the session ends): it cuts short a relayed login.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	// Set by the handler goroutine while negotiating; read-only once the session is bound.
+	headerSent   bool
+	authed       bool
+	authFailures int
+	bare         string          // alice@example.com
+	resource     string          // once bound
+	full         string          // alice@example.com/resource
+	cb           loginrelay.Link // the Call Bridge that authenticated the session
+	bound        bool
+
+	available atomic.Bool
+
+	// The writer goroutine's channels, made when the session is bound.
+	out        chan []byte
+	queued     atomic.Int64
+	closeReq   chan closeRequest
+	writerDone chan struct{}
+
+	mu        sync.Mutex // guards the fields below
+	aborted   bool
+	abortCond string
+	abortText string
+	directed  map[string]struct{} // addresses the client sent directed available presence to
+}
+
+type closeRequest struct {
+	goodbye    bool // the peer can still be written to
+	cond, text string
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Server) runSession(t transport) {
+	ss := &session{srv: s, t: t, started: time.Now()}
+	ss.log = s.log.With("transport", t.kind(), "remote", t.remoteAddr())
+	ss.ctx, ss.cancel = context.WithCancelCause(s.ctx)
+	defer ss.cancel(nil)
+	if !s.admit() {
+		ss.log.Warn("client refused: too many sessions", "max_sessions", s.cfg.MaxSessions)
+		ss.reject(stream.ResourceConstraint, "the server has too many sessions")
+		return
+	}
+	defer s.release()
+	if !s.track(ss) {
+		ss.reject(stream.SystemShutdown, "the server is shutting down")
+		return
+	}
+	defer s.untrack(ss)
+	g := s.m.sessions.WithLabelValues(t.kind())
+	g.Inc()
+	defer g.Dec()
+	ss.log.Info("client connected")
+	err := ss.negotiate()
+	if err == nil {
+		err = ss.serveStanzas()
+	}
+	ss.end(err)
+}
+
+// reject answers a connection that is not served with a stream error.
+func (ss *session) reject(cond, text string) {
+	ss.srv.m.streamErrs.WithLabelValues(cond).Inc()
+	if ss.t.writeOpen(ss.header("")) == nil {
+		_ = ss.t.writeClose(cond, text)
+	}
+	ss.t.close(false)
+}
+
+func (ss *session) String() string {
+	if ss.full != "" {
+		return ss.t.kind() + " " + ss.full + " from " + ss.t.remoteAddr()
+	}
+	return ss.t.kind() + " client " + ss.t.remoteAddr()
+}
+
+func (ss *session) header(to string) stream.Header {
+	return stream.Header{NS: stream.NSClient, From: ss.srv.domain, To: to, ID: newID(), Version: "1.0", Lang: "en"}
+}
+
+// shutdown implements tracked.
+func (ss *session) shutdown() { ss.abort(stream.SystemShutdown, "the XMPP server is shutting down") }
+
+// kill implements tracked.
+func (ss *session) kill() { ss.abort("", "killed"); ss.t.close(true) }
+
+// abort ends the session from another goroutine: the stream is closed with cond (nothing
+// is sent when cond is empty). The first reason wins.
+func (ss *session) abort(cond, text string) {
+	ss.mu.Lock()
+	if ss.aborted {
+		ss.mu.Unlock()
+		return
+	}
+	ss.aborted, ss.abortCond, ss.abortText = true, cond, text
+	ss.mu.Unlock()
+	ss.cancel(fmt.Errorf("session aborted: %s %s", cond, text))
+	ss.t.interrupt()
+}
+
+func (ss *session) abortReason() (bool, string, string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.aborted, ss.abortCond, ss.abortText
+}
+
+// write writes one element while negotiating (the handler goroutine owns the transport).
+func (ss *session) write(b []byte) error { return ss.t.write(b) }
+
+// negotiate runs the stream from its first header to a bound resource [RFC 6120 §4.3].
+func (ss *session) negotiate() error {
+	s := ss.srv
+	authDeadline := ss.started.Add(s.cfg.AuthTimeout)
+	for {
+		openDeadline := time.Now().Add(s.cfg.OpenTimeout)
+		if authDeadline.Before(openDeadline) {
+			openDeadline = authDeadline
+		}
+		h, err := ss.t.readOpen(openDeadline)
+		if err != nil {
+			return err
+		}
+		ss.headerSent = false
+		if err := ss.t.writeOpen(ss.header(h.From)); err != nil {
+			return err
+		}
+		ss.headerSent = true
+		if err := ss.checkHeader(h); err != nil {
+			return err
+		}
+		if err := ss.write(ss.features()); err != nil {
+			return err
+		}
+		restart, err := ss.negotiateStep(authDeadline)
+		if err != nil || !restart {
+			return err
+		}
+		ss.t.restart()
+	}
+}
+
+func (ss *session) checkHeader(h stream.Header) error {
+	to := strings.TrimSuffix(strings.ToLower(h.To), ".")
+	if to != ss.srv.domain {
+		if h.To == "" {
+			return &stream.Error{Condition: stream.HostUnknown, Text: "the stream header has no 'to' (it must be " + ss.srv.domain + ")"}
+		}
+		return &stream.Error{Condition: stream.HostUnknown, Text: "this server serves " + ss.srv.domain + ", not " + h.To}
+	}
+	major, _, _ := strings.Cut(h.Version, ".")
+	if h.Version == "" || major == "0" {
+		return &stream.Error{Condition: stream.UnsupportedVersion, Text: "XMPP 1.0 is required (version='1.0')"}
+	}
+	return nil
+}
+
+// features is the <stream:features/> for the negotiation's current state.
+func (ss *session) features() []byte {
+	b := []byte(`<stream:features xmlns:stream="` + stream.NSStreams + `">`)
+	switch {
+	case !ss.t.secure():
+		b = append(b, `<starttls xmlns="`+nsTLS+`"><required/></starttls>`...)
+	case !ss.authed:
+		b = append(b, `<mechanisms xmlns="`+nsSASL+`">`...)
+		for _, m := range mechanisms {
+			b = append(b, "<mechanism>"+m+"</mechanism>"...)
+		}
+		b = append(b, `</mechanisms>`...)
+	default:
+		b = append(b, `<bind xmlns="`+nsBind+`"/><session xmlns="`+nsSession+`"><optional/></session>`...)
+	}
+	return append(b, "</stream:features>"...)
+}
+
+// negotiateStep reads elements until the stream restarts (after TLS or SASL: true) or the
+// resource is bound (false).
+func (ss *session) negotiateStep(deadline time.Time) (restart bool, err error) {
+	for {
+		e, err := ss.t.next(deadline)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case isStreamError(e):
+			ss.log.Info("client sent a stream error", "error", e.String())
+			return false, errPeerError
+		case !ss.t.secure():
+			if e.Name != (xname(nsTLS, "starttls")) {
+				return false, &stream.Error{Condition: stream.NotAuthorized, Text: "STARTTLS is required before anything else"}
+			}
+			if err := ss.write([]byte(`<proceed xmlns="` + nsTLS + `"/>`)); err != nil {
+				return false, err
+			}
+			if err := ss.t.startTLS(ss.ctx, ss.srv.cfg.TLS, ss.srv.cfg.TLSTimeout); err != nil {
+				var se *stream.Error
+				if errors.As(err, &se) {
+					return false, err
+				}
+				return false, &tlsError{err}
+			}
+			ss.log.Debug("tls established")
+			return true, nil
+		case !ss.authed:
+			switch e.Name {
+			case xname(nsSASL, "auth"):
+				ok, err := ss.authenticate(e, deadline)
+				if err != nil {
+					return false, err
+				}
+				if ok {
+					return true, nil
+				}
+			case xname(nsSASL, "abort"):
+				if err := ss.saslFailure("aborted", ""); err != nil {
+					return false, err
+				}
+			default:
+				return false, &stream.Error{Condition: stream.NotAuthorized, Text: "authenticate (SASL) first"}
+			}
+		default:
+			if e.Name == (xname(stream.NSClient, "iq")) && e.Get("type") == "set" && payload(e) == (xname(nsBind, "bind")) {
+				return false, ss.bind(e)
+			}
+			if e.IsStanza() {
+				return false, &stream.Error{Condition: stream.NotAuthorized, Text: "bind a resource first"}
+			}
+			return false, &stream.Error{Condition: stream.UnsupportedStanza, Text: "unexpected <" + e.Name.Local + "/> after authentication"}
+		}
+	}
+}
+
+// tlsError is a failed TLS handshake: nothing more can be said on the connection.
+type tlsError struct{ err error }
+
+func (e *tlsError) Error() string { return e.err.Error() }
+func (e *tlsError) Unwrap() error { return e.err }
+
+func isStreamError(e *stream.Element) bool {
+	return e.Name.Space == stream.NSStreams && e.Name.Local == "error"
+}
+
+// bind binds a resource [RFC 6120 §7], starts the writer and registers the session. A
+// resource already bound is taken over: the older session gets a conflict stream error.
+func (ss *session) bind(iq *stream.Element) error {
+	var req struct {
+		Resource string `xml:"resource"`
+	}
+	if err := decodePayload(iq, &req); err != nil {
+		return ss.write(errorReply(iq, "", "bad-request", "modify").AppendFrame(nil, stream.NSClient))
+	}
+	res := strings.TrimSpace(req.Resource)
+	if res == "" {
+		res = newID()[:12]
+	}
+	bare, err := jid.Parse(ss.bare)
+	if err != nil {
+		return fmt.Errorf("bound user %q: %w", ss.bare, err)
+	}
+	full, err := bare.WithResource(res)
+	if err != nil {
+		// Not a valid resourcepart: refuse this request; the client may try another.
+		reply := errorReply(iq, "", "bad-request", "modify")
+		if err := ss.write(reply.AppendFrame(nil, stream.NSClient)); err != nil {
+			return err
+		}
+		return ss.bindAgain()
+	}
+	ss.resource = full.Resourcepart()
+	ss.full = full.String()
+	ss.log = ss.log.With("jid", ss.full)
+
+	ss.out = make(chan []byte, queueLen)
+	ss.closeReq = make(chan closeRequest, 1)
+	ss.writerDone = make(chan struct{})
+	go ss.writeLoop()
+	ss.bound = true
+	ss.deliver(result(iq, "", []byte(`<bind xmlns="`+nsBind+`"><jid>`+stream.Escape(ss.full)+`</jid></bind>`)))
+	if old := ss.srv.router.bind(ss); old != nil {
+		ss.log.Info("resource taken over by a new session; closing the old one")
+		old.abort(stream.Conflict, "replaced by a new session for the same resource")
+	}
+	ss.log.Info("session established", "callbridge", ss.cb.JID())
+	return nil
+}
+
+// bindAgain waits for another bind request after a refused one.
+func (ss *session) bindAgain() error {
+	for {
+		e, err := ss.t.next(ss.started.Add(ss.srv.cfg.AuthTimeout))
+		if err != nil {
+			return err
+		}
+		if e.Name == (xname(stream.NSClient, "iq")) && e.Get("type") == "set" && payload(e) == (xname(nsBind, "bind")) {
+			return ss.bind(e)
+		}
+		return &stream.Error{Condition: stream.NotAuthorized, Text: "bind a resource first"}
+	}
+}
+
+// deliver implements endpoint: it queues e for the client.
+func (ss *session) deliver(e *stream.Element) { ss.send(e.AppendFrame(nil, stream.NSClient)) }
+
+// send queues an element already serialised. A client that lets its queue fill up does not
+// read: it is disconnected rather than allowed to hold anyone up.
+func (ss *session) send(b []byte) {
+	if n := ss.queued.Add(int64(len(b))); n > queueBytes {
+		ss.queued.Add(-int64(len(b)))
+		ss.overflow()
+		return
+	}
+	select {
+	case ss.out <- b:
+	default:
+		ss.queued.Add(-int64(len(b)))
+		ss.overflow()
+	}
+}
+
+func (ss *session) overflow() {
+	if aborted, _, _ := ss.abortReason(); aborted {
+		return
+	}
+	ss.log.Warn("outbound queue full: the client does not read; disconnecting it")
+	ss.srv.m.streamErrs.WithLabelValues(stream.PolicyViolation).Inc()
+	ss.abort("", "outbound queue full")
+	ss.t.close(true)
+}
+
+// writeLoop writes queued elements, keepalives and pings, and finally the end of the
+// stream. It owns the transport's write side once the session is bound.
+func (ss *session) writeLoop() {
+	defer close(ss.writerDone)
+	cfg := ss.srv.cfg
+	tick := time.NewTicker(max(min(cfg.KeepAlive, cfg.IdleTimeout/4), 5*time.Millisecond))
+	defer tick.Stop()
+	lastWrite := time.Now()
+	var pingedAt time.Time // lastRead when the last ping was sent
+	pings := 0
+	for {
+		select {
+		case b := <-ss.out:
+			ss.queued.Add(-int64(len(b)))
+			if err := ss.t.write(b); err != nil {
+				ss.writeFailed(err)
+				return
+			}
+			lastWrite = time.Now()
+		case <-tick.C:
+			lastRead := ss.t.lastRead()
+			idle := time.Since(lastRead)
+			switch {
+			case idle >= cfg.IdleTimeout:
+				ss.abort(stream.ConnectionTimeout, fmt.Sprintf("nothing received for %s", cfg.IdleTimeout.Round(time.Millisecond)))
+			case idle >= cfg.IdleTimeout/2 && !pingedAt.Equal(lastRead):
+				pingedAt = lastRead
+				pings++
+				ping := newStanza("iq", "get", fmt.Sprintf("ping-%d", pings), ss.srv.domain, ss.full, []byte(`<ping xmlns="`+nsPing+`"/>`))
+				if err := ss.t.write(ping.AppendFrame(nil, stream.NSClient)); err != nil {
+					ss.writeFailed(err)
+					return
+				}
+				lastWrite = time.Now()
+			case time.Since(lastWrite) >= cfg.KeepAlive:
+				if err := ss.t.write([]byte(" ")); err != nil {
+					ss.writeFailed(err)
+					return
+				}
+				lastWrite = time.Now()
+			}
+		case req := <-ss.closeReq:
+			if req.goodbye {
+				ss.flush()
+				if err := ss.t.writeClose(req.cond, req.text); err != nil {
+					ss.log.Debug("could not write the end of the stream", "err", err)
+				}
+			}
+			return
+		}
+	}
+}
+
+// flush writes what is still queued, without waiting for more.
+func (ss *session) flush() {
+	for {
+		select {
+		case b := <-ss.out:
+			ss.queued.Add(-int64(len(b)))
+			if err := ss.t.write(b); err != nil {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (ss *session) writeFailed(err error) {
+	ss.log.Info("write to client failed; closing", "err", err)
+	ss.abort("", "write failed")
+	ss.t.close(true)
+}
+
+// serveStanzas reads stanzas until the stream ends [RFC 6120 §8].
+func (ss *session) serveStanzas() error {
+	for {
+		e, err := ss.t.next(time.Time{}) // silence is watched by the writer
+		if err != nil {
+			return err
+		}
+		if err := ss.handle(e); err != nil {
+			return err
+		}
+	}
+}
+
+func (ss *session) handle(e *stream.Element) error {
+	if isStreamError(e) {
+		ss.log.Info("client sent a stream error", "error", e.String())
+		return errPeerError
+	}
+	if !e.IsStanza() || e.Name.Space != stream.NSClient {
+		return &stream.Error{Condition: stream.UnsupportedStanza, Text: "<" + e.Name.Local + "/> is not a stanza of jabber:client"}
+	}
+	// The server stamps the sender's full JID [RFC 6120 §8.1.2.1]; a client may write its own
+	// full or bare JID, nothing else.
+	if from := e.Get("from"); from != "" {
+		j, err := jid.Parse(from)
+		if err != nil || (j.String() != ss.full && j.String() != ss.bare) {
+			return &stream.Error{Condition: stream.InvalidFrom, Text: "'from' must be your own address, " + ss.full}
+		}
+	}
+	e.Set("from", ss.full)
+	to := e.Get("to")
+	if to != "" {
+		if j, err := jid.Parse(to); err == nil {
+			to = j.String()
+			e.Set("to", to)
+		}
+	}
+	switch e.Name.Local {
+	case "presence":
+		ss.presence(e, to)
+		if to == "" {
+			return nil // broadcast presence: no roster to broadcast to
+		}
+	case "iq":
+		if to == "" || to == ss.bare {
+			ss.accountIQ(e)
+			return nil
+		}
+	case "message":
+		if to == "" {
+			e.Set("to", ss.bare) // a message without 'to' is for the sender's own account
+		}
+	}
+	ss.srv.route(e, ss)
+	return nil
+}
+
+// presence tracks the session's availability and its directed presence [RFC 6121 §4.6].
+func (ss *session) presence(e *stream.Element, to string) {
+	typ := e.Get("type")
+	if to == "" {
+		switch typ {
+		case "":
+			ss.available.Store(true)
+		case "unavailable":
+			ss.available.Store(false)
+		}
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	switch typ {
+	case "":
+		if ss.directed == nil {
+			ss.directed = make(map[string]struct{})
+		}
+		ss.directed[to] = struct{}{}
+	case "unavailable":
+		delete(ss.directed, to)
+	}
+}
+
+// accountIQ answers an iq the client sent to its own account (no 'to', or its bare JID).
+func (ss *session) accountIQ(e *stream.Element) {
+	typ := e.Get("type")
+	if typ != "get" && typ != "set" {
+		return // answers to the server's pings
+	}
+	switch p := payload(e); {
+	case typ == "get" && p == (xname(nsRoster, "query")):
+		// Confab keeps no rosters; clients ask for one at login, so give them an empty one.
+		ss.deliver(result(e, "", []byte(`<query xmlns="`+nsRoster+`"/>`)))
+	default:
+		ss.srv.serverStanza(e, ss)
+	}
+}
+
+// end closes the session: the stream error (if any) or the end of the stream, then the
+// connection; then it tells the session's contacts and its Call Bridge.
+func (ss *session) end(err error) {
+	s := ss.srv
+	if ss.bound {
+		s.router.unbind(ss)
+	}
+	req := closeRequest{goodbye: true}
+	reason := "closed"
+	aborted, acond, atext := ss.abortReason()
+	var se *stream.Error
+	var te *tlsError
+	switch {
+	case aborted:
+		req.cond, req.text = acond, atext
+		req.goodbye = acond != ""
+		switch acond {
+		case stream.ConnectionTimeout:
+			reason = "timeout"
+		case stream.SystemShutdown, stream.Conflict:
+		default:
+			reason = "error"
+		}
+	case err == nil, errors.Is(err, stream.ErrClosed):
+		// The client closed its stream: close ours.
+	case errors.As(err, &se):
+		req.cond, req.text = se.Condition, se.Text
+		reason = "error"
+	case isTimeout(err):
+		req.cond, req.text = stream.ConnectionTimeout, timeoutText(ss)
+		reason = "timeout"
+	case errors.Is(err, errPeerError):
+		reason = "error"
+	case errors.As(err, &te), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		req.goodbye = false
+	default:
+		req.goodbye = false
+		reason = "error"
+	}
+	if req.cond != "" {
+		s.m.streamErrs.WithLabelValues(req.cond).Inc()
+	}
+	if ss.bound {
+		select {
+		case ss.closeReq <- req:
+		case <-ss.writerDone:
+		}
+		<-ss.writerDone
+	} else if req.goodbye {
+		if !ss.headerSent {
+			_ = ss.t.writeOpen(ss.header(""))
+		}
+		_ = ss.t.writeClose(req.cond, req.text)
+	}
+	ss.t.close(!req.goodbye)
+	ss.cancel(nil)
+
+	attrs := []any{"duration", time.Since(ss.started).Round(time.Millisecond), "reason", reason}
+	if req.cond != "" {
+		attrs = append(attrs, "stream_error", req.cond, "text", req.text)
+	}
+	if err != nil && !errors.Is(err, stream.ErrClosed) && !aborted {
+		attrs = append(attrs, "err", err)
+	}
+	ss.log.Info("client disconnected", attrs...)
+
+	if !ss.bound {
+		return
+	}
+	ss.mu.Lock()
+	directed := ss.directed
+	ss.directed = nil
+	ss.mu.Unlock()
+	for to := range directed {
+		s.route(newStanza("presence", "unavailable", "", ss.full, to, nil), discard{})
+	}
+	if ss.cb != nil {
+		s.relay.SessionEnded(ss.cb, ss.full, reason)
+	}
+}
+
+func timeoutText(ss *session) string {
+	switch {
+	case !ss.headerSent:
+		return "no stream header in time"
+	case !ss.bound:
+		return "not authenticated in time"
+	}
+	return "the connection timed out"
+}
+
+// discard is an endpoint that drops what it is given (errors about stanzas the server sent
+// on behalf of a session that has ended).
+type discard struct{}
+
+func (discard) deliver(*stream.Element) {}

@@ -1,0 +1,251 @@
+package xmppd
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"confab.dev/confab/internal/stream"
+)
+
+// Transports, as labelled in logs and metrics.
+const (
+	transportTCP       = "tcp"
+	transportWebSocket = "websocket"
+)
+
+// errInterrupted is returned by a transport read cut short by interrupt.
+var errInterrupted = errors.New("read interrupted")
+
+// transport carries one client's XML stream: a TCP connection (with STARTTLS) or a
+// WebSocket. The session logic is written once over it.
+//
+// Reads (readOpen, next) happen on the session's handler goroutine only; writes on one
+// goroutine at a time (the handler while negotiating, then the session's writer); interrupt
+// and close(true) may be called from any goroutine.
+type transport interface {
+	kind() string
+	remoteAddr() string
+	// secure reports whether the stream is protected by TLS.
+	secure() bool
+	// readOpen reads the client's stream header (<stream:stream> or <open/>).
+	readOpen(deadline time.Time) (stream.Header, error)
+	// next reads one top-level element; stream.ErrClosed when the client closed the stream.
+	next(deadline time.Time) (*stream.Element, error)
+	// writeOpen answers a stream header.
+	writeOpen(h stream.Header) error
+	// write writes one serialised element (one WebSocket message).
+	write(b []byte) error
+	// writeClose writes a stream error (if cond is set) and the end of the stream.
+	writeClose(cond, text string) error
+	// startTLS upgrades the connection (TCP only) and restarts the stream.
+	startTLS(ctx context.Context, cfg *tls.Config, timeout time.Duration) error
+	// restart prepares for a new stream header on the same connection (after SASL success).
+	restart()
+	// interrupt makes the pending and every later read fail with errInterrupted.
+	interrupt()
+	// close closes the connection (hard: at once, without waiting for anything) and waits
+	// for the transport's own goroutines.
+	close(hard bool)
+	// lastRead is when bytes last arrived from the client.
+	lastRead() time.Time
+}
+
+// isTimeout reports whether err is a deadline expiry.
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// activity records when bytes last arrived.
+type activity struct{ ns atomic.Int64 }
+
+func (a *activity) touch()          { a.ns.Store(time.Now().UnixNano()) }
+func (a *activity) last() time.Time { return time.Unix(0, a.ns.Load()) }
+
+type activityReader struct {
+	r io.Reader
+	a *activity
+}
+
+func (r activityReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.a.touch()
+	}
+	return n, err
+}
+
+// tcpTransport is a client stream on a TCP connection.
+type tcpTransport struct {
+	raw          net.Conn
+	limits       stream.Limits
+	writeTimeout time.Duration
+	act          activity
+
+	mu          sync.Mutex // guards nc and interrupted (with the read deadline they decide)
+	nc          net.Conn   // raw, or the *tls.Conn after STARTTLS
+	interrupted bool
+
+	// Used by the reading goroutine only.
+	br *bufio.Reader
+	r  *stream.Reader
+}
+
+func newTCPTransport(nc net.Conn, limits stream.Limits, writeTimeout time.Duration) *tcpTransport {
+	t := &tcpTransport{raw: nc, nc: nc, limits: limits, writeTimeout: writeTimeout}
+	t.act.touch()
+	t.br = bufio.NewReader(activityReader{nc, &t.act})
+	t.r = stream.NewReader(t.br, limits)
+	return t
+}
+
+func (t *tcpTransport) kind() string       { return transportTCP }
+func (t *tcpTransport) remoteAddr() string { return t.raw.RemoteAddr().String() }
+func (t *tcpTransport) lastRead() time.Time {
+	return t.act.last()
+}
+
+func (t *tcpTransport) secure() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.nc.(*tls.Conn)
+	return ok
+}
+
+func (t *tcpTransport) conn() net.Conn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.nc
+}
+
+// setReadDeadline sets d, unless the transport was interrupted: then the deadline stays in
+// the past. Doing both under mu means an interrupt can never be overwritten.
+func (t *tcpTransport) setReadDeadline(d time.Time) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.interrupted {
+		return errInterrupted
+	}
+	return t.nc.SetReadDeadline(d)
+}
+
+func (t *tcpTransport) interrupt() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.interrupted = true
+	_ = t.nc.SetReadDeadline(time.Unix(1, 0))
+}
+
+// readErr turns a read error into errInterrupted when the transport was interrupted.
+func (t *tcpTransport) readErr(err error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.interrupted && isTimeout(err) {
+		return errInterrupted
+	}
+	return err
+}
+
+func (t *tcpTransport) readOpen(deadline time.Time) (stream.Header, error) {
+	if err := t.setReadDeadline(deadline); err != nil {
+		return stream.Header{}, err
+	}
+	h, err := t.r.ReadOpen(stream.NSClient)
+	return h, t.readErr(err)
+}
+
+func (t *tcpTransport) next(deadline time.Time) (*stream.Element, error) {
+	if err := t.setReadDeadline(deadline); err != nil {
+		return nil, err
+	}
+	e, err := t.r.Next()
+	return e, t.readErr(err)
+}
+
+func (t *tcpTransport) writeOpen(h stream.Header) error {
+	return t.write(stream.AppendOpen(nil, h))
+}
+
+func (t *tcpTransport) write(b []byte) error {
+	nc := t.conn()
+	if err := nc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
+		return err
+	}
+	_, err := nc.Write(b)
+	return err
+}
+
+func (t *tcpTransport) writeClose(cond, text string) error {
+	var b []byte
+	if cond != "" {
+		b = appendStreamError(b, cond, text)
+	}
+	return t.write(append(b, stream.Close...))
+}
+
+func (t *tcpTransport) startTLS(ctx context.Context, cfg *tls.Config, timeout time.Duration) error {
+	if t.br.Buffered() > 0 {
+		// Bytes after <starttls/> would have been sent in the clear: a protocol violation.
+		return &stream.Error{Condition: stream.PolicyViolation, Text: "data sent after <starttls/> before the TLS handshake"}
+	}
+	t.mu.Lock()
+	if t.interrupted {
+		t.mu.Unlock()
+		return errInterrupted
+	}
+	tc := tls.Server(t.raw, cfg)
+	t.nc = tc
+	t.mu.Unlock()
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("tls handshake took longer than %s", timeout))
+	defer cancel()
+	_ = t.raw.SetDeadline(time.Now().Add(timeout))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("tls handshake: %w", errOr(context.Cause(ctx), err.Error()))
+	}
+	_ = t.raw.SetDeadline(time.Time{})
+	t.br = bufio.NewReader(activityReader{tc, &t.act})
+	t.r = stream.NewReader(t.br, t.limits)
+	return nil
+}
+
+func (t *tcpTransport) restart() {
+	// The same buffered reader: a client may pipeline its new header after the last SASL step.
+	t.r = stream.NewReader(t.br, t.limits)
+}
+
+func (t *tcpTransport) close(hard bool) {
+	if hard {
+		_ = t.raw.Close()
+		return
+	}
+	nc := t.conn()
+	// Bound the TLS close_notify.
+	_ = nc.SetWriteDeadline(time.Now().Add(t.writeTimeout))
+	_ = nc.Close()
+}
+
+// appendStreamError appends a <stream:error/> that declares its prefix, so that it stands
+// alone in a WebSocket message and is equally valid inside a TCP stream.
+func appendStreamError(b []byte, cond, text string) []byte {
+	b = append(b, `<stream:error xmlns:stream="`+stream.NSStreams+`"><`...)
+	b = append(b, cond...)
+	b = append(b, ` xmlns="`+stream.NSStreamErr+`"/>`...)
+	if text != "" {
+		b = append(b, `<text xmlns="`+stream.NSStreamErr+`" xml:lang="en">`...)
+		b = stream.AppendEscaped(b, text)
+		b = append(b, "</text>"...)
+	}
+	return append(b, "</stream:error>"...)
+}
