@@ -1,0 +1,220 @@
+// Package adminapi is the Call Bridge's REST API (port 8445), following the conventions of
+// the Cisco Meeting Server API so that scripts written for CMS work against Confab:
+//
+//   - HTTP Basic authentication against the store's API accounts;
+//   - requests are form-encoded (application/x-www-form-urlencoded) POST and PUT, where a
+//     parameter that is absent leaves its field unchanged and one that is present but empty
+//     unsets it (see Form);
+//   - responses are XML documents (<?xml version="1.0"?><xmpp>…</xmpp>, lists as
+//     <alarms total="N"><alarm id="…">…</alarm></alarms>), or the same fields as JSON when the
+//     client's Accept header prefers application/json;
+//   - errors are <failureDetails> documents (see Failure) with a 4xx status.
+//
+// docs/api.md describes every endpoint and Confab's extensions. To add an endpoint, write a
+// handler (a function returning the document to send, or an error) and register it in
+// routes with a Go 1.22 pattern; authentication, content negotiation, body limits, errors and
+// logging are done around it.
+package adminapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"confab.dev/confab/internal/callbridge/linkstate"
+	"confab.dev/confab/internal/store"
+)
+
+// Link is the Call Bridge's link to its XMPP server, as the API sees it.
+type Link interface {
+	// Status is a snapshot of the link.
+	Status() linkstate.Status
+	// Alarms are the link's active alarms.
+	Alarms() []linkstate.Alarm
+	// Trace returns the step events with a sequence number above after, oldest first.
+	Trace(after uint64) []linkstate.Event
+	// Apply makes the link use cfg now (reconnecting if needed). It must not block on the
+	// network: the API calls it while answering the request that changed the settings.
+	Apply(cfg store.XMPPConfig)
+}
+
+// Options configures the API.
+type Options struct {
+	Store *store.Store // required
+	// Link is the XMPP link; when nil, the status shows it unavailable and changes of the XMPP
+	// settings are only stored.
+	Link    Link
+	Logger  *slog.Logger     // slog.DiscardHandler when nil
+	Version string           // softwareVersion in /system/status
+	Now     func() time.Time // time.Now when nil
+	// AuthFailureDelay is how long a request with wrong credentials waits before its 401, to
+	// slow password guessing; 500ms when zero, none when negative.
+	AuthFailureDelay time.Duration
+}
+
+// MaxBodyBytes is the largest request body accepted; a larger one is refused with 413.
+const MaxBodyBytes = 1 << 20
+
+// server holds the API's dependencies; its methods are the handlers.
+type server struct {
+	store   *store.Store
+	link    Link
+	log     *slog.Logger
+	version string
+	now     func() time.Time
+	started time.Time
+	auth    *authenticator
+	mux     *http.ServeMux
+
+	// applyMu makes "store the XMPP settings, then Apply them" atomic, so that the link ends
+	// up with the settings that were stored last.
+	applyMu sync.Mutex
+}
+
+// handler serves one endpoint. It returns the document to send with status 200 (nil for an
+// empty body), or an error: a *Failure is sent as failureDetails with its status, anything
+// else is logged and answered with 500.
+type handler func(w http.ResponseWriter, r *http.Request) (any, error)
+
+// New returns the API's handler. It serves paths under /api/v1/.
+func New(o Options) http.Handler {
+	s := &server{
+		store:   o.Store,
+		link:    o.Link,
+		log:     o.Logger,
+		version: o.Version,
+		now:     o.Now,
+		mux:     http.NewServeMux(),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.link == nil {
+		s.link = noLink{}
+	}
+	s.started = s.now()
+	delay := o.AuthFailureDelay
+	if delay == 0 {
+		delay = 500 * time.Millisecond
+	}
+	s.auth = newAuthenticator(o.Store, s.now, max(delay, 0))
+	s.routes()
+	return s
+}
+
+func (s *server) routes() {
+	s.handle("GET /api/v1/system/status", s.getStatus)
+	s.handle("GET /api/v1/system/alarms", s.getAlarms)
+	s.handle("GET /api/v1/system/xmppTrace", s.getXMPPTrace)
+	s.handle("GET /api/v1/system/configuration/xmpp", s.getXMPPConfig)
+	s.handle("PUT /api/v1/system/configuration/xmpp", s.setXMPPConfig)
+	s.handle("POST /api/v1/system/configuration/xmpp", s.setXMPPConfig)
+}
+
+func (s *server) handle(pattern string, h handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		doc, err := h(w, r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.write(w, r, http.StatusOK, doc)
+	})
+}
+
+type userKey struct{}
+
+// user returns the authenticated API account of the request.
+func user(r *http.Request) string {
+	u, _ := r.Context().Value(userKey{}).(string)
+	return u
+}
+
+// ServeHTTP authenticates, routes, and logs one request.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	name, err := s.auth.check(r)
+	switch {
+	case err == nil:
+		r = r.WithContext(context.WithValue(r.Context(), userKey{}, name))
+		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
+		s.route(sw, r)
+	case errors.Is(err, errUnauthorized):
+		s.auth.slowDown(r.Context())
+		sw.Header().Set("WWW-Authenticate", `Basic realm="Confab"`)
+		s.write(sw, r, http.StatusUnauthorized, &Failure{Status: http.StatusUnauthorized, Name: "authenticationFailure"})
+		if name != "" {
+			s.log.Warn("api authentication failed", "user", name, "remote", r.RemoteAddr)
+		}
+	default:
+		s.fail(sw, r, err)
+	}
+	level := slog.LevelDebug
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || sw.status >= 400 {
+		level = slog.LevelInfo
+	}
+	s.log.Log(r.Context(), level, "api request", "method", r.Method, "path", r.URL.Path,
+		"status", sw.status, "user", name, "remote", r.RemoteAddr, "duration", time.Since(start))
+}
+
+// route dispatches to the endpoint's handler, answering unknown paths (404) and methods
+// (405, with Allow) with failureDetails documents instead of the mux's plain text.
+func (s *server) route(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r) // (not h: ServeHTTP also sets the request's path values)
+		return
+	}
+	rec := &statusWriter{ResponseWriter: discard{header: http.Header{}}}
+	h.ServeHTTP(rec, r)
+	if rec.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", rec.Header().Get("Allow"))
+		s.fail(w, r, &Failure{Status: http.StatusMethodNotAllowed, Name: "methodNotAllowed"})
+		return
+	}
+	s.fail(w, r, &Failure{Status: http.StatusNotFound, Name: "pathDoesNotExist"})
+}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// discard is a ResponseWriter that keeps only headers.
+type discard struct{ header http.Header }
+
+func (d discard) Header() http.Header         { return d.header }
+func (d discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d discard) WriteHeader(int)             {}
+
+// noLink stands in when no link is wired.
+type noLink struct{}
+
+func (noLink) Status() linkstate.Status       { return linkstate.Status{State: linkstate.Unavailable} }
+func (noLink) Alarms() []linkstate.Alarm      { return nil }
+func (noLink) Trace(uint64) []linkstate.Event { return nil }
+func (noLink) Apply(store.XMPPConfig)         {}

@@ -1,0 +1,128 @@
+package adminapi
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// validDomain accepts a DNS name: dot-separated labels of letters, digits and hyphens, 1-63
+// characters each, not starting or ending with a hyphen, at most 253 characters, no trailing
+// dot, and a last label that is not all digits (which also rules out IPv4 addresses).
+// Internationalised names are given in their ASCII (xn--) form.
+func validDomain(s string) error {
+	if len(s) > 253 {
+		return errors.New("longer than 253 characters")
+	}
+	labels := strings.Split(s, ".")
+	for _, l := range labels {
+		if err := validLabel(l, false); err != nil {
+			return err
+		}
+	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return errors.New("the last label is all digits")
+	}
+	return nil
+}
+
+// validUniqueName accepts the Call Bridge's unique name: one label (letters, digits, hyphen
+// and, as CMS allows, underscore; 1-63 characters), so that it is both a JID localpart and
+// the first label of the component's domain.
+func validUniqueName(s string) error { return validLabel(s, true) }
+
+func validLabel(l string, underscore bool) error {
+	if l == "" {
+		return errors.New("empty label")
+	}
+	if len(l) > 63 {
+		return fmt.Errorf("label %.20q… longer than 63 characters", l)
+	}
+	for _, c := range l {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || underscore && c == '_'
+		if !ok {
+			return fmt.Errorf("character %q not allowed in %q", c, l)
+		}
+	}
+	if l[0] == '-' || l[len(l)-1] == '-' {
+		return fmt.Errorf("label %q starts or ends with a hyphen", l)
+	}
+	return nil
+}
+
+// validOverride accepts a server address: host, host:port, an IPv6 address alone, or
+// [IPv6]:port, where host is a DNS name or an IPv4 address and port is 1-65535.
+func validOverride(s string) error {
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return errors.New("missing ]")
+		}
+		ip, err := netip.ParseAddr(s[1:end])
+		if err != nil || !ip.Is6() || ip.Is4In6() {
+			return errors.New("brackets must hold an IPv6 address")
+		}
+		if err := validZone(ip.Zone()); err != nil {
+			return err
+		}
+		rest := s[end+1:]
+		if rest == "" {
+			return nil
+		}
+		port, ok := strings.CutPrefix(rest, ":")
+		if !ok {
+			return errors.New("want [address]:port")
+		}
+		return validPort(port)
+	}
+	if ip, err := netip.ParseAddr(s); err == nil && ip.Is6() {
+		return validZone(ip.Zone()) // a bare IPv6 address: the default port
+	}
+	host, port, hasPort := strings.Cut(s, ":")
+	if hasPort {
+		if strings.Contains(port, ":") {
+			return errors.New("an IPv6 address with a port must be written [address]:port")
+		}
+		if err := validPort(port); err != nil {
+			return err
+		}
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Is4() {
+		return nil
+	}
+	return validDomain(host)
+}
+
+// validZone accepts an IPv6 zone that names an interface (eth0, en0.100) or its index; netip
+// accepts any text there.
+func validZone(z string) error {
+	if len(z) > 15 || strings.Trim(z, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+		return errors.New("invalid IPv6 zone")
+	}
+	return nil
+}
+
+func validPort(p string) error {
+	if p == "" || strings.Trim(p, "0123456789") != "" {
+		return errors.New("port must be a number")
+	}
+	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return errors.New("port out of range 1-65535")
+	}
+	return nil
+}
+
+// validSecret accepts a shared secret of at most 1024 bytes without control characters (it
+// is typed or pasted by an administrator, and must match the XMPP server's byte for byte).
+func validSecret(s string) error {
+	if len(s) > 1024 {
+		return errors.New("longer than 1024 bytes")
+	}
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return errors.New("contains a control character")
+	}
+	return nil
+}
