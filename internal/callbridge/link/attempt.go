@@ -714,6 +714,17 @@ func (a *attempt) handshakeFailure(err error, t discover.Target, componentJID st
 	if he.Text != "" {
 		said = fmt.Sprintf(" (%q)", he.Text)
 	}
+	if he.Err != nil && !isVerdict(he.Condition) {
+		// Under TLS 1.3 the server checks our certificate after the client's side of the
+		// TLS handshake is done, so its refusal arrives as an alert on the first read.
+		if cause, detail := certs.ClassifyTLSError(he.Err); cause == certs.CauseBadCertificate {
+			f.Step, f.Reason, f.Cause, f.TLSCause = linkstate.StepHandshake, linkstate.ReasonConnect, cause, cause
+			f.Detail = "the XMPP server ended the TLS session when the component stream opened: " + detail
+			f.Remedy = tlsRemedy(cause, t, a.o, true, nil)
+			a.fail(f, c)
+			return
+		}
+	}
 	if isVerdict(he.Condition) {
 		// The stream was opened and answered: step 9 worked, step 10 is the refusal.
 		a.ok(linkstate.StepHandshake, t.Addr(), c, fmt.Sprintf("opened a component stream to %s and sent the handshake", componentJID))
