@@ -1,0 +1,397 @@
+package loginrelay
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"confab.dev/confab/internal/stream"
+)
+
+// Link is a Call Bridge's component link as the Client sees it. *component.Conn satisfies it.
+type Link interface {
+	// JID is the component's JID, e.g. cb1.example.com.
+	JID() string
+	// Write sends serialised XML on the link.
+	Write(b []byte) error
+}
+
+// DefaultTimeout bounds each round trip to the Call Bridge when NewClient is given zero.
+const DefaultTimeout = 10 * time.Second
+
+// idPrefix marks the IQ ids the Client sends, so that HandleIQ recognises late answers too.
+const idPrefix = "confab-login-"
+
+// Client is the XMPP server's side of the login relay. It is safe for concurrent use.
+type Client struct {
+	domain  string
+	timeout time.Duration
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	links   []Link           // attached links, in attach order
+	next    int              // round-robin position in links
+	pending map[string]*call // by IQ id
+}
+
+// call is one IQ waiting for its answer.
+type call struct {
+	link    Link
+	session string
+	ch      chan callResult // buffered: whoever removes the call from pending sends once
+}
+
+type callResult struct {
+	reply Reply
+	err   error
+}
+
+// NewClient returns a Client for the XMPP domain (the 'from' of its requests). timeout bounds
+// each round trip to the Call Bridge (DefaultTimeout if zero); logger may be nil.
+func NewClient(domain string, timeout time.Duration, logger *slog.Logger) *Client {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Client{domain: domain, timeout: timeout, log: logger, pending: make(map[string]*call)}
+}
+
+// Attach adds a Call Bridge link to those that take logins. Attaching a link twice is a no-op.
+func (c *Client) Attach(l Link) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, x := range c.links {
+		if x == l {
+			return
+		}
+	}
+	c.links = append(c.links, l)
+}
+
+// Detach removes a link. Every exchange pending on it fails with ErrLinkLost, and so does any
+// later step of an exchange that started on it.
+func (c *Client) Detach(l Link) {
+	c.mu.Lock()
+	for i, x := range c.links {
+		if x == l {
+			c.links = append(c.links[:i], c.links[i+1:]...)
+			if c.next > i {
+				c.next--
+			}
+			break
+		}
+	}
+	var lost []*call
+	for id, p := range c.pending {
+		if p.link == l {
+			lost = append(lost, p)
+			delete(c.pending, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, p := range lost {
+		p.ch <- callResult{err: ErrLinkLost}
+	}
+}
+
+// Links returns the number of attached links.
+func (c *Client) Links() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.links)
+}
+
+func (c *Client) attached(l Link) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, x := range c.links {
+		if x == l {
+			return true
+		}
+	}
+	return false
+}
+
+// byJID returns an attached link of the given component JID, or nil.
+func (c *Client) byJID(jid string) Link {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, x := range c.links {
+		if x.JID() == jid {
+			return x
+		}
+	}
+	return nil
+}
+
+// pick returns the next link in round-robin order.
+func (c *Client) pick() (Link, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.links) == 0 {
+		return nil, false
+	}
+	if c.next >= len(c.links) {
+		c.next = 0
+	}
+	l := c.links[c.next]
+	c.next++
+	return l, true
+}
+
+// Exchange is one SASL exchange relayed to one Call Bridge.
+type Exchange struct {
+	c       *Client
+	link    Link
+	session string
+	mech    string
+
+	mu   sync.Mutex
+	done bool // success, failure, abort or a relay error ended it
+}
+
+// Link returns the link the exchange is pinned to.
+func (x *Exchange) Link() Link { return x.link }
+
+// Session returns the exchange's session id, as sent on the wire.
+func (x *Exchange) Session() string { return x.session }
+
+// Begin starts an exchange: it picks a link (round robin), sends the client's mechanism and
+// initial response (nil if the client sent none) with the client's address and transport
+// ("tcp" or "websocket"), and returns the Call Bridge's first answer. It returns
+// ErrNoCallBridge (and a nil Exchange) when no link is attached, and ErrLinkLost, ErrTimeout
+// or ctx's error when the step could not complete; FailureReply maps these for the client.
+func (c *Client) Begin(ctx context.Context, mech string, initial []byte, addr, transport string) (*Exchange, Reply, error) {
+	l, ok := c.pick()
+	if !ok {
+		return nil, Reply{}, ErrNoCallBridge
+	}
+	x := &Exchange{c: c, link: l, session: randomID(), mech: mech}
+	r, err := x.roundTrip(ctx, authPayload{
+		Session: x.session, Mechanism: mech, Addr: addr, Transport: transport, Data: encode64(initial),
+	})
+	return x, r, err
+}
+
+// Respond sends the client's response to the last challenge, on the exchange's link, and
+// returns the Call Bridge's answer.
+func (x *Exchange) Respond(ctx context.Context, data []byte) (Reply, error) {
+	if data == nil {
+		data = []byte{} // a response is never absent, only empty
+	}
+	return x.roundTrip(ctx, responsePayload{Session: x.session, Data: encode64(data)})
+}
+
+// Abort tells the Call Bridge the client gave up (SASL <abort/>) and ends the exchange.
+// It does not wait for the answer. Aborting a finished exchange does nothing.
+func (x *Exchange) Abort() {
+	if x.finish() {
+		x.sendAbort()
+	}
+}
+
+// finish marks the exchange over and reports whether it was still open.
+func (x *Exchange) finish() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	open := !x.done
+	x.done = true
+	return open
+}
+
+func (x *Exchange) sendAbort() {
+	b := marshal(iq{Type: "set", ID: idPrefix + randomID(), From: x.c.domain, To: x.link.JID(),
+		Payload: abortPayload{Session: x.session}})
+	if err := x.link.Write(b); err != nil {
+		x.c.log.Debug("login relay: abort not sent", "link", x.link.JID(), "session", x.session, "err", err)
+	}
+}
+
+func (x *Exchange) roundTrip(ctx context.Context, payload any) (Reply, error) {
+	c := x.c
+	x.mu.Lock()
+	done := x.done
+	x.mu.Unlock()
+	if done {
+		return Reply{}, errors.New("loginrelay: the exchange is over")
+	}
+	id := idPrefix + randomID()
+	p := &call{link: x.link, session: x.session, ch: make(chan callResult, 1)}
+	c.mu.Lock()
+	stillAttached := false
+	for _, l := range c.links {
+		stillAttached = stillAttached || l == x.link
+	}
+	if stillAttached {
+		c.pending[id] = p
+	}
+	c.mu.Unlock()
+	if !stillAttached {
+		x.finish()
+		return Reply{}, ErrLinkLost
+	}
+
+	b := marshal(iq{Type: "set", ID: id, From: c.domain, To: x.link.JID(), Payload: payload})
+	if err := x.link.Write(b); err != nil {
+		c.forget(id)
+		x.finish()
+		return Reply{}, fmt.Errorf("%w: %w", ErrLinkLost, err)
+	}
+
+	timer := time.NewTimer(c.timeout)
+	defer timer.Stop()
+	select {
+	case res := <-p.ch:
+		if res.err != nil || res.reply.Kind != KindChallenge {
+			x.finish()
+		}
+		return res.reply, res.err
+	case <-timer.C:
+		c.forget(id)
+		if x.finish() {
+			x.sendAbort()
+		}
+		c.log.Warn("login relay: the Call Bridge did not answer in time", "link", x.link.JID(), "session", x.session, "timeout", c.timeout)
+		return Reply{}, ErrTimeout
+	case <-ctx.Done():
+		c.forget(id)
+		if x.finish() {
+			x.sendAbort()
+		}
+		return Reply{}, context.Cause(ctx)
+	}
+}
+
+func (c *Client) forget(id string) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+// HandleIQ takes an IQ of type result or error that arrived on link from and is addressed to
+// the server's domain. It reports whether the IQ was an answer to the login relay (including
+// a late one, which it drops); the caller handles it otherwise.
+func (c *Client) HandleIQ(from Link, el *stream.Element) bool {
+	if el.Name.Local != "iq" {
+		return false
+	}
+	typ, id := el.Get("type"), el.Get("id")
+	if (typ != "result" && typ != "error") || !strings.HasPrefix(id, idPrefix) {
+		return false
+	}
+	c.mu.Lock()
+	p := c.pending[id]
+	if p != nil && p.link == from {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+	switch {
+	case p == nil:
+		c.log.Debug("login relay: late or unexpected answer dropped", "link", linkJID(from), "id", id)
+		return true
+	case p.link != from:
+		c.log.Warn("login relay: answer arrived on the wrong link; dropped", "link", linkJID(from), "want", p.link.JID(), "id", id)
+		return true
+	}
+	r, err := parseAnswer(el, p.session)
+	if err != nil {
+		err = fmt.Errorf("loginrelay: answer from %s: %w", p.link.JID(), err)
+		c.log.Warn("login relay: bad answer", "link", p.link.JID(), "err", err)
+	}
+	p.ch <- callResult{reply: r, err: err}
+	return true
+}
+
+func linkJID(l Link) string {
+	if l == nil {
+		return ""
+	}
+	return l.JID()
+}
+
+// parseAnswer reads the Call Bridge's answer to a request of the given session.
+func parseAnswer(el *stream.Element, session string) (Reply, error) {
+	if el.Get("type") == "error" {
+		var v struct {
+			Error struct {
+				Children []struct{ XMLName xml.Name } `xml:",any"`
+			} `xml:"error"`
+		}
+		cond := "unknown"
+		if el.Decode(&v) == nil {
+			for _, ch := range v.Error.Children {
+				if ch.XMLName.Local != "text" {
+					cond = ch.XMLName.Local
+					break
+				}
+			}
+		}
+		return Reply{}, fmt.Errorf("the Call Bridge answered with an error (%s)", cond)
+	}
+	var v struct {
+		Challenge *challengePayload
+		Success   *successPayload
+		Failure   *failurePayload
+	}
+	if err := el.Decode(&v); err != nil {
+		return Reply{}, fmt.Errorf("malformed answer: %w", err)
+	}
+	var (
+		r       Reply
+		sess    string
+		payload string
+	)
+	switch {
+	case v.Challenge != nil:
+		r.Kind, sess, payload = KindChallenge, v.Challenge.Session, v.Challenge.Data
+	case v.Success != nil:
+		r.Kind, sess, payload, r.JID = KindSuccess, v.Success.Session, v.Success.Data, v.Success.JID
+		if r.JID == "" {
+			return Reply{}, errors.New("success without a jid")
+		}
+	case v.Failure != nil:
+		r.Kind, sess = KindFailure, v.Failure.Session
+		r.Condition, r.Text = v.Failure.Condition, v.Failure.Text
+		if r.Condition == "" {
+			r.Condition = CondTemporaryAuthFail
+		}
+	default:
+		return Reply{}, errors.New("answer has no challenge, success or failure")
+	}
+	if sess != session {
+		return Reply{}, fmt.Errorf("answer for session %q, want %q", sess, session)
+	}
+	data, err := decode64(payload)
+	if err != nil {
+		return Reply{}, fmt.Errorf("%s: %w", r.Kind, err)
+	}
+	r.Data = data
+	return r, nil
+}
+
+// SessionEnded tells the Call Bridge on l that an authenticated session of fullJID ended
+// ("closed", "timeout" or "error"), so that it can remove a guest account. l is normally the
+// Link of the exchange that authenticated the session. If l has been detached, the message
+// goes to an attached link of the same Call Bridge (it reconnected), or nowhere.
+func (c *Client) SessionEnded(l Link, fullJID, reason string) {
+	if l == nil {
+		return
+	}
+	if !c.attached(l) {
+		if l = c.byJID(l.JID()); l == nil {
+			c.log.Debug("login relay: session-end not sent, its Call Bridge is gone", "jid", fullJID)
+			return
+		}
+	}
+	b := marshal(message{From: c.domain, To: l.JID(), Payload: sessionEndPayload{JID: fullJID, Reason: reason}})
+	if err := l.Write(b); err != nil {
+		c.log.Warn("login relay: session-end not sent", "link", l.JID(), "jid", fullJID, "err", err)
+	}
+}
