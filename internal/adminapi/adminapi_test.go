@@ -859,7 +859,7 @@ func TestValidators(t *testing.T) {
 			[]string{"xmpp.example.com", "xmpp.example.com:5223", "10.0.0.5", "10.0.0.5:15223", "::1", "2001:db8::1",
 				"[2001:db8::1]", "[2001:db8::1]:5223", "[fe80::1%eth0]:5223", "localhost:1", "host:65535"},
 			[]string{"host:0", "host:65536", "host:", "host:+5", "host:port", "2001:db8::1:5223x", "[2001:db8::1", "[2001:db8::1]5223",
-				"[10.0.0.1]:5223", "[::ffff:10.0.0.1]:5223", "[::1%a b]:5223", "::1%x/y", "a b:5223", ":5223", "host:5223:1", "1.2.3.999"}},
+				"[10.0.0.1]:5223", "[::1%a b]:5223", "::1%x/y", " host", "host:5223 ", "https://host", "a b:5223", ":5223", "host:5223:1", "1.2.3.999"}},
 		{"sharedSecret", validSecret,
 			[]string{"s", "with spaces and ünïcode", strings.Repeat("x", 1024)},
 			[]string{"a\x00b", "tab\there", strings.Repeat("x", 1025)}},

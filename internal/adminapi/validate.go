@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 	"unicode"
+
+	"confab.dev/confab/internal/discover"
 )
 
 // validDomain accepts a DNS name: dot-separated labels of letters, digits and hyphens, 1-63
@@ -53,64 +54,28 @@ func validLabel(l string, underscore bool) error {
 	return nil
 }
 
-// validOverride accepts a server address: host, host:port, an IPv6 address alone, or
-// [IPv6]:port, where host is a DNS name or an IPv4 address and port is 1-65535.
+// validOverride accepts what the link will be able to use: discover.ParseOverride is the
+// parser the link itself applies (host, host:port, IPv4, IPv6 alone or [IPv6]:port), and
+// surrounding whitespace, which it would forgive, is refused so the stored value is clean.
 func validOverride(s string) error {
-	if strings.HasPrefix(s, "[") {
-		end := strings.IndexByte(s, ']')
-		if end < 0 {
-			return errors.New("missing ]")
-		}
-		ip, err := netip.ParseAddr(s[1:end])
-		if err != nil || !ip.Is6() || ip.Is4In6() {
-			return errors.New("brackets must hold an IPv6 address")
-		}
-		if err := validZone(ip.Zone()); err != nil {
-			return err
-		}
-		rest := s[end+1:]
-		if rest == "" {
-			return nil
-		}
-		port, ok := strings.CutPrefix(rest, ":")
-		if !ok {
-			return errors.New("want [address]:port")
-		}
-		return validPort(port)
+	if strings.TrimSpace(s) != s {
+		return errors.New("surrounding whitespace")
 	}
-	if ip, err := netip.ParseAddr(s); err == nil && ip.Is6() {
-		return validZone(ip.Zone()) // a bare IPv6 address: the default port
+	host, _, err := discover.ParseOverride(s)
+	if err != nil {
+		return err
 	}
-	host, port, hasPort := strings.Cut(s, ":")
-	if hasPort {
-		if strings.Contains(port, ":") {
-			return errors.New("an IPv6 address with a port must be written [address]:port")
-		}
-		if err := validPort(port); err != nil {
-			return err
-		}
-	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.Is4() {
-		return nil
-	}
-	return validDomain(host)
-}
-
-// validZone accepts an IPv6 zone that names an interface (eth0, en0.100) or its index; netip
-// accepts any text there.
-func validZone(z string) error {
-	if len(z) > 15 || strings.Trim(z, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
-		return errors.New("invalid IPv6 zone")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return validZone(ip.Zone())
 	}
 	return nil
 }
 
-func validPort(p string) error {
-	if p == "" || strings.Trim(p, "0123456789") != "" {
-		return errors.New("port must be a number")
-	}
-	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-		return errors.New("port out of range 1-65535")
+// validZone accepts an IPv6 zone that names an interface (eth0, en0.100) or its index, or
+// none; netip and ParseOverride accept any text there.
+func validZone(z string) error {
+	if len(z) > 15 || strings.Trim(z, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+		return errors.New("invalid IPv6 zone")
 	}
 	return nil
 }
