@@ -150,6 +150,7 @@ type link struct {
 	lastRead activity      // when the last element arrived
 
 	closeOnce sync.Once
+	up        atomic.Bool // attached to the login relay: listed by Server.Links
 }
 
 // JID implements loginrelay.Link.
@@ -233,10 +234,12 @@ func (l *link) run() {
 		l.writeLoop()
 	}()
 	s.relay.Attach(l)
+	l.up.Store(true)
 	l.log.Info("call bridge connected")
 
 	err := l.readLoop()
 
+	l.up.Store(false)
 	s.relay.Detach(l)
 	s.router.removeLink(l)
 	close(l.done)

@@ -417,7 +417,9 @@ func (s *Server) Links() []LinkInfo {
 	ls := s.router.allLinks()
 	out := make([]LinkInfo, 0, len(ls))
 	for _, l := range ls {
-		out = append(out, l.info())
+		if l.up.Load() {
+			out = append(out, l.info())
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
