@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=(python3-slixmpp dnsmasq-base)
+apt_pkgs=(python3-slixmpp dnsmasq-base prosody ejabberd slapd ldap-utils chromium argon2 sqlite3)
 
 missing=()
 for p in "${apt_pkgs[@]}"; do
@@ -16,7 +16,16 @@ if ((${#missing[@]})); then
 	[ "$(id -u)" -eq 0 ] || sudo="sudo"
 	echo "test-deps: installing ${missing[*]}"
 	$sudo apt-get update -qq
+	# The servers among the peers (Prosody, ejabberd, slapd) are started by the tests on
+	# loopback with their own configuration; keep their packages from starting system
+	# services while they install.
+	rc=/usr/sbin/policy-rc.d
+	made_rc=""
+	if [ ! -e "$rc" ]; then
+		printf '#!/bin/sh\nexit 101\n' | $sudo tee "$rc" >/dev/null && $sudo chmod +x "$rc" && made_rc=1
+	fi
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	[ -z "$made_rc" ] || $sudo rm -f "$rc"
 fi
 
 # npm peers: each directory with a package-lock.json under testdata/ is installed as locked.
@@ -26,7 +35,7 @@ while IFS= read -r lock; do
 		echo "test-deps: npm ci in $dir"
 		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 	fi
-done < <(find internal -path '*/node_modules' -prune -o -name package-lock.json -path '*testdata*' -print)
+done < <(find internal web -path '*/node_modules' -prune -o -name package-lock.json -print 2>/dev/null)
 
 go mod download
 echo "test-deps: ready"
