@@ -224,7 +224,6 @@ func (l *Link) Apply(cfg store.XMPPConfig) {
 	}
 	l.cfg = cfg
 	l.gen++
-	l.status.ComponentJID = componentJIDOf(cfg)
 	l.notifyLocked()
 	l.mu.Unlock()
 	if same {
@@ -411,6 +410,7 @@ func (l *Link) disabled(cfg store.XMPPConfig) {
 		Cause: f.Cause, Detail: f.Detail, Remedy: f.Remedy})
 	l.raise(f)
 	l.setState(linkstate.Disabled, func(s *linkstate.Status) {
+		s.ComponentJID = componentJIDOf(cfg)
 		s.LastError = f.Error()
 		s.NextAttempt = time.Time{}
 	})
@@ -427,7 +427,10 @@ func (l *Link) nextAttempt() uint64 {
 // attempt runs one attempt and records its events, its alarm and the state.
 func (l *Link) attempt(ctx context.Context, cfg store.XMPPConfig) (*Registration, error) {
 	n := l.nextAttempt()
-	l.setState(linkstate.Connecting, func(s *linkstate.Status) { s.NextAttempt = time.Time{} })
+	l.setState(linkstate.Connecting, func(s *linkstate.Status) {
+		s.NextAttempt = time.Time{}
+		s.ComponentJID = componentJIDOf(cfg)
+	})
 	reg, err := Attempt(ctx, cfg, AttemptOptions{
 		Resolver: l.o.Resolver, RootCAs: l.o.RootCAs, ClientCert: l.o.ClientCert,
 		DNSTimeout: l.o.DNSTimeout, ConnectTimeout: l.o.ConnectTimeout, TLSTimeout: l.o.TLSTimeout,
@@ -446,6 +449,9 @@ func (l *Link) attempt(ctx context.Context, cfg store.XMPPConfig) (*Registration
 		l.setState(linkstate.Connecting, func(s *linkstate.Status) { s.LastError = err.Error() })
 		return nil, err
 	}
+	l.record(n, linkstate.Event{Step: linkstate.StepActive, Target: reg.Server(), Outcome: linkstate.OK, Start: l.o.Now(),
+		Detail: fmt.Sprintf("registered as %s on %s (%s); XEP-0199 ping every %s, dead after %d missed",
+			reg.Conn.JID(), reg.Server(), reg.Address, l.o.KeepAlive, l.o.Missed)})
 	l.mu.Lock()
 	l.conn = reg.Conn
 	l.mu.Unlock()
@@ -545,9 +551,6 @@ func (l *Link) serve(ctx context.Context, reg *Registration, domain string) erro
 	c.SetIdleTimeout(time.Duration(l.o.Missed) * l.o.KeepAlive)
 	n := l.currentAttempt()
 	start := time.Now()
-	l.record(n, linkstate.Event{Step: linkstate.StepActive, Target: reg.Server(), Outcome: linkstate.OK, Start: l.o.Now(),
-		Detail: fmt.Sprintf("registered as %s on %s (%s); XEP-0199 ping every %s, dead after %d missed",
-			c.JID(), reg.Server(), reg.Address, l.o.KeepAlive, l.o.Missed)})
 
 	lctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,13 +87,17 @@ type Server struct {
 	// Got receives the elements the components send, other than pings (buffered; elements
 	// are dropped when it is full).
 	Got chan *stream.Element
+	// Pinged receives a token for each XEP-0199 ping the server answers (buffered; tokens
+	// are dropped when it is full).
+	Pinged chan struct{}
 
-	mu     sync.Mutex
-	addr   string
-	ln     net.Listener
-	conns  map[*component.Conn]struct{}
-	accept int
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced when a component connects or leaves
+	addr    string
+	ln      net.Listener
+	conns   map[*component.Conn]struct{}
+	accept  int
+	wg      sync.WaitGroup
 }
 
 // Start starts a server and stops it when the test ends.
@@ -109,7 +114,8 @@ func Start(t testing.TB, cfg Config) *Server {
 			tc.ClientAuth = tls.RequireAndVerifyClientCert
 		}
 	}
-	s := &Server{cfg: cfg, tls: tc, Got: make(chan *stream.Element, 64), conns: make(map[*component.Conn]struct{})}
+	s := &Server{cfg: cfg, tls: tc, Got: make(chan *stream.Element, 64), Pinged: make(chan struct{}, 64),
+		conns: make(map[*component.Conn]struct{}), changed: make(chan struct{})}
 	addr := cfg.Addr
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -153,6 +159,34 @@ func (s *Server) Connected() []string {
 	return out
 }
 
+// WaitConnected waits until exactly the components jids are connected, and fails the test
+// if that does not happen within 10s.
+func (s *Server) WaitConnected(t testing.TB, jids ...string) {
+	t.Helper()
+	want := strings.Join(slices.Sorted(slices.Values(jids)), ",")
+	deadline := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		got := strings.Join(slices.Sorted(slices.Values(s.Connected())), ",")
+		if got == want {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("linktest: connected components are [%s], want [%s]", got, want)
+		}
+	}
+}
+
+// notifyLocked wakes WaitConnected; s.mu must be held.
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
 // SetSilent makes the server stop answering anything (pings included) on its links, as a
 // peer that hung without closing would; false resumes.
 func (s *Server) SetSilent(v bool) { s.silent.Store(v) }
@@ -184,6 +218,7 @@ func (s *Server) Stop() {
 	s.ln = nil
 	conns := s.conns
 	s.conns = make(map[*component.Conn]struct{})
+	s.notifyLocked()
 	s.mu.Unlock()
 	if ln != nil {
 		_ = ln.Close()
@@ -258,10 +293,14 @@ func (s *Server) handle(nc net.Conn) {
 	}
 	s.conns[c] = struct{}{}
 	s.accept++
+	s.notifyLocked()
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.conns, c)
+		if _, ok := s.conns[c]; ok {
+			delete(s.conns, c)
+			s.notifyLocked()
+		}
 		s.mu.Unlock()
 		_ = c.Close("", "")
 	}()
@@ -278,6 +317,10 @@ func (s *Server) handle(nc net.Conn) {
 				`" to="` + stream.Escape(e.Get("from")) + `"/>`
 			if err := c.Write([]byte(reply)); err != nil {
 				return
+			}
+			select {
+			case s.Pinged <- struct{}{}:
+			default:
 			}
 			continue
 		}
