@@ -445,7 +445,11 @@ func (ss *session) flush() {
 }
 
 func (ss *session) writeFailed(err error) {
-	ss.log.Info("write to client failed; closing", "err", err)
+	if aborted, _, _ := ss.abortReason(); aborted {
+		ss.log.Debug("write to client failed after the session was ended", "err", err)
+	} else {
+		ss.log.Info("write to client failed; closing", "err", err)
+	}
 	ss.abort("", "write failed")
 	ss.t.close(true)
 }
