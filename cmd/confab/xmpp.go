@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"confab.dev/confab/internal/cbregistry"
+	"confab.dev/confab/internal/config"
+	"confab.dev/confab/internal/launch"
+	"confab.dev/confab/internal/secret"
+	"confab.dev/confab/internal/xmppd"
+)
+
+// xmppFlags reads `confab xmpp` flags over the config file's settings.
+type xmppFlags struct {
+	path                 string
+	domain, dataDir      string
+	c2s, comp, ws, admin string
+	logFormat, logLevel  string
+}
+
+func (f *xmppFlags) register(fs *flag.FlagSet, serve bool) {
+	fs.StringVar(&f.path, "config", "", "configuration file (TOML); see examples/xmpp.toml")
+	fs.StringVar(&f.domain, "domain", "", "XMPP domain (default localhost)")
+	fs.StringVar(&f.dataDir, "data", "", "data directory (default confab-data)")
+	fs.StringVar(&f.admin, "admin", "", "admin listener: /metrics, /healthz, /callbridges (default 127.0.0.1:5290)")
+	if serve {
+		fs.StringVar(&f.c2s, "c2s", "", "client listener, STARTTLS (default :5222)")
+		fs.StringVar(&f.comp, "component", "", "Call Bridge listener, TLS (default :5223)")
+		fs.StringVar(&f.ws, "websocket", "", "HTTPS listener for XMPP over WebSocket at /xmpp-websocket (default :5443)")
+		fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json")
+		fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error")
+	}
+}
+
+func (f *xmppFlags) load() (config.XMPP, error) {
+	var c config.XMPP
+	if f.path != "" {
+		if err := config.Load(f.path, &c); err != nil {
+			return c, err
+		}
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&c.Domain, f.domain)
+	set(&c.DataDir, f.dataDir)
+	set(&c.Listen.C2S, f.c2s)
+	set(&c.Listen.Component, f.comp)
+	set(&c.Listen.WebSocket, f.ws)
+	set(&c.Listen.Admin, f.admin)
+	set(&c.Log.Format, f.logFormat)
+	set(&c.Log.Level, f.logLevel)
+	c = c.WithDefaults()
+	return c, c.Validate()
+}
+
+func runXMPP(ctx context.Context, args []string, io stdio) error {
+	if len(args) > 0 && args[0] == "callbridge" {
+		return runXMPPCallBridge(ctx, args[1:], io)
+	}
+	fs := flag.NewFlagSet("confab xmpp", flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	var f xmppFlags
+	f.register(fs, true)
+	fs.Usage = func() {
+		fmt.Fprintln(io.err, "usage: confab xmpp [flags]\n       confab xmpp callbridge add|add-secret|list|del NAME [flags]\n\nRuns the XMPP server. Flags override the configuration file:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(io.err, cfg.Log)
+	x, err := launch.StartXMPP(ctx, cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	if x.CAFile != "" {
+		fmt.Fprintf(io.out, "Clients and Call Bridges must trust the CA in %s\n", x.CAFile)
+	}
+	select {
+	case <-ctx.Done():
+	case <-x.Failed():
+	}
+	sctx, cancel := context.WithTimeoutCause(context.Background(), launch.ShutdownTimeout, errors.New("shutdown took longer than "+launch.ShutdownTimeout.String()))
+	defer cancel()
+	err = x.Shutdown(sctx)
+	log.Info("XMPP server stopped")
+	return errors.Join(x.Err(), err)
+}
+
+// runXMPPCallBridge manages the registry, like the MMP's `xmpp callbridge` commands.
+func runXMPPCallBridge(ctx context.Context, args []string, io stdio) error {
+	usage := "usage: confab xmpp callbridge add NAME | add-secret NAME | list | del NAME [-config FILE]"
+	if len(args) == 0 {
+		return &exitError{2, errors.New(usage)}
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("confab xmpp callbridge "+verb, flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	var f xmppFlags
+	f.register(fs, false)
+	// Allow the name before or after the flags.
+	rest := args[1:]
+	var name string
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		name, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	reg, err := cbregistry.Open(cfg.Registry)
+	if err != nil {
+		return err
+	}
+	needName := func() error {
+		if name == "" {
+			return &exitError{2, fmt.Errorf("%s needs a Call Bridge name\n%s", verb, usage)}
+		}
+		return nil
+	}
+	switch verb {
+	case "add":
+		if err := needName(); err != nil {
+			return err
+		}
+		s, err := reg.Add(name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(io.out, "name:   %s\ndomain: %s\nsecret: %s\n", strings.ToLower(name), cfg.Domain, s.Reveal())
+		fmt.Fprintf(io.out, "\nConfigure the Call Bridge with unique name %q, domain %q and this secret.\n", strings.ToLower(name), cfg.Domain)
+		return nil
+	case "add-secret":
+		if err := needName(); err != nil {
+			return err
+		}
+		line, err := bufio.NewReader(io.in).ReadString('\n')
+		line = strings.TrimSpace(line)
+		if line == "" {
+			if err == nil {
+				err = errors.New("empty secret")
+			}
+			return fmt.Errorf("add-secret reads the secret from standard input: %w", err)
+		}
+		if err := reg.SetSecret(name, secret.New(line)); err != nil {
+			return err
+		}
+		fmt.Fprintf(io.out, "secret set for %s\n", strings.ToLower(name))
+		return nil
+	case "del":
+		if err := needName(); err != nil {
+			return err
+		}
+		if err := reg.Delete(name); err != nil {
+			return err
+		}
+		fmt.Fprintf(io.out, "deleted %s (its link, if connected, is closed)\n", strings.ToLower(name))
+		return nil
+	case "list":
+		links, lerr := liveLinks(ctx, cfg.Listen.Admin)
+		tw := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tCOMPONENT JID\tSTATE\tSINCE\tFROM")
+		for _, e := range reg.List() {
+			state, since, from := "not connected", "-", "-"
+			if lerr != nil {
+				state = "unknown"
+			}
+			for _, l := range links {
+				if strings.EqualFold(l.Name, e.Name) {
+					state, since, from = "connected", l.ConnectedSince.Local().Format(time.RFC3339), l.RemoteAddr
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s.%s\t%s\t%s\t%s\n", e.Name, e.Name, cfg.Domain, state, since, from)
+		}
+		tw.Flush()
+		if lerr != nil {
+			fmt.Fprintf(io.err, "(link state unknown: the XMPP server's admin listener %s did not answer: %v)\n", cfg.Listen.Admin, lerr)
+		}
+		return nil
+	}
+	return &exitError{2, fmt.Errorf("unknown verb %q\n%s", verb, usage)}
+}
+
+// liveLinks asks the running server's admin listener which Call Bridges are connected.
+func liveLinks(ctx context.Context, admin string) ([]xmppd.LinkInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	host := admin
+	if strings.HasPrefix(host, ":") {
+		host = "127.0.0.1" + host
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/callbridges", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /callbridges: %s", resp.Status)
+	}
+	var links []xmppd.LinkInfo
+	return links, json.NewDecoder(resp.Body).Decode(&links)
+}

@@ -1,0 +1,214 @@
+package launch
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"confab.dev/confab/internal/cbregistry"
+	"confab.dev/confab/internal/certs"
+	"confab.dev/confab/internal/config"
+	"confab.dev/confab/internal/xmppd"
+)
+
+// XMPP is a running `confab xmpp`.
+type XMPP struct {
+	Server   *xmppd.Server
+	Registry *cbregistry.Registry
+	// Addrs are the bound listener addresses (a port of 0 in the config is resolved here).
+	Addrs struct{ C2S, Component, WebSocket, Admin string }
+	// CAFile is the CA that signed the server certificate when Confab generated it ("" when
+	// the operator configured a certificate).
+	CAFile string
+	// Local is set when the certificates were generated in data_dir/tls.
+	Local *certs.Local
+
+	g      *group
+	cancel context.CancelFunc
+	log    *slog.Logger
+}
+
+// RegistryPath returns where the Call Bridge registry of cfg lives.
+func RegistryPath(cfg config.XMPP) string {
+	return cfg.WithDefaults().Registry
+}
+
+// ServerTLS returns the TLS configuration of cfg, generating a CA and a server certificate
+// in <data_dir>/tls when none is configured.
+func ServerTLS(cfg config.XMPP, hosts []string) (*certs.Local, certs.ServerOptions, error) {
+	if cfg.TLS.Cert != "" {
+		return nil, certs.ServerOptions{CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key, ClientCAFile: cfg.TLS.ClientCA, RequireClientCert: cfg.TLS.RequireClientCert}, nil
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	l, err := certs.EnsureLocal(filepath.Join(cfg.DataDir, "tls"), cfg.Domain, hosts)
+	if err != nil {
+		return nil, certs.ServerOptions{}, err
+	}
+	return l, certs.ServerOptions{CertFile: l.CertFile, KeyFile: l.KeyFile, ClientCAFile: cfg.TLS.ClientCA, RequireClientCert: cfg.TLS.RequireClientCert}, nil
+}
+
+// StartXMPP starts the XMPP server of cfg: it returns once every listener is bound. A
+// listener whose address is "-" is not started (`confab up` mounts the WebSocket handler on
+// its web listener instead).
+func StartXMPP(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg prometheus.Registerer) (*XMPP, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	x := &XMPP{g: newGroup(), log: log}
+	local, topts, err := ServerTLS(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	if local != nil {
+		x.Local, x.CAFile = local, local.CAFile
+		if local.Created() {
+			log.Info("generated certificates", "ca", local.CAFile, "cert", local.CertFile, "reason", local.Reason)
+		}
+	}
+	tlsCfg, err := certs.ServerConfig(certs.ServerOptions{CertFile: topts.CertFile, KeyFile: topts.KeyFile})
+	if err != nil {
+		return nil, err
+	}
+	var clientCAs *x509.CertPool
+	if cfg.TLS.ClientCA != "" {
+		pem, err := os.ReadFile(cfg.TLS.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("tls.client_ca: %w", err)
+		}
+		clientCAs = x509.NewCertPool()
+		if !clientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.client_ca %s: no PEM certificates", cfg.TLS.ClientCA)
+		}
+	}
+	x.Registry, err = cbregistry.Open(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	x.Registry.Logger = log
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg = r
+	}
+	l := cfg.Limits
+	x.Server, err = xmppd.New(xmppd.Config{
+		Domain:               cfg.Domain,
+		TLS:                  tlsCfg,
+		ComponentClientCAs:   clientCAs,
+		RequireComponentCert: cfg.TLS.RequireClientCert,
+		Registry:             x.Registry,
+		AllowedOrigins:       cfg.WebSocket.Origins,
+		MaxStanzaC2S:         l.StanzaC2S,
+		MaxStanzaComponent:   l.StanzaComponent,
+		MaxSessions:          l.MaxSessions,
+		OpenTimeout:          l.OpenTimeout.Duration,
+		TLSTimeout:           l.TLSTimeout.Duration,
+		AuthTimeout:          l.AuthTimeout.Duration,
+		IdleTimeout:          l.IdleTimeout.Duration,
+		WriteTimeout:         l.WriteTimeout.Duration,
+		KeepAlive:            l.KeepAlive.Duration,
+		DuplicateComponent:   cfg.Components.Duplicate,
+		RelayTimeout:         l.RelayTimeout.Duration,
+		Logger:               log,
+		Metrics:              reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	bind := func(setting, addr string, dst *string) (net.Listener, error) {
+		if addr == "-" {
+			return nil, nil
+		}
+		ln, err := listen(setting, addr)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		lns = append(lns, ln)
+		*dst = ln.Addr().String()
+		return ln, nil
+	}
+	c2s, err := bind("listen.c2s", cfg.Listen.C2S, &x.Addrs.C2S)
+	if err != nil {
+		return nil, err
+	}
+	comp, err := bind("listen.component", cfg.Listen.Component, &x.Addrs.Component)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := bind("listen.websocket", cfg.Listen.WebSocket, &x.Addrs.WebSocket)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := bind("listen.admin", cfg.Listen.Admin, &x.Addrs.Admin)
+	if err != nil {
+		return nil, err
+	}
+
+	if c2s != nil {
+		x.g.run("c2s", func() error { return x.Server.ServeC2S(c2s) })
+	}
+	if comp != nil {
+		x.g.run("component", func() error { return x.Server.ServeComponents(comp) })
+	}
+	if ws != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/xmpp-websocket", x.Server.WebSocketHandler())
+		x.g.serveHTTP("websocket", ws, mux, tlsCfg, log)
+	}
+	if admin != nil {
+		x.g.serveHTTP("admin", admin, x.Server.AdminHandler(), nil, log)
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	x.cancel = cancel
+	x.g.run("registry watch", func() error {
+		return x.Registry.Watch(wctx, x.Server.RegistryChanged)
+	})
+	log.Info("XMPP server started", "domain", cfg.Domain, "c2s", x.Addrs.C2S, "component", x.Addrs.Component,
+		"websocket", x.Addrs.WebSocket, "admin", x.Addrs.Admin, "registry", x.Registry.Path())
+	return x, nil
+}
+
+// Failed is closed when a listener stops unexpectedly; Err then says why.
+func (x *XMPP) Failed() <-chan struct{} { return x.g.failed }
+
+// Err returns the error that closed Failed.
+func (x *XMPP) Err() error { return x.g.Err() }
+
+// Shutdown closes every stream properly (system-shutdown), stops the listeners and waits
+// for every goroutine, or until ctx ends.
+func (x *XMPP) Shutdown(ctx context.Context) error {
+	x.cancel()
+	errs := []error{x.Server.Shutdown(ctx), x.g.shutdownHTTP(ctx)}
+	done := make(chan struct{})
+	go func() { x.g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("xmpp shutdown: goroutines still running: %w", context.Cause(ctx)))
+	}
+	return errors.Join(errs...)
+}
+
+// ShutdownTimeout is how long a role gets to close its streams on SIGINT/SIGTERM.
+const ShutdownTimeout = 10 * time.Second
