@@ -456,13 +456,24 @@ func (l *Link) attempt(ctx context.Context, cfg store.XMPPConfig) (*Registration
 	l.conn = reg.Conn
 	l.mu.Unlock()
 	l.clear()
+	l.m.up.Set(1)
 	l.setState(linkstate.Registered, func(s *linkstate.Status) {
 		s.Server = reg.Server()
 		s.Address = reg.Address.String()
 		s.LastError = ""
 	})
-	l.m.up.Set(1)
 	return reg, nil
+}
+
+// Record adds an event that happens on the link but outside the Link's own steps, such as
+// step 12 (a login the XMPP server relayed over the link), to the trace, the log and the
+// metrics, numbered with the current attempt. Start defaults to now. It returns the event as
+// recorded.
+func (l *Link) Record(e linkstate.Event) linkstate.Event {
+	if e.Start.IsZero() {
+		e.Start = l.o.Now()
+	}
+	return l.record(l.currentAttempt(), e)
 }
 
 // record adds e to the trace, the log and the metrics.

@@ -27,16 +27,34 @@ func (e *env) linkOptions(t *testing.T) link.Options {
 		Resolver: discover.NewResolver(e.dns.Addr, 200*time.Millisecond), RootCAs: e.pki.Pool(),
 		DNSTimeout: 500 * time.Millisecond, ConnectTimeout: 2 * time.Second, TLSTimeout: 2 * time.Second, HandshakeTimeout: 2 * time.Second,
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: newTestLogger(t),
 	}
 }
 
-// testWriter sends log lines to t.Log.
-type testWriter struct{ t *testing.T }
+// newTestLogger logs to t.Log until the test's cleanup is done.
+func newTestLogger(t *testing.T) *slog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
 
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
+// testWriter sends log lines to t.Log, and drops them once the test has ended.
+type testWriter struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func (w *testWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSuffix(string(b), "\n"))
+	}
 	return len(b), nil
 }
 
@@ -305,6 +323,7 @@ func TestLinkServerRestart(t *testing.T) {
 	l := link.New(config(""), e.linkOptions(t))
 	start(t, l)
 	waitFor(t, l, "registration", registered)
+	e.srv.WaitConnected(t, "cb1.example.com")
 	e.srv.Stop()
 	st := waitFor(t, l, "the connect alarm", alarmed(linkstate.ReasonConnect))
 	if st.State == linkstate.Registered {
