@@ -346,4 +346,3 @@ func TestSASLAbortAndBadInput(t *testing.T) {
 		})
 	}
 }
-

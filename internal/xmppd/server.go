@@ -35,6 +35,9 @@ const (
 	DefaultRelayTimeout       = 10 * time.Second
 )
 
+// killGrace is how long Shutdown waits for handlers after killing their connections.
+const killGrace = 2 * time.Second
+
 // Values of Config.DuplicateComponent.
 const (
 	// KickOld closes the link already registered under a name when the same name registers
@@ -384,6 +387,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.cancel()
+	// The connections are closed now; let their goroutines finish, briefly, so that the
+	// caller can count on nothing running afterwards in the usual case.
+	tm := time.NewTimer(killGrace)
+	select {
+	case <-done:
+	case <-tm.C:
+		left = append(left, "connection handlers still running after being killed")
+	}
+	tm.Stop()
+	if len(left) == 0 {
+		left = append(left, "none (they were closing)")
+	}
 	sort.Strings(left)
 	const show = 5
 	more := ""

@@ -18,6 +18,9 @@ import (
 	"confab.dev/confab/internal/stream"
 )
 
+// wsCloseGrace bounds the wait for the peer's WebSocket close frame.
+const wsCloseGrace = time.Second
+
 // wsSubprotocol is the WebSocket subprotocol of RFC 7395 §3.1.
 const wsSubprotocol = "xmpp"
 
@@ -304,8 +307,23 @@ func (t *wsTransport) close(hard bool) {
 		if hard {
 			_ = t.c.CloseNow()
 		} else {
-			// Close waits for the peer's close frame, bounded by the library (5s).
-			_ = t.c.Close(websocket.StatusNormalClosure, "")
+			// Close waits for the peer's close frame (up to 5s in the library). A peer that
+			// does not answer within wsCloseGrace is cut off: cancelling the pump's read
+			// closes the connection, which ends the wait.
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_ = t.c.Close(websocket.StatusNormalClosure, "")
+			}()
+			tm := time.NewTimer(wsCloseGrace)
+			select {
+			case <-done:
+			case <-tm.C:
+				t.cancel()
+				_ = t.c.CloseNow()
+				<-done
+			}
+			tm.Stop()
 		}
 		t.cancel()
 		t.startPump.Do(func() { close(t.pumpDone) }) // never started

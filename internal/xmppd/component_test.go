@@ -1,0 +1,283 @@
+package xmppd_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"confab.dev/confab/internal/component"
+	"confab.dev/confab/internal/secret"
+	"confab.dev/confab/internal/stream"
+	"confab.dev/confab/internal/xmppd"
+	"confab.dev/confab/internal/xmppd/xmppdtest"
+)
+
+func cb1Secret(t *testing.T, h *xmppdtest.Harness) secret.Secret {
+	t.Helper()
+	s, ok := h.Registry.Lookup("cb1")
+	if !ok {
+		t.Fatal("cb1 is not in the registry")
+	}
+	return s
+}
+
+// waitDone waits for a test Call Bridge's link to end.
+func waitDone(t *testing.T, cb *xmppdtest.CallBridge) {
+	t.Helper()
+	select {
+	case <-cb.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("call bridge %s: link still up", cb.Name)
+	}
+}
+
+func TestComponentHandshakeRefused(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true})
+	tests := []struct {
+		name, jid string
+		secret    secret.Secret
+		wantCond  string
+	}{
+		{"wrong secret", "cb1.example.com", secret.New("not-the-secret"), "not-authorized"},
+		{"unknown name", "cb9.example.com", secret.New("whatever"), "host-unknown"},
+		{"other domain", "cb1.example.org", cb1Secret(t, h), "host-unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := h.DialComponent(context.Background(), tt.jid, tt.secret, xmppdtest.DialOptions{})
+			var he *component.HandshakeError
+			if !errors.As(err, &he) || he.Condition != tt.wantCond {
+				t.Fatalf("handshake error = %v, want %s", err, tt.wantCond)
+			}
+			if n := len(h.Server.Links()); n != 0 {
+				t.Errorf("%d links up after a refused handshake", n)
+			}
+		})
+	}
+	// After all that, the right secret works.
+	cb := h.ConnectCallBridge(t, "cb1")
+	stillWorks(t, h)
+	if got := len(cb.Logins()); got != 1 {
+		t.Errorf("cb1 decided %d logins, want 1", got)
+	}
+}
+
+func TestDuplicateComponent(t *testing.T) {
+	t.Run("kick_old", func(t *testing.T) {
+		h := xmppdtest.Start(t, xmppdtest.Options{})
+		old := h.CallBridge
+		newer := h.ConnectCallBridge(t, "cb1")
+		waitDone(t, old)
+		if got := old.StreamError(); got != "conflict" {
+			t.Errorf("old link ended with %q (%v), want conflict", got, old.Err())
+		}
+		stillWorks(t, h)
+		if got := len(newer.Logins()); got != 1 {
+			t.Errorf("the new link decided %d logins, want 1", got)
+		}
+		if links := h.Server.Links(); len(links) != 1 {
+			t.Errorf("links = %+v, want exactly one", links)
+		}
+	})
+	t.Run("reject", func(t *testing.T) {
+		h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.DuplicateComponent = xmppd.Reject }})
+		second, err := h.StartCallBridge(context.Background(), "cb1", cb1Secret(t, h), xmppdtest.DialOptions{})
+		if err != nil {
+			// The conflict may already be in the handshake's answer.
+			var he *component.HandshakeError
+			if !errors.As(err, &he) || he.Condition != "conflict" {
+				t.Fatalf("second connection: %v, want conflict", err)
+			}
+		} else {
+			defer second.Close()
+			waitDone(t, second)
+			if got := second.StreamError(); got != "conflict" {
+				t.Errorf("second link ended with %q (%v), want conflict", got, second.Err())
+			}
+		}
+		select {
+		case <-h.CallBridge.Done():
+			t.Fatalf("the first link ended: %v", h.CallBridge.Err())
+		default:
+		}
+		stillWorks(t, h)
+		if got := len(h.CallBridge.Logins()); got != 1 {
+			t.Errorf("the first link decided %d logins, want 1", got)
+		}
+	})
+}
+
+func TestComponentInvalidFrom(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{})
+	for _, from := range []string{"cb2.example.com", "example.com", "alice@example.com/x", ""} {
+		t.Run("from="+from, func(t *testing.T) {
+			cb := h.ConnectCallBridge(t, "cb1")
+			attr := ""
+			if from != "" {
+				attr = ` from="` + from + `"`
+			}
+			cb.Send(t, `<message`+attr+` to="alice@example.com"><body>spoof</body></message>`)
+			waitDone(t, cb)
+			if got := cb.StreamError(); got != "invalid-from" {
+				t.Errorf("link ended with %q (%v), want invalid-from", got, cb.Err())
+			}
+		})
+	}
+	h.ConnectCallBridge(t, "cb1")
+	stillWorks(t, h)
+}
+
+func TestComponentOversizedStanza(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.MaxStanzaComponent = 8 << 10 }})
+	cb := h.CallBridge
+	cb.Send(t, `<message from="cb1.example.com" to="alice@example.com"><body>`+strings.Repeat("y", 16<<10)+`</body></message>`)
+	waitDone(t, cb)
+	if got := cb.StreamError(); got != "policy-violation" {
+		t.Errorf("link ended with %q (%v), want policy-violation", got, cb.Err())
+	}
+	h.ConnectCallBridge(t, "cb1")
+	stillWorks(t, h)
+}
+
+func TestComponentMutualTLS(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{MutualTLS: true})
+	// The harness's Call Bridge presented the client certificate and is up.
+	stillWorks(t, h)
+
+	_, err := h.DialComponent(context.Background(), "cb1.example.com", cb1Secret(t, h), xmppdtest.DialOptions{})
+	if err == nil {
+		t.Fatal("a component without a client certificate was accepted")
+	}
+	var he *component.HandshakeError
+	if errors.As(err, &he) && (he.Condition == "not-authorized" || he.Condition == "host-unknown") {
+		t.Fatalf("err = %v: refused by the handshake, want refused by TLS", err)
+	}
+	// The link that is up was not disturbed.
+	select {
+	case <-h.CallBridge.Done():
+		t.Fatalf("link ended: %v", h.CallBridge.Err())
+	default:
+	}
+	if got := metricValue(t, h, `confab_xmpp_component_handshakes_total{outcome="tls-error"}`); got != 1 {
+		t.Errorf("tls-error handshakes = %v, want 1", got)
+	}
+}
+
+func TestRegistryChanged(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{})
+	cb2 := h.ConnectCallBridge(t, "cb2")
+	cb1 := h.CallBridge
+
+	// A changed secret closes the link that authenticated with the old one.
+	if err := h.Registry.SetSecret("cb2", secret.New("a-brand-new-secret-for-cb2")); err != nil {
+		t.Fatal(err)
+	}
+	h.Server.RegistryChanged()
+	waitDone(t, cb2)
+	if got := cb2.StreamError(); got != "not-authorized" {
+		t.Errorf("cb2 ended with %q (%v), want not-authorized", got, cb2.Err())
+	}
+
+	// A deleted name closes its link.
+	if err := h.Registry.Delete("cb1"); err != nil {
+		t.Fatal(err)
+	}
+	h.Server.RegistryChanged()
+	waitDone(t, cb1)
+	if got := cb1.StreamError(); got != "not-authorized" {
+		t.Errorf("cb1 ended with %q (%v), want not-authorized", got, cb1.Err())
+	}
+	if links := h.Server.Links(); len(links) != 0 {
+		t.Errorf("links after RegistryChanged = %+v, want none", links)
+	}
+	if _, err := h.DialComponent(context.Background(), "cb1.example.com", cb1.Secret, xmppdtest.DialOptions{}); err == nil {
+		t.Error("a deleted Call Bridge could register again")
+	}
+	// cb2 with its new secret registers.
+	h.ConnectCallBridge(t, "cb2")
+	stillWorks(t, h)
+}
+
+func TestTwoCallBridgesShareLogins(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{})
+	cb2 := h.ConnectCallBridge(t, "cb2")
+	for i := 0; i < 6; i++ {
+		h.Login(t, "alice").Close()
+	}
+	n1, n2 := len(h.CallBridge.Logins()), len(cb2.Logins())
+	if n1+n2 != 6 || n1 == 0 || n2 == 0 {
+		t.Errorf("logins decided by cb1=%d cb2=%d, want 6 spread over both", n1, n2)
+	}
+}
+
+func TestCallBridgeLostMidLogin(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true})
+	// A Call Bridge that takes the login request and then disappears.
+	link, err := h.DialComponent(context.Background(), "cb1.example.com", cb1Secret(t, h), xmppdtest.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer link.Close("", "")
+	xmppdtest.Eventually(t, 5*time.Second, "the link", func() bool { return len(h.Server.Links()) == 1 })
+	got := make(chan *stream.Element, 1)
+	go func() {
+		defer close(got)
+		for {
+			e, err := link.Next()
+			if err != nil {
+				return
+			}
+			if e.Name.Local == "iq" && strings.Contains(string(e.Inner), "urn:confab:login:1") {
+				got <- e
+				_ = link.Close("", "")
+				return
+			}
+		}
+	}()
+	c, err := h.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.StartTLS(); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Auth("PLAIN", "alice", h.Users["alice"])
+	var se *xmppdtest.SASLError
+	if !errors.As(err, &se) || se.Condition != "temporary-auth-failure" || !strings.Contains(se.Text, "disconnected") {
+		t.Fatalf("auth error = %v, want temporary-auth-failure saying the Call Bridge disconnected", err)
+	}
+	if <-got == nil {
+		t.Error("the Call Bridge never saw the login request")
+	}
+}
+
+func TestRelayTimeout(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true, Config: func(c *xmppd.Config) { c.RelayTimeout = 300 * time.Millisecond }})
+	// A Call Bridge that never answers.
+	link, err := h.DialComponent(context.Background(), "cb1.example.com", cb1Secret(t, h), xmppdtest.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer link.Close("", "")
+	xmppdtest.Eventually(t, 5*time.Second, "the link", func() bool { return len(h.Server.Links()) == 1 })
+	c, err := h.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.StartTLS(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = c.Auth("SCRAM-SHA-256", "alice", h.Users["alice"])
+	var se *xmppdtest.SASLError
+	if !errors.As(err, &se) || se.Condition != "temporary-auth-failure" || !strings.Contains(se.Text, "in time") {
+		t.Fatalf("auth error = %v, want temporary-auth-failure saying the Call Bridge did not answer in time", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the failure took %s with a relay timeout of 300ms", d)
+	}
+}
