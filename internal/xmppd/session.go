@@ -296,7 +296,10 @@ func (ss *session) bind(iq *stream.Element) error {
 		Resource string `xml:"resource"`
 	}
 	if err := decodePayload(iq, &req); err != nil {
-		return ss.write(errorReply(iq, "", "bad-request", "modify").AppendFrame(nil, stream.NSClient))
+		if err := ss.write(errorReply(iq, "", "bad-request", "modify").AppendFrame(nil, stream.NSClient)); err != nil {
+			return err
+		}
+		return ss.bindAgain()
 	}
 	res := strings.TrimSpace(req.Resource)
 	if res == "" {
