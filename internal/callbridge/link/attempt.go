@@ -50,10 +50,15 @@ type AttemptOptions struct {
 	Now func() time.Time
 	// Emit receives each step's event as the step ends, in flow order. It may be nil.
 	Emit func(linkstate.Event)
+	// NoRegister stops after step 8: steps 9 and 10 are skipped and the Registration has
+	// no Conn. It lets `confab diagnose` check everything up to registration without
+	// displacing a running Call Bridge of the same name.
+	NoRegister bool
 }
 
 // Registration is a successful attempt: an active component link and where it goes.
 type Registration struct {
+	// Conn is the active link (nil after an attempt with NoRegister).
 	Conn *component.Conn
 	// Target is the server the link goes to (from the override or the SRV lookup).
 	Target discover.Target
@@ -563,6 +568,13 @@ func (a *attempt) secure(ctx context.Context, nc net.Conn, t discover.Target, ap
 	}
 	a.ok(linkstate.StepSAN, t.Addr(), c, fmt.Sprintf("the certificate covers the XMPP domain %s and the server name %s (subjectAltNames: %s)",
 		domain, t.Host, strings.Join(sans(leaf), ", ")))
+
+	if a.o.NoRegister {
+		_ = tc.Close()
+		a.skip(linkstate.StepHandshake, t.Addr(), "not run: asked to stop before registering")
+		a.skip(linkstate.StepVerdict, t.Addr(), "not run: asked to stop before registering")
+		return &Registration{Target: t, Address: ap, Certificate: leaf}
+	}
 
 	// Steps 9 and 10: the XEP-0114 stream, the handshake, and the server's verdict.
 	c = a.start()
