@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -27,7 +28,14 @@ type step struct {
 // exit error and the client's stderr.
 func runPeer(t *testing.T, ctx context.Context, name string, args ...string) (<-chan step, func() (error, string)) {
 	t.Helper()
+	return runPeerEnv(t, ctx, nil, name, args...)
+}
+
+// runPeerEnv is runPeer with extra environment variables.
+func runPeerEnv(t *testing.T, ctx context.Context, env []string, name string, args ...string) (<-chan step, func() (error, string)) {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -118,5 +126,57 @@ func TestInteropSlixmpp(t *testing.T) {
 	logins := h.CallBridge.Logins()
 	if len(logins) != 2 || !logins[1].OK || logins[1].JID != "alice@example.com" {
 		t.Errorf("call bridge logins = %+v, want bob's and then alice's, both successful", logins)
+	}
+}
+
+// nodeArgs returns the node flags that give it a global WebSocket (Node 20 needs
+// --experimental-websocket; later versions have it by default).
+func nodeArgs(t *testing.T, node string) []string {
+	t.Helper()
+	check := "process.exit(typeof WebSocket === 'function' ? 0 : 1)"
+	if exec.Command(node, "-e", check).Run() == nil {
+		return nil
+	}
+	if exec.Command(node, "--experimental-websocket", "-e", check).Run() == nil {
+		return []string{"--experimental-websocket"}
+	}
+	testenv.Missing(t, "a Node.js with a global WebSocket (Node 20.10 or later)")
+	return nil
+}
+
+// TestInteropXMPPJS drives the server with @xmpp/client (xmpp.js) over WebSocket: SASL
+// through the login relay, a message to a Go client and back, XEP-0199 pings to the
+// component and to the server.
+func TestInteropXMPPJS(t *testing.T) {
+	node := testenv.LookPath(t, "node")
+	testenv.File(t, "testdata/node/node_modules/@xmpp/client/package.json", "npm packages of internal/xmppd/testdata/node (npm ci)")
+	args := nodeArgs(t, node)
+	h := xmppdtest.Start(t, xmppdtest.Options{})
+	bob := h.Login(t, "bob")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args = append(args, "testdata/node/client.js", h.WebSocketURL, h.Domain, "alice", h.Users["alice"], bob.JID, "cb1."+h.Domain)
+	steps, wait := runPeerEnv(t, ctx, []string{"NODE_EXTRA_CA_CERTS=" + h.CAFile}, node, args...)
+
+	if s := expectStep(t, steps, wait, "bound"); s.JID != "alice@example.com/xmppjs" {
+		t.Errorf("xmpp.js bound %q, want alice@example.com/xmppjs", s.JID)
+	}
+	m := bob.Expect(t, "xmpp.js's message", xmppdtest.IsKind("message", ""))
+	if m.Get("from") != "alice@example.com/xmppjs" || xmppdtest.Body(m) != "hello from xmpp.js" {
+		t.Errorf("bob got %s", m)
+	}
+	expectStep(t, steps, wait, "ping") // the component
+	expectStep(t, steps, wait, "ping") // the server
+	bob.Send(t, `<message type="chat" to="alice@example.com/xmppjs"><body>hello from Go</body></message>`)
+	if s := expectStep(t, steps, wait, "reply"); s.Body != "hello from Go" {
+		t.Errorf("xmpp.js got %q, want %q", s.Body, "hello from Go")
+	}
+	for range steps {
+	}
+	if err, stderr := wait(); err != nil {
+		t.Fatalf("xmpp.js client: %v\n%s", err, stderr)
+	}
+	if got := metricValue(t, h, `confab_xmpp_logins_total{outcome="success"}`); got != 2 {
+		t.Errorf("successful logins = %v, want 2", got)
 	}
 }
