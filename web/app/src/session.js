@@ -1,0 +1,53 @@
+// Signing in to the XMPP server over WebSocket (RFC 7395) with @xmpp/client.
+import { client } from "@xmpp/client";
+import scramSHA1 from "@xmpp/sasl-scram-sha-1";
+
+import { signInMessage, UserError } from "./messages.js";
+
+// Mechanisms in the order the app tries them. @xmpp/client leaves SCRAM-SHA-1 out of its
+// browser build; the mechanism itself runs on WebCrypto, so the app adds it back. A
+// directory (LDAP) user has no SCRAM keys: the Call Bridge answers invalid-mechanism and the
+// app tries PLAIN next, on the same stream (the link is TLS: wss://).
+const MECHANISMS = ["SCRAM-SHA-1", "PLAIN"];
+
+// connect opens an XMPP session for username on domain through the WebSocket at service,
+// and resolves with the online client. It rejects with a UserError whose message says, in
+// words, why signing in failed.
+export async function connect({ service, domain, username, password, resource, onLog }) {
+  const xmpp = client({
+    service,
+    domain,
+    resource,
+    credentials: async (authenticate, offered) => {
+      const usable = MECHANISMS.filter((m) => offered.includes(m));
+      if (usable.length === 0) {
+        throw new UserError(signInMessage({ name: "SASLError", condition: "invalid-mechanism" }));
+      }
+      let last;
+      for (const mechanism of usable) {
+        try {
+          await authenticate({ username, password }, mechanism);
+          return;
+        } catch (err) {
+          last = err;
+          if (!err || err.condition !== "invalid-mechanism") throw err;
+          onLog?.(`${mechanism} refused (invalid-mechanism); trying the next mechanism`);
+        }
+      }
+      throw last;
+    },
+  });
+  // A lost session is shown to the person; reconnecting silently would hide it and would
+  // not rejoin the meeting anyway.
+  xmpp.reconnect.stop();
+  scramSHA1(xmpp.saslFactory);
+  xmpp.on("error", (err) => onLog?.(`xmpp error: ${err && err.message}`));
+  try {
+    await xmpp.start();
+  } catch (err) {
+    // Close in the background: the person should see why at once, not after the close.
+    xmpp.stop().catch(() => {});
+    throw new UserError(signInMessage(err), err);
+  }
+  return xmpp;
+}
