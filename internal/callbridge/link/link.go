@@ -213,12 +213,12 @@ func (l *Link) notifyLocked() {
 
 // Apply makes new settings take effect at once: the active link (or the attempt in
 // progress, or the wait before the next one) is dropped and a new attempt starts
-// immediately, without backoff. Applying the settings already in use changes nothing while
-// the link is registered, and otherwise retries now.
+// immediately, without backoff. Applying the settings already in use cuts a backoff wait
+// short (retry now) and otherwise changes nothing.
 func (l *Link) Apply(cfg store.XMPPConfig) {
 	l.mu.Lock()
 	same := sameConfig(cfg, l.cfg)
-	if same && l.status.State == linkstate.Registered {
+	if same && l.status.State != linkstate.Backoff {
 		l.mu.Unlock()
 		return
 	}
@@ -301,6 +301,7 @@ func (l *Link) Run(ctx context.Context) error {
 		var f *Failure
 		if errors.As(err, &f) && f.Reason == linkstate.ReasonConfiguration {
 			// Settings that cannot work will not start working by themselves.
+			l.setState(linkstate.Disabled, nil)
 			if !l.waitApply(ctx, gen, nil) {
 				break
 			}

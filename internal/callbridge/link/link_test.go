@@ -469,3 +469,31 @@ func TestLinkWithoutHandlerRefusesRequests(t *testing.T) {
 		t.Fatal("request not answered")
 	}
 }
+
+func TestLinkApplySameSettingsRetriesNow(t *testing.T) {
+	e := newEnv(t)
+	e.srv.Stop()
+	o := e.linkOptions(t)
+	o.BackoffMin, o.BackoffMax = time.Hour, time.Hour
+	l := link.New(config(""), o)
+	start(t, l)
+	waitFor(t, l, "backoff", func(s linkstate.Status) bool { return s.State == linkstate.Backoff })
+	e.srv.Restart(t)
+	l.Apply(config("")) // the operator's "retry now"
+	waitFor(t, l, "registration", registered)
+}
+
+func TestLinkUnusableSettingsDisable(t *testing.T) {
+	e := newEnv(t)
+	l := link.New(config("https://xmpp.example.com"), e.linkOptions(t))
+	start(t, l)
+	st := waitFor(t, l, "disabled", func(s linkstate.Status) bool { return s.State == linkstate.Disabled })
+	if st.Alarm == nil || st.Alarm.FailureReason != linkstate.ReasonConfiguration || !strings.Contains(st.Alarm.Detail, "serverAddressOverride") {
+		t.Errorf("alarm = %+v, want configurationIncomplete naming serverAddressOverride", st.Alarm)
+	}
+	if st.Attempt != 1 {
+		t.Errorf("attempt = %d, want 1: unusable settings are not retried", st.Attempt)
+	}
+	l.Apply(config(""))
+	waitFor(t, l, "registration", func(s linkstate.Status) bool { return registered(s) && s.Alarm == nil })
+}
