@@ -396,24 +396,25 @@ func describeDNSError(err error, what string) string {
 }
 
 // dnsCause returns the discover error kind of err, or a cause of its own.
-func dnsCause(err error) (kind string, de *discover.Error) {
+func dnsCause(err error) string {
+	var de *discover.Error
 	if errors.As(err, &de) && de.Kind != "" {
-		return de.Kind, de
+		return de.Kind
 	}
 	var dnsErr *net.DNSError
 	switch {
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
-		return discover.KindNotFound, nil
+		return discover.KindNotFound
 	case errors.As(err, &dnsErr) && dnsErr.IsTimeout, errors.Is(err, context.DeadlineExceeded):
-		return discover.KindTimeout, nil
+		return discover.KindTimeout
 	case errors.Is(err, context.Canceled):
-		return discover.KindCanceled, nil
+		return discover.KindCanceled
 	}
-	return discover.KindServerFailure, nil
+	return discover.KindServerFailure
 }
 
 func srvFailure(domain string, err error) *Failure {
-	kind, _ := dnsCause(err)
+	kind := dnsCause(err)
 	name := srvName(domain)
 	f := &Failure{Step: linkstate.StepSRV, Reason: linkstate.ReasonDNS, Cause: kind, Target: name, Err: err}
 	create := "create the SRV record, for example `" + exampleSRV(domain) + "` (one per XMPP server), or set serverAddressOverride to the XMPP server's address"
@@ -436,7 +437,7 @@ func srvFailure(domain string, err error) *Failure {
 }
 
 func resolveFailure(t discover.Target, err error) *Failure {
-	kind, _ := dnsCause(err)
+	kind := dnsCause(err)
 	f := &Failure{Step: linkstate.StepResolve, Reason: linkstate.ReasonDNS, Cause: kind, Target: t.Host, Err: err}
 	create := fmt.Sprintf("create an A (IPv4) or AAAA (IPv6) record for %s, or correct the name in the SRV record or serverAddressOverride", t.Host)
 	f.Detail = "looked up " + describeDNSError(err, "A/AAAA "+t.Host)
