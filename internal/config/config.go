@@ -180,3 +180,70 @@ func validateLog(l Log) error {
 	}
 	return nil
 }
+
+// CallBridge is the `confab callbridge` configuration file. The XMPP settings (unique name,
+// domain, server address, shared secret) are not here: they live in the store and are set
+// through the REST API or the web admin, as on CMS.
+type CallBridge struct {
+	// DataDir holds the store and generated certificates. Default "confab-data".
+	DataDir string `toml:"data_dir"`
+	// Store is the SQLite database file. Default <data_dir>/callbridge.db.
+	Store  string `toml:"store"`
+	Listen struct {
+		// API serves the REST API (/api/v1) and the web admin (/admin/). Default ":8445".
+		API string `toml:"api"`
+		// Web serves the browser app (the Web Bridge). Default ":8443".
+		Web string `toml:"web"`
+	} `toml:"listen"`
+	// TLS is the certificate of the API and web listeners; generated in <data_dir>/tls when
+	// empty.
+	TLS  TLS `toml:"tls"`
+	XMPP struct {
+		// CA is the PEM bundle that verifies the XMPP server's certificate. Empty: the
+		// system's trust store.
+		CA string `toml:"ca"`
+		// ClientCert and ClientKey are presented when the XMPP server asks (mutual TLS).
+		ClientCert string `toml:"client_cert"`
+		ClientKey  string `toml:"client_key"`
+		// DNSServer answers the SRV and A/AAAA lookups ("192.0.2.53" or "[::1]:5353").
+		// Empty: the system resolver.
+		DNSServer  string   `toml:"dns_server"`
+		KeepAlive  Duration `toml:"keepalive"`
+		BackoffMin Duration `toml:"backoff_min"`
+		BackoffMax Duration `toml:"backoff_max"`
+	} `toml:"xmpp"`
+	Web struct {
+		// WebSocketURL is where browsers open XMPP over WebSocket, e.g.
+		// "wss://xmpp.example.com:5443/xmpp-websocket". Empty: this web listener's own
+		// /xmpp-websocket (as `confab up` serves it).
+		WebSocketURL string `toml:"websocket_url"`
+	} `toml:"web"`
+	Log Log `toml:"log"`
+}
+
+// WithDefaults returns c with every unset field given its default.
+func (c CallBridge) WithDefaults() CallBridge {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.DataDir, "confab-data")
+	def(&c.Store, c.DataDir+"/callbridge.db")
+	def(&c.Listen.API, ":8445")
+	def(&c.Listen.Web, ":8443")
+	def(&c.Log.Format, "text")
+	def(&c.Log.Level, "info")
+	return c
+}
+
+// Validate reports the first setting that cannot work.
+func (c CallBridge) Validate() error {
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return errors.New("tls.cert and tls.key must be set together")
+	}
+	if (c.XMPP.ClientCert == "") != (c.XMPP.ClientKey == "") {
+		return errors.New("xmpp.client_cert and xmpp.client_key must be set together")
+	}
+	return validateLog(c.Log)
+}
