@@ -80,6 +80,8 @@ func run(ctx context.Context, args []string, io stdio) error {
 	switch args[0] {
 	case "xmpp":
 		return runXMPP(ctx, args[1:], io)
+	case "diagnose":
+		return runDiagnose(ctx, args[1:], io)
 	case "version", "-version", "--version":
 		fmt.Fprintln(io.out, "confab", version)
 		return nil

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"confab.dev/confab/internal/config"
+	"confab.dev/confab/internal/diagnose"
+	"confab.dev/confab/internal/launch"
+	"confab.dev/confab/internal/secret"
+	"confab.dev/confab/internal/store"
+)
+
+func runDiagnose(ctx context.Context, args []string, io stdio) error {
+	fs := flag.NewFlagSet("confab diagnose", flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	var (
+		path      = fs.String("config", "", "Call Bridge configuration file: trust store, client certificate, DNS server, store")
+		fromStore = fs.Bool("store", false, "read the XMPP settings from the Call Bridge's store (the API's /system/configuration/xmpp)")
+		name      = fs.String("unique-name", "", "the Call Bridge's unique name")
+		domain    = fs.String("domain", "", "the XMPP domain")
+		server    = fs.String("server", "", "server address override: host, host:port or [v6]:port (empty: DNS SRV)")
+		secretIn  = fs.Bool("secret-stdin", false, "read the shared secret from standard input")
+		caFile    = fs.String("ca", "", "CA bundle that verifies the XMPP server (default: the config's xmpp.ca, else the system roots)")
+		dnsServer = fs.String("dns-server", "", "DNS server for SRV and A/AAAA lookups (default: the config's, else the system resolver)")
+		noReg     = fs.Bool("no-register", false, "stop before registering, so a Call Bridge connected under this name keeps its link")
+		asJSON    = fs.Bool("json", false, "print the report as JSON")
+		timeout   = fs.Duration("timeout", 10*time.Second, "timeout of each step")
+	)
+	fs.Usage = func() {
+		fmt.Fprintln(io.err, `usage: confab diagnose [flags]
+
+Runs the Call Bridge's steps towards its XMPP server once — settings, server address or DNS
+SRV, A/AAAA, TCP, TLS, certificate names, registration — and prints each step with what it
+found and, for a failure, the likely cause and the remedy. Exit status 0 when every step
+passed, 1 when one failed.`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var cfg config.CallBridge
+	if *path != "" {
+		if err := config.Load(*path, &cfg); err != nil {
+			return err
+		}
+	}
+	if *caFile != "" {
+		cfg.XMPP.CA = *caFile
+	}
+	if *dnsServer != "" {
+		cfg.XMPP.DNSServer = *dnsServer
+	}
+	cfg = cfg.WithDefaults()
+	trust, err := launch.LoadLinkTrust(cfg)
+	if err != nil {
+		return err
+	}
+	var xc store.XMPPConfig
+	if *fromStore {
+		st, err := store.Open(ctx, store.Options{DSN: cfg.Store})
+		if err != nil {
+			return err
+		}
+		xc, err = st.XMPPConfig(ctx)
+		st.Close()
+		if err != nil {
+			return err
+		}
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&xc.UniqueName, *name)
+	set(&xc.Domain, *domain)
+	set(&xc.ServerAddressOverride, *server)
+	if *secretIn {
+		line, _ := bufio.NewReader(io.in).ReadString('\n')
+		xc.SharedSecret = secret.New(strings.TrimSpace(line))
+	}
+	rep := diagnose.Run(ctx, diagnose.Settings{
+		XMPPConfig: xc, Resolver: trust.Resolver, RootCAs: trust.RootCAs, ClientCert: trust.ClientCert,
+		DNSTimeout: *timeout, ConnectTimeout: *timeout, TLSTimeout: *timeout, HandshakeTimeout: *timeout,
+		NoRegister: *noReg,
+	})
+	if *asJSON {
+		err = rep.WriteJSON(io.out)
+	} else {
+		err = rep.WriteTable(io.out)
+	}
+	if err != nil {
+		return err
+	}
+	if !rep.Passed() {
+		return &exitError{1, fmt.Errorf("diagnose: a step failed")}
+	}
+	return nil
+}

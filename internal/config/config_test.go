@@ -1,0 +1,115 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDecodeXMPP(t *testing.T) {
+	var c XMPP
+	err := Decode([]byte(`
+domain = "example.com"
+[listen]
+c2s = "127.0.0.1:5222"
+[limits]
+stanza_c2s = 1000
+auth_timeout = "30s"
+[websocket]
+origins = ["https://a.example.com"]
+`), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = c.WithDefaults()
+	if c.Domain != "example.com" || c.Listen.C2S != "127.0.0.1:5222" || c.Listen.Component != ":5223" {
+		t.Errorf("listen = %+v", c.Listen)
+	}
+	if c.Limits.StanzaC2S != 1000 || c.Limits.AuthTimeout.Duration != 30*time.Second {
+		t.Errorf("limits = %+v", c.Limits)
+	}
+	if c.Registry != "confab-data/callbridges.toml" {
+		t.Errorf("registry = %q", c.Registry)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"unknown key", "domian = \"x\"", "unknown setting"},
+		{"bad duration", "[limits]\nauth_timeout = \"soon\"", "soon"},
+		{"negative duration", "[limits]\nauth_timeout = \"-1s\"", "negative"},
+		{"syntax", "domain = ", "line 1"},
+		{"wrong type", "[limits]\nstanza_c2s = \"big\"", "line 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c XMPP
+			err := Decode([]byte(tt.in), &c)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	var c XMPP
+	c.Components.Duplicate = "sometimes"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "components.duplicate") {
+		t.Errorf("duplicate policy: %v", err)
+	}
+	c = XMPP{}
+	c.TLS.Cert = "a.pem"
+	if err := c.Validate(); err == nil {
+		t.Error("cert without key accepted")
+	}
+	var cb CallBridge
+	cb.XMPP.ClientCert = "c.pem"
+	if err := cb.Validate(); err == nil {
+		t.Error("client cert without key accepted")
+	}
+}
+
+func TestLoadNamesFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.toml")
+	if err := os.WriteFile(p, []byte("bogus = 1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var c XMPP
+	if err := Load(p, &c); err == nil || !strings.Contains(err.Error(), p) {
+		t.Errorf("err = %v, want the file named", err)
+	}
+	if err := Load(filepath.Join(t.TempDir(), "missing.toml"), &c); err == nil {
+		t.Error("missing file accepted")
+	}
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	var c XMPP
+	if err := Load("../../examples/xmpp.toml", &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WithDefaults().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte("domain = \"example.com\"\n[limits]\nauth_timeout = \"3s\"\n"))
+	f.Add([]byte("[listen]\nc2s = \":5222\""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c XMPP
+		if Decode(b, &c) == nil {
+			_ = c.WithDefaults().Validate()
+		}
+		var cb CallBridge
+		if Decode(b, &cb) == nil {
+			_ = cb.WithDefaults().Validate()
+		}
+	})
+}
