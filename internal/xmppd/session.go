@@ -56,6 +56,7 @@ type session struct {
 	bound        bool
 
 	available atomic.Bool
+	fullJID   atomic.Pointer[string] // full, for other goroutines
 
 	// The writer goroutine's channels, made when the session is bound.
 	out        chan []byte
@@ -117,9 +118,10 @@ func (ss *session) reject(cond, text string) {
 	ss.t.close(false)
 }
 
+// String implements tracked; it may be called from any goroutine.
 func (ss *session) String() string {
-	if ss.full != "" {
-		return ss.t.kind() + " " + ss.full + " from " + ss.t.remoteAddr()
+	if full := ss.fullJID.Load(); full != nil {
+		return ss.t.kind() + " " + *full + " from " + ss.t.remoteAddr()
 	}
 	return ss.t.kind() + " client " + ss.t.remoteAddr()
 }
@@ -320,6 +322,7 @@ func (ss *session) bind(iq *stream.Element) error {
 	}
 	ss.resource = full.Resourcepart()
 	ss.full = full.String()
+	ss.fullJID.Store(&ss.full)
 	ss.log = ss.log.With("jid", ss.full)
 
 	ss.out = make(chan []byte, queueLen)

@@ -60,7 +60,8 @@ type Options struct {
 	MutualTLS bool
 	// Config, if set, adjusts the server's configuration before New (timeouts, limits...).
 	Config func(*xmppd.Config)
-	// Logger receives the server's logs (default: the test log, at debug level).
+	// Logger receives the server's logs (default: the test log, at debug level; discarded
+	// when t is a *testing.F).
 	Logger *slog.Logger
 }
 
@@ -115,6 +116,10 @@ func Start(t testing.TB, o Options) *Harness {
 		h.Users = maps.Clone(DefaultUsers)
 	}
 	h.log = o.Logger
+	if _, fuzz := t.(*testing.F); fuzz && h.log == nil {
+		// A fuzz target's goroutines may not log through the *testing.F.
+		h.log = slog.New(slog.DiscardHandler)
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
