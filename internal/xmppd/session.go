@@ -417,7 +417,7 @@ func (ss *session) writeLoop() {
 				}
 				lastWrite = time.Now()
 			case time.Since(lastWrite) >= cfg.KeepAlive:
-				if err := ss.t.write([]byte(" ")); err != nil {
+				if err := ss.t.keepalive(); err != nil {
 					ss.writeFailed(err)
 					return
 				}

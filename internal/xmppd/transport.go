@@ -44,6 +44,9 @@ type transport interface {
 	writeOpen(h stream.Header) error
 	// write writes one serialised element (one WebSocket message).
 	write(b []byte) error
+	// keepalive keeps an idle connection open through NATs and proxies: whitespace on TCP
+	// [RFC 6120 §4.6.1], a ping frame on WebSocket (where a message must be a whole element).
+	keepalive() error
 	// writeClose writes a stream error (if cond is set) and the end of the stream.
 	writeClose(cond, text string) error
 	// startTLS upgrades the connection (TCP only) and restarts the stream.
@@ -186,6 +189,8 @@ func (t *tcpTransport) write(b []byte) error {
 	_, err := nc.Write(b)
 	return err
 }
+
+func (t *tcpTransport) keepalive() error { return t.write([]byte(" ")) }
 
 func (t *tcpTransport) writeClose(cond, text string) error {
 	var b []byte

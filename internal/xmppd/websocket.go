@@ -287,6 +287,20 @@ func (t *wsTransport) write(b []byte) error {
 	return t.c.Write(ctx, websocket.MessageText, b)
 }
 
+// keepalive sends a WebSocket ping. A pong that is late is not an error: the peer's silence
+// is judged by the idle timeout, which its answers to XEP-0199 pings reset.
+func (t *wsTransport) keepalive() error {
+	// The library waits for the pong before returning: wait briefly, as the session's writer
+	// is held up meanwhile.
+	ctx, cancel := context.WithTimeout(t.ctx, min(t.writeTimeout, time.Second))
+	defer cancel()
+	err := t.c.Ping(ctx)
+	if err != nil && (errors.Is(err, net.ErrClosed) || t.ctx.Err() != nil) {
+		return err
+	}
+	return nil
+}
+
 func (t *wsTransport) writeClose(cond, text string) error {
 	if cond != "" {
 		if err := t.write(appendStreamError(nil, cond, text)); err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,4 +158,33 @@ func TestWebSocketFraming(t *testing.T) {
 			t.Errorf("after <close/>: %v, want the server's <close/>", err)
 		}
 	})
+}
+
+func TestWebSocketKeepAlive(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) {
+		c.KeepAlive = 20 * time.Millisecond
+		c.IdleTimeout = time.Minute
+	}})
+	var pings atomic.Int64
+	ws, err := h.DialWebSocket(xmppdtest.WebSocketOptions{OnPing: func() { pings.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.Login("alice"); err != nil {
+		t.Fatal(err)
+	}
+	// Keepalives on WebSocket are ping frames, never whitespace messages (a message must be
+	// a whole element): for 500ms, about 25 keepalive intervals, no message arrives at all.
+	ws.Timeout = 500 * time.Millisecond
+	e, err := ws.Next()
+	if err == nil {
+		t.Fatalf("got %s, want nothing but ping frames", e)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read: %v, want the client's deadline", err)
+	}
+	if n := pings.Load(); n < 3 {
+		t.Errorf("%d WebSocket pings in 500ms with a 20ms keepalive, want several", n)
+	}
 }

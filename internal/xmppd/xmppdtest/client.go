@@ -96,6 +96,8 @@ type WebSocketOptions struct {
 	Subprotocols []string
 	// Origin, if set, is sent as the Origin header.
 	Origin string
+	// OnPing, if set, is called for every WebSocket ping frame received (while reading).
+	OnPing func()
 }
 
 // DialWebSocket connects to the WebSocket endpoint and opens a stream.
@@ -125,11 +127,15 @@ func (h *Harness) DialWebSocketRaw(o WebSocketOptions) (*websocket.Conn, error) 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, h.WebSocketURL, &websocket.DialOptions{
+	opts := &websocket.DialOptions{
 		HTTPClient:   h.HTTPClient(),
 		HTTPHeader:   hdr,
 		Subprotocols: protos,
-	})
+	}
+	if o.OnPing != nil {
+		opts.OnPingReceived = func(context.Context, []byte) bool { o.OnPing(); return true }
+	}
+	c, resp, err := websocket.Dial(ctx, h.WebSocketURL, opts)
 	if err != nil {
 		if resp != nil {
 			return nil, &HTTPError{StatusCode: resp.StatusCode, Err: err}
@@ -184,16 +190,25 @@ func (h *Harness) LoginWebSocket(t testing.TB, user string) *Client {
 
 func (h *Harness) login(t testing.TB, c *Client, user string) {
 	t.Helper()
-	pass, ok := h.Users[user]
+	if err := c.Login(user); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Login authenticates a test user (one of the harness's Users) with SCRAM-SHA-256 and binds
+// a resource the server picks.
+func (c *Client) Login(user string) error {
+	pass, ok := c.h.Users[user]
 	if !ok {
-		t.Fatalf("no test user %q", user)
+		return fmt.Errorf("no test user %q", user)
 	}
 	if err := c.Auth("SCRAM-SHA-256", user, pass); err != nil {
-		t.Fatalf("auth %s: %v", user, err)
+		return fmt.Errorf("auth %s: %w", user, err)
 	}
 	if _, err := c.Bind(""); err != nil {
-		t.Fatalf("bind %s: %v", user, err)
+		return fmt.Errorf("bind %s: %w", user, err)
 	}
+	return nil
 }
 
 func (c *Client) deadline() time.Time {
