@@ -1,0 +1,383 @@
+package meeting
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/google/uuid"
+	"mellium.im/xmpp/jid"
+
+	"confab.dev/confab/internal/secret"
+	"confab.dev/confab/internal/store"
+	"confab.dev/confab/internal/stream"
+)
+
+// Namespaces of other protocols on the component link that Handle leaves to their owners.
+const (
+	nsLogin = "urn:confab:login:1"
+	nsPing  = "urn:xmpp:ping"
+)
+
+// MaxBodyBytes bounds a chat message's body.
+const MaxBodyBytes = 16 << 10
+
+// Handle handles a stanza that arrived on the component link (conn) if it belongs to the
+// meeting protocol, and reports whether it did. It claims what is addressed to a space
+// (<spaceId>@<callBridgeJid>, with or without a resource), and the requests addressed to
+// the Call Bridge itself (<callBridgeJid>) except IQ results and errors, login relay traffic
+// and XEP-0199 pings, which the link's owner handles, ideally before calling Handle. A
+// request it does not understand is answered with a stanza error; stanzas of type error
+// are never answered.
+//
+// Handle does not block on the network: its answers are queued and written in order (see
+// the package comment).
+func (s *Service) Handle(ctx context.Context, conn Sender, e *stream.Element) bool {
+	if !e.IsStanza() {
+		return false
+	}
+	to, err := jid.Parse(e.Get("to"))
+	if err != nil {
+		return false
+	}
+	domain, cb, err := s.addresses(ctx)
+	if err != nil || to.Domainpart() != cb {
+		return false
+	}
+	kind, typ := e.Name.Local, e.Get("type")
+	if to.Localpart() == "" && (kind == "iq" && (typ == "result" || typ == "error") ||
+		bytes.Contains(e.Inner, []byte(nsLogin)) || bytes.Contains(e.Inner, []byte(nsPing))) {
+		return false
+	}
+	defer s.flush()
+
+	from, err := jid.Parse(e.Get("from"))
+	if err != nil || from.Domainpart() != domain || from.Localpart() == "" || from.Resourcepart() == "" {
+		// Only clients of our domain (the XMPP server stamps from) take part in meetings.
+		s.log.Warn("meeting: stanza from outside the domain refused", "from", e.Get("from"), "to", e.Get("to"))
+		if e.Name.Local == "presence" {
+			e = e.Clone()
+			e.Set("to", to.Bare().String()) // presence errors come from the space itself
+		}
+		s.reply(conn, e, "cancel", "forbidden", "Only users of "+domain+" may take part in meetings")
+		return true
+	}
+	if to.Localpart() == "" {
+		s.handleService(ctx, conn, e, from, cb)
+		return true
+	}
+	s.handleSpace(ctx, conn, e, from, to)
+	return true
+}
+
+// reply queues an error answer to e, unless e is itself an error or an IQ result.
+func (s *Service) reply(conn Sender, e *stream.Element, typ, condition, text string) {
+	if t := e.Get("type"); t == "error" || e.Name.Local == "iq" && t == "result" {
+		return
+	}
+	s.mu.Lock()
+	s.queue(conn, errorReply(e, typ, condition, text))
+	s.mu.Unlock()
+}
+
+// payload is the child elements of the meeting protocol a stanza may carry.
+type payload struct {
+	Spaces *struct{} `xml:"urn:confab:meeting:1 spaces"`
+	Lookup *struct {
+		CallID   string `xml:"callId,attr"`
+		Passcode string `xml:"passcode,attr"`
+	} `xml:"urn:confab:meeting:1 lookup"`
+	Join *struct {
+		Name string `xml:"name,attr"`
+	} `xml:"urn:confab:meeting:1 join"`
+	Body []string `xml:"body"`
+}
+
+// handleService answers the requests addressed to the Call Bridge itself.
+func (s *Service) handleService(ctx context.Context, conn Sender, e *stream.Element, from jid.JID, cb string) {
+	kind, typ := e.Name.Local, e.Get("type")
+	if kind != "iq" {
+		if kind == "message" {
+			s.reply(conn, e, "cancel", "service-unavailable", "")
+		}
+		return // presence to the Call Bridge means nothing
+	}
+	var p payload
+	if err := e.Decode(&p); err != nil {
+		s.reply(conn, e, "modify", "bad-request", "")
+		return
+	}
+	switch {
+	case p.Spaces != nil && typ == "get":
+		s.listSpaces(ctx, conn, e, from, cb)
+	case p.Lookup != nil && typ == "get":
+		s.lookup(ctx, conn, e, from, cb, p.Lookup.CallID, p.Lookup.Passcode)
+	case p.Spaces != nil || p.Lookup != nil:
+		s.reply(conn, e, "modify", "bad-request", "Use type='get'")
+	default:
+		s.reply(conn, e, "cancel", "service-unavailable", "")
+	}
+}
+
+// iqResult starts a result answering the IQ e.
+func iqResult(e *stream.Element) *xb {
+	var x xb
+	x.open("iq", "type", "result", "id", e.Get("id"), "from", e.Get("to"), "to", e.Get("from"))
+	return &x
+}
+
+// listSpaces answers <spaces/>: the spaces the user may enter; for a guest, its own.
+func (s *Service) listSpaces(ctx context.Context, conn Sender, e *stream.Element, from jid.JID, cb string) {
+	bare := from.Bare().String()
+	var spaces []store.CoSpace
+	s.mu.Lock()
+	g := s.guestLocked(bare)
+	s.mu.Unlock()
+	var err error
+	switch {
+	case g != nil:
+		var sp store.CoSpace
+		if sp, err = s.st.CoSpace(ctx, g.spaceID); err == nil {
+			spaces = append(spaces, sp)
+		} else if errors.Is(err, store.ErrNotFound) {
+			err = nil
+		}
+	case IsGuestUsername(from.Localpart()):
+	default:
+		spaces, err = s.st.CoSpacesFor(ctx, bare)
+	}
+	if err != nil {
+		s.log.Error("meeting: list spaces", "jid", bare, "err", err)
+		s.reply(conn, e, "wait", "internal-server-error", "")
+		return
+	}
+	x := iqResult(e)
+	x.open("spaces", "xmlns", NS)
+	for _, sp := range spaces {
+		x.empty("space", "jid", sp.ID+"@"+cb, "name", sp.Name, "callId", sp.CallID, "uri", sp.URI)
+	}
+	x.end("spaces").end("iq")
+	s.mu.Lock()
+	s.queue(conn, x.b)
+	s.mu.Unlock()
+}
+
+// lookup answers <lookup callId passcode/>, throttled per user like guest joins per address.
+func (s *Service) lookup(ctx context.Context, conn Sender, e *stream.Element, from jid.JID, cb, callID, passcode string) {
+	key := "jid:" + from.Bare().String()
+	now := s.now()
+	s.mu.Lock()
+	wait := s.throttle.blocked(key, now)
+	s.mu.Unlock()
+	if wait > 0 {
+		te := &ThrottledError{RetryAfter: wait}
+		s.log.Warn("meeting: lookup refused: too many failed attempts", "jid", from.String(), "retryAfterSeconds", te.Seconds())
+		s.reply(conn, e, "wait", "forbidden", strings.TrimPrefix(te.Error(), "meeting: "))
+		return
+	}
+	sp, err := s.st.CoSpaceByCallID(ctx, strings.TrimSpace(callID))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Error("meeting: lookup", "err", err)
+		s.reply(conn, e, "wait", "internal-server-error", "")
+		return
+	}
+	found := err == nil
+	want := decoyPasscode
+	if found {
+		want = sp.Passcode.Reveal()
+	}
+	if !passcodeMatches(passcode, want) || !found {
+		s.mu.Lock()
+		s.throttle.fail(key, now)
+		s.mu.Unlock()
+		if !found {
+			s.log.Info("meeting: lookup of an unknown call ID", "jid", from.String(), "callId", callID)
+			s.reply(conn, e, "cancel", "item-not-found", "No space has this call ID")
+			return
+		}
+		s.log.Warn("meeting: lookup with a wrong passcode", "jid", from.String(), "callId", callID)
+		s.reply(conn, e, "auth", "forbidden", "Wrong passcode")
+		return
+	}
+	s.mu.Lock()
+	s.throttle.reset(key)
+	s.mu.Unlock()
+	x := iqResult(e)
+	x.open("lookup", "xmlns", NS)
+	x.empty("space", "jid", sp.ID+"@"+cb, "name", sp.Name, "callId", sp.CallID, "uri", sp.URI)
+	x.end("lookup").end("iq")
+	s.mu.Lock()
+	s.queue(conn, x.b)
+	s.mu.Unlock()
+}
+
+// handleSpace handles a stanza addressed to a space or to someone in it.
+func (s *Service) handleSpace(ctx context.Context, conn Sender, e *stream.Element, from, to jid.JID) {
+	spaceID := to.Localpart()
+	full := from.String()
+	kind, typ := e.Name.Local, e.Get("type")
+	switch {
+	case kind == "presence" && typ == "":
+		var p payload
+		if err := e.Decode(&p); err == nil && p.Join != nil {
+			s.join(ctx, conn, e, from, to, p.Join.Name)
+			return
+		}
+		s.mu.Lock()
+		in := s.participantLocked(spaceID, full) != nil
+		s.mu.Unlock()
+		if !in {
+			s.reply(conn, e, "modify", "bad-request", "Join with <join xmlns='"+NS+"'/>")
+		}
+		// A participant's presence update carries nothing the meeting uses.
+	case kind == "presence" && typ == "unavailable", typ == "error" && kind != "iq":
+		// Leaving; an error bounced by the participant's server means it is gone too.
+		// The leaver is told too (own presence, self='true'), as a multi-user chat room
+		// confirms a leave; an unreachable one is not.
+		reason, tell := "left", true
+		if typ == "error" {
+			reason, tell = "unreachable", false
+		}
+		s.mu.Lock()
+		if p := s.participantLocked(spaceID, full); p != nil {
+			s.removeLocked(p, tell, reason)
+		}
+		s.mu.Unlock()
+	case kind == "presence":
+		// subscription requests and probes: a space has no roster of its own.
+	case kind == "message" && typ == "groupchat" && to.Resourcepart() == "":
+		s.chat(conn, e, spaceID, full)
+	case kind == "message":
+		s.reply(conn, e, "cancel", "feature-not-implemented", "Send groupchat messages to the space")
+	case typ == "get" || typ == "set":
+		s.reply(conn, e, "cancel", "service-unavailable", "")
+	}
+}
+
+// join admits from to the space, or refuses with an error presence from the space.
+func (s *Service) join(ctx context.Context, conn Sender, e *stream.Element, from, to jid.JID, name string) {
+	full, bare := from.String(), from.Bare().String()
+	spaceID, spaceJID := to.Localpart(), to.Bare().String()
+	refuse := func(typ, condition, text string) {
+		var x xb
+		x.open("presence", "type", "error", "id", e.Get("id"), "from", spaceJID, "to", e.Get("from"))
+		x.stanzaError(typ, condition, text)
+		x.end("presence")
+		s.mu.Lock()
+		s.queue(conn, x.b)
+		s.mu.Unlock()
+	}
+
+	s.spaceMu.RLock()
+	defer s.spaceMu.RUnlock()
+	sp, err := s.st.CoSpace(ctx, spaceID)
+	if errors.Is(err, store.ErrNotFound) {
+		s.log.Info("meeting: join refused: no such space", "jid", full, "space", spaceID)
+		refuse("cancel", "item-not-found", "There is no such space")
+		return
+	}
+	if err != nil {
+		s.log.Error("meeting: join: read space", "space", spaceID, "err", err)
+		refuse("wait", "internal-server-error", "")
+		return
+	}
+
+	s.mu.Lock()
+	g := s.guestLocked(bare)
+	var gSpace, gName string
+	if g != nil {
+		gSpace, gName = g.spaceID, g.name
+	}
+	s.mu.Unlock()
+
+	role := ""
+	switch {
+	case g != nil && gSpace == sp.ID:
+		role = RoleGuest
+	case g != nil:
+		s.log.Warn("meeting: join refused: a guest may join only its own space", "jid", full, "space", sp.ID, "guestSpace", gSpace)
+		refuse("auth", "forbidden", "This guest account is for another space")
+		return
+	case IsGuestUsername(from.Localpart()):
+		s.log.Warn("meeting: join refused: no such guest account (expired or removed)", "jid", full, "space", sp.ID)
+		refuse("auth", "forbidden", "This guest account has expired")
+		return
+	case sp.OwnerJID == bare:
+		role = RoleOwner
+	default:
+		m, err := s.st.CoSpaceMemberByJID(ctx, sp.ID, bare)
+		switch {
+		case err == nil && m.Role == RoleOwner:
+			role = RoleOwner
+		case err == nil:
+			role = RoleMember
+		case !errors.Is(err, store.ErrNoCoSpaceMember):
+			s.log.Error("meeting: join: read membership", "space", sp.ID, "jid", bare, "err", err)
+			refuse("wait", "internal-server-error", "")
+			return
+		case sp.NonMemberAccess:
+			role = RoleMember
+		default:
+			s.log.Warn("meeting: join refused: not a member", "jid", full, "space", sp.ID)
+			refuse("auth", "forbidden", "You are not a member of this space")
+			return
+		}
+	}
+
+	if name = CleanName(name); name == "" {
+		name = gName
+	}
+	if name == "" {
+		name = from.Localpart()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g != nil {
+		// Joining proves a login (whether or not LoginResult was told): the account no
+		// longer waits for one, and its password has served.
+		g.loggedIn, g.password = true, secret.Secret{}
+	}
+	if p := s.participantLocked(sp.ID, full); p != nil {
+		// Joined already (a client repeating itself): send it the roster again.
+		for _, q := range p.call.parts {
+			s.queue(conn, presence(q, full, "", q == p))
+		}
+		return
+	}
+	c := s.startCallLocked(sp.ID, spaceJID, sp.Name)
+	s.addLocked(c, &participant{id: uuid.NewString(), full: full, bare: bare, name: name, role: role,
+		guest: role == RoleGuest, conn: conn, joined: s.now()})
+}
+
+// chat relays a groupchat message from a participant to every participant, sender
+// included.
+func (s *Service) chat(conn Sender, e *stream.Element, spaceID, full string) {
+	var p payload
+	if err := e.Decode(&p); err != nil {
+		s.reply(conn, e, "modify", "bad-request", "")
+		return
+	}
+	if len(p.Body) == 0 {
+		return // chat states and the like: nothing to relay
+	}
+	body := p.Body[0]
+	if len(body) > MaxBodyBytes {
+		s.reply(conn, e, "modify", "not-acceptable", "The message is too long")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sender := s.participantLocked(spaceID, full)
+	if sender == nil {
+		s.queue(conn, errorReply(e, "cancel", "not-acceptable", "Join the space before sending to it"))
+		return
+	}
+	for _, q := range sender.call.parts {
+		var x xb
+		x.open("message", "type", "groupchat", "id", e.Get("id"), "from", sender.occupantJID(), "to", q.full)
+		x.open("body").text(body).end("body")
+		x.empty("participant", "xmlns", NS, "id", sender.id, "name", sender.name)
+		s.queue(q.conn, x.end("message").b)
+	}
+}
