@@ -157,7 +157,7 @@ func parseSubstitution(s string, i int) (*substitution, int, error) {
 	var re strings.Builder
 	var repl []replPiece
 	var lit strings.Builder
-	var opt string
+	var opt strings.Builder
 	part := 0
 	for {
 		if i >= len(s) {
@@ -211,7 +211,7 @@ func parseSubstitution(s string, i int) (*substitution, int, error) {
 		case 1:
 			lit.WriteByte(c)
 		default:
-			opt += string(c)
+			opt.WriteByte(c)
 		}
 	}
 	closeQuote := i
@@ -221,8 +221,8 @@ func parseSubstitution(s string, i int) (*substitution, int, error) {
 	if lit.Len() > 0 {
 		repl = append(repl, replPiece{lit: lit.String(), group: -1})
 	}
-	if opt != "" && opt != "g" {
-		return nil, 0, tplErr(closeQuote-len(opt), "unknown option %q (want g or nothing)", opt)
+	if o := opt.String(); o != "" && o != "g" {
+		return nil, 0, tplErr(closeQuote-len(o), "unknown option %q (want g or nothing)", o)
 	}
 	if closeQuote+1 >= len(s) || s[closeQuote+1] != '$' {
 		return nil, 0, tplErr(closeQuote+1, "expected $ after the closing ' of the substitution")
@@ -239,7 +239,7 @@ func parseSubstitution(s string, i int) (*substitution, int, error) {
 			return nil, 0, tplErr(open, "the replacement refers to group \\%d; the expression has %d", p.group, rx.NumSubexp())
 		}
 	}
-	return &substitution{re: rx, repl: repl, global: opt == "g"}, closeQuote + 2, nil
+	return &substitution{re: rx, repl: repl, global: opt.String() == "g"}, closeQuote + 2, nil
 }
 
 // String returns the template as written.

@@ -357,4 +357,3 @@ func (s *Server) Delete(t testing.TB, dn string) {
 		t.Fatalf("ldaptest: delete %s: %v", dn, err)
 	}
 }
-
