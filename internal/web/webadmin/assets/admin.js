@@ -1,0 +1,171 @@
+// Confab web admin: keeps the status page current by polling /admin/api/signal-flow every
+// second. No framework, no build step: this file is served as it is.
+(() => {
+  "use strict";
+  const POLL_MS = 1000;
+  const body = document.body;
+  const $ = (sel, root = document) => root.querySelector(sel);
+
+  function el(tag, attrs = {}, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") e.className = v;
+      else if (k.startsWith("data-")) e.setAttribute(k, String(v));
+      else e.setAttribute(k, String(v));
+    }
+    for (const c of children) {
+      if (c === null || c === undefined || c === "") continue;
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+
+  function setText(node, text) {
+    if (node && node.textContent !== text) node.textContent = text;
+  }
+
+  function updateStatus(st) {
+    body.dataset.linkState = st.state;
+    const badge = $("#link-state");
+    if (badge) {
+      badge.className = `badge ${st.stateClass}`;
+      badge.dataset.stateClass = st.stateClass;
+    }
+    for (const node of document.querySelectorAll("[data-field]")) {
+      const f = node.dataset.field;
+      let v = st[f];
+      if (f === "for") v = st.for ? `(${st.for})` : "";
+      setText(node, v === undefined || v === null ? "" : String(v));
+    }
+    for (const wrap of document.querySelectorAll("[data-wrap]")) {
+      wrap.classList.toggle("hidden-fact", !st[wrap.dataset.wrap]);
+    }
+  }
+
+  function updateSteps(steps) {
+    for (const s of steps) {
+      const g = document.getElementById(`step-${s.n}`);
+      if (!g) continue;
+      if (g.dataset.outcome !== s.class) {
+        g.setAttribute("class", `step ${s.class}`);
+        g.dataset.outcome = s.class;
+      }
+      setText($("title", g), s.tooltip);
+      setText($(".summary", g), s.summary);
+      setText($(".note", g), s.note || "");
+    }
+    const failed = steps.filter((s) => s.class === "failed");
+    const wrap = $("#failures-wrap");
+    const list = $("#failures");
+    if (!wrap || !list) return;
+    wrap.hidden = failed.length === 0;
+    list.replaceChildren(
+      ...failed.map((s) =>
+        el(
+          "li",
+          { "data-step": s.n },
+          el("p", { class: "failure-title" }, el("span", { class: "pill failed" }, `Step ${s.n}`), " ", s.title, s.cause ? " " : "", s.cause ? el("span", { class: "mono small" }, `(${s.cause})`) : ""),
+          s.detail ? el("p", {}, s.detail) : "",
+          s.remedy ? el("p", { class: "remedy" }, el("strong", {}, "Remedy:"), " ", s.remedy) : "",
+        ),
+      ),
+    );
+  }
+
+  function updateAlarms(alarms) {
+    const table = $("#alarms-table");
+    const none = $("#no-alarms");
+    const tbody = $("#alarms");
+    if (!tbody) return;
+    table.hidden = alarms.length === 0;
+    none.hidden = alarms.length > 0;
+    tbody.replaceChildren(
+      ...alarms.map((a) =>
+        el(
+          "tr",
+          { "data-testid": "alarm", "data-reason": a.failureReason },
+          el("td", {}, el("strong", {}, a.type), el("div", { class: "small muted" }, a.detail || "")),
+          el("td", {}, el("span", { class: "pill failed" }, a.failureReason), a.tlsCause ? " " : "", a.tlsCause ? el("span", { class: "pill" }, a.tlsCause) : ""),
+          el("td", {}, a.for || ""),
+        ),
+      ),
+    );
+  }
+
+  function updateEvents(events) {
+    const tbody = $("#events");
+    if (!tbody) return;
+    const first = tbody.querySelector("tr[data-seq]");
+    if (first && events.length && String(events[0].seq) === first.dataset.seq && tbody.children.length === events.length) return;
+    if (!events.length) {
+      tbody.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: 8 }, "No events yet.")));
+      return;
+    }
+    tbody.replaceChildren(
+      ...events.map((e) =>
+        el(
+          "tr",
+          { "data-seq": e.seq },
+          el("td", {}, e.seq),
+          el("td", { class: "mono" }, e.time),
+          el("td", {}, e.attempt),
+          el("td", {}, e.step),
+          el("td", {}, el("span", { class: `pill ${e.class}` }, e.outcome)),
+          el("td", { class: "mono" }, e.target || ""),
+          el("td", {}, e.duration || ""),
+          el("td", {}, e.cause ? el("span", { class: "mono" }, e.cause) : "", e.cause ? ": " : "", e.detail || ""),
+        ),
+      ),
+    );
+  }
+
+  let timer = null;
+  let running = false;
+  async function poll() {
+    timer = null;
+    if (running) return;
+    running = true;
+    try {
+      const res = await fetch("/admin/api/signal-flow", { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } });
+      if (res.status === 401) {
+        body.dataset.state = "signed-out";
+        location.assign(`/admin/login?next=${encodeURIComponent(location.pathname)}`);
+        return;
+      }
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const flow = await res.json();
+      updateStatus(flow.status);
+      updateSteps(flow.steps);
+      updateAlarms(flow.alarms || []);
+      updateEvents(flow.events || []);
+      setText($("#updated"), flow.updated);
+      body.dataset.state = "live";
+    } catch (err) {
+      console.warn("signal flow update failed:", err);
+      body.dataset.state = "stale";
+    }
+    running = false;
+    if (!document.hidden) timer = setTimeout(poll, POLL_MS);
+  }
+
+  function start() {
+    if (body.dataset.page === "status") {
+      document.addEventListener("visibilitychange", () => {
+        if (!document.hidden && timer === null && !running) poll();
+      });
+      poll();
+    }
+    const clear = $("#clearSecret");
+    const secret = $("#sharedSecret");
+    if (clear && secret) {
+      clear.addEventListener("change", () => {
+        secret.disabled = clear.checked;
+        if (clear.checked) secret.value = "";
+      });
+    }
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

@@ -1,0 +1,328 @@
+package webadmin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"mime"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// pageData is what every page's template gets.
+type pageData struct {
+	Title string
+	Nav   string // the current section: status, configuration, users, spaces, calls
+	User  string // signed-in administrator, "" on the sign-in page
+	CSRF  string // the session's token, for every form
+	Body  any    // the page's own data
+}
+
+var pageFiles = []string{"login.html", "status.html", "general.html", "users.html", "spaces.html", "calls.html", "forbidden.html"}
+
+func parsePages() map[string]*template.Template {
+	funcs := template.FuncMap{
+		"datetime": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.Format("2006-01-02 15:04:05 MST")
+		},
+		"failed": func(steps []StepView) bool {
+			for _, s := range steps {
+				if s.Class == classFailed {
+					return true
+				}
+			}
+			return false
+		},
+		"stamp": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.Format(time.RFC3339)
+		},
+	}
+	pages := make(map[string]*template.Template, len(pageFiles))
+	for _, p := range pageFiles {
+		pages[p] = template.Must(template.New(p).Funcs(funcs).ParseFS(embedded, "templates/layout.html", "templates/"+p))
+	}
+	return pages
+}
+
+// ---- sign-in -------------------------------------------------------------------------
+
+type loginBody struct {
+	Token string
+	Next  string
+	User  string
+	Error string
+}
+
+func (s *server) loginPage(w http.ResponseWriter, r *http.Request) {
+	if s.sessions.get(r) != nil {
+		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return
+	}
+	body := loginBody{Token: s.sessions.preToken(w, r), Next: safeNext(r.URL.Query().Get("next"))}
+	s.render(w, r, http.StatusOK, "login.html", pageData{Title: "Sign in", Body: body})
+}
+
+func (s *server) login(w http.ResponseWriter, r *http.Request) {
+	user := strings.TrimSpace(r.PostForm.Get("username"))
+	password := r.PostForm.Get("password")
+	next := safeNext(r.PostForm.Get("next"))
+	again := func(code int, msg string) {
+		body := loginBody{Token: s.sessions.preToken(w, r), Next: next, User: user, Error: msg}
+		s.render(w, r, code, "login.html", pageData{Title: "Sign in", Body: body})
+	}
+	key := clientKey(r)
+	if wait := s.limiter.wait(key); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", fmt.Sprint(secs))
+		s.log.Warn("web admin sign-in refused: too many failures", "remote", r.RemoteAddr, "user", user)
+		again(http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts; try again in %d seconds", secs))
+		return
+	}
+	if user == "" || password == "" {
+		again(http.StatusOK, "Enter your username and password")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	if err := s.b.CheckLogin(ctx, user, password); err != nil {
+		s.limiter.fail(key)
+		s.log.Info("web admin sign-in failed", "remote", r.RemoteAddr, "user", user, "err", err)
+		// The same words whether the user exists or not.
+		again(http.StatusOK, "Sign in failed")
+		return
+	}
+	s.limiter.succeed(key)
+	clearPreCookie(w)
+	s.sessions.create(w, r, user)
+	s.log.Info("web admin sign-in", "remote", r.RemoteAddr, "user", user)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *server) logout(w http.ResponseWriter, r *http.Request) {
+	if sess := s.sessions.get(r); sess != nil {
+		s.log.Info("web admin sign-out", "remote", r.RemoteAddr, "user", sess.user)
+	}
+	s.sessions.end(w, r)
+	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+}
+
+func (s *server) page(sess *session, nav, title string, body any) pageData {
+	return pageData{Title: title, Nav: nav, User: sess.user, CSRF: sess.csrf, Body: body}
+}
+
+// ---- status --------------------------------------------------------------------------
+
+type statusBody struct {
+	Flow   SignalFlow
+	Ladder Ladder
+}
+
+func (s *server) statusPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	flow := s.signalFlow(s.now())
+	s.render(w, r, http.StatusOK, "status.html", s.page(sess, "status", "Status", statusBody{Flow: flow, Ladder: buildLadder(flow.Steps)}))
+}
+
+// ---- Configuration > General ---------------------------------------------------------
+
+type generalBody struct {
+	UniqueName, Domain, ServerAddressOverride string
+	SecretSet                                 bool
+	Saved                                     bool
+	Errors                                    map[string]string
+	Error                                     string
+}
+
+func (s *server) generalPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	x, err := s.b.XMPPSettings(ctx)
+	body := generalBody{
+		UniqueName: x.UniqueName, Domain: x.Domain, ServerAddressOverride: x.ServerAddressOverride, SecretSet: x.SecretSet,
+		Saved: r.URL.Query().Get("saved") == "1",
+	}
+	code := http.StatusOK
+	if err != nil {
+		s.log.Error("web admin: read XMPP settings", "err", err)
+		body.Error = "The settings could not be read: " + err.Error()
+		code = http.StatusInternalServerError
+	}
+	s.render(w, r, code, "general.html", s.page(sess, "configuration", "Configuration: General", body))
+}
+
+// Longest values the form accepts; the store and the link validate the rest.
+const (
+	maxName    = 63
+	maxDomain  = 253
+	maxAddress = 300
+	maxSecret  = 1024
+)
+
+func (s *server) saveGeneral(w http.ResponseWriter, r *http.Request, sess *session) {
+	f := r.PostForm
+	body := generalBody{
+		UniqueName:            strings.TrimSpace(f.Get("uniqueName")),
+		Domain:                strings.TrimSpace(f.Get("domain")),
+		ServerAddressOverride: strings.TrimSpace(f.Get("serverAddressOverride")),
+		Errors:                map[string]string{},
+	}
+	var newSecret *string
+	if sec := f.Get("sharedSecret"); sec != "" {
+		newSecret = &sec
+	} else if f.Get("clearSecret") == "1" {
+		empty := ""
+		newSecret = &empty
+	}
+	check := func(field, v string, max int, what string) {
+		switch {
+		case len(v) > max:
+			body.Errors[field] = fmt.Sprintf("%s can have at most %d characters", what, max)
+		case strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+			body.Errors[field] = what + " cannot contain spaces"
+		}
+	}
+	check("uniqueName", body.UniqueName, maxName, "The unique name")
+	check("domain", body.Domain, maxDomain, "The domain")
+	check("serverAddressOverride", body.ServerAddressOverride, maxAddress, "The server address")
+	if newSecret != nil && len(*newSecret) > maxSecret {
+		body.Errors["sharedSecret"] = fmt.Sprintf("The shared secret can have at most %d characters", maxSecret)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	if len(body.Errors) == 0 {
+		err := s.b.SetXMPPSettings(ctx, body.UniqueName, body.Domain, body.ServerAddressOverride, newSecret)
+		var fe *FieldError
+		switch {
+		case err == nil:
+			s.log.Info("web admin: XMPP settings saved", "user", sess.user, "unique_name", body.UniqueName,
+				"domain", body.Domain, "server_address_override", body.ServerAddressOverride, "secret_changed", newSecret != nil)
+			http.Redirect(w, r, "/admin/configuration/general?saved=1", http.StatusSeeOther)
+			return
+		case errors.As(err, &fe):
+			body.Errors[fe.Field] = fe.Message
+		default:
+			s.log.Error("web admin: save XMPP settings", "user", sess.user, "err", err)
+			body.Error = "The settings could not be saved: " + err.Error()
+		}
+	}
+	// Show the form again with what was typed (never the secret) and the current state of
+	// the stored secret.
+	if x, err := s.b.XMPPSettings(ctx); err == nil {
+		body.SecretSet = x.SecretSet
+	}
+	code := http.StatusUnprocessableEntity
+	if body.Error != "" {
+		code = http.StatusInternalServerError
+	}
+	s.render(w, r, code, "general.html", s.page(sess, "configuration", "Configuration: General", body))
+}
+
+// ---- lists ---------------------------------------------------------------------------
+
+type listBody[T any] struct {
+	Items []T
+	Error string
+}
+
+func listPage[T any](s *server, w http.ResponseWriter, r *http.Request, sess *session, nav, title, page string, load func(context.Context) ([]T, error)) {
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	items, err := load(ctx)
+	body := listBody[T]{Items: items}
+	code := http.StatusOK
+	if err != nil {
+		s.log.Error("web admin: list "+nav, "err", err)
+		body.Error = "The list could not be read: " + err.Error()
+		code = http.StatusInternalServerError
+	}
+	s.render(w, r, code, page, s.page(sess, nav, title, body))
+}
+
+func (s *server) usersPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	listPage(s, w, r, sess, "users", "Users", "users.html", func(ctx context.Context) ([]UserView, error) {
+		u, err := s.b.Users(ctx)
+		sort.SliceStable(u, func(i, j int) bool { return u[i].JID < u[j].JID })
+		return u, err
+	})
+}
+
+func (s *server) spacesPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	listPage(s, w, r, sess, "spaces", "Spaces", "spaces.html", func(ctx context.Context) ([]SpaceView, error) {
+		sp, err := s.b.Spaces(ctx)
+		sort.SliceStable(sp, func(i, j int) bool { return strings.ToLower(sp[i].Name) < strings.ToLower(sp[j].Name) })
+		return sp, err
+	})
+}
+
+func (s *server) callsPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	listPage(s, w, r, sess, "calls", "Active calls", "calls.html", func(ctx context.Context) ([]CallView, error) {
+		c, err := s.b.Calls(ctx)
+		sort.SliceStable(c, func(i, j int) bool { return c[i].Started.Before(c[j].Started) })
+		return c, err
+	})
+}
+
+// ---- static files --------------------------------------------------------------------
+
+type static struct{ files map[string]staticFile }
+
+type staticFile struct {
+	body        []byte
+	etag, ctype string
+}
+
+func newStatic(fsys fs.FS) *static {
+	s := &static{files: make(map[string]staticFile)}
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		ct := mime.TypeByExtension(path.Ext(p))
+		switch path.Ext(p) {
+		case ".js":
+			ct = "text/javascript; charset=utf-8"
+		case ".svg":
+			ct = "image/svg+xml"
+		}
+		s.files[p] = staticFile{body: b, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`, ctype: ct}
+		return nil
+	})
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	return s
+}
+
+func (s *static) serve(w http.ResponseWriter, r *http.Request, name string) {
+	f, ok := s.files[name]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", f.ctype)
+	w.Header().Set("ETag", f.etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if strings.Contains(r.Header.Get("If-None-Match"), f.etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	_, _ = w.Write(f.body)
+}

@@ -1,0 +1,287 @@
+// Package webadmin is Confab's web admin, served by the Call Bridge under /admin/ on the
+// admin port (8445, beside the REST API): sign-in with an API user's name and password, the
+// XMPP server settings (Configuration > General), the status of the link to the XMPP
+// server drawn as the seed document's signal flow (a ladder diagram of the twelve steps,
+// coloured by their last outcome, updated every second), the active alarms, and lists of
+// users, spaces and active calls.
+//
+// # Security
+//
+// A session is a random 256-bit identifier in a cookie that is HttpOnly, Secure,
+// SameSite=Strict and limited to /admin/, with an idle and an absolute expiry; the identifier
+// is replaced at sign-in. Every state-changing request (sign-in, sign-out, saving settings)
+// must pass two checks: its Origin (or Referer) must be this server's own origin, and it
+// must carry the synchronizer token of its session (before sign-in, a token bound to a
+// pre-session cookie). Pages are sent with a Content Security Policy that allows this
+// origin's own scripts and styles only, and may not be framed. The XMPP shared secret is
+// write-only: the page says whether one is set, never what it is.
+package webadmin
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"confab.dev/confab/internal/callbridge/linkstate"
+)
+
+//go:embed assets templates
+var embedded embed.FS
+
+// Backend is what the web admin shows and changes: the Call Bridge's store, its link to
+// the XMPP server, and its meetings. Methods with a context may block on the store.
+type Backend interface {
+	// CheckLogin returns nil if user and password are an API user's (the REST API's
+	// accounts); any error refuses the sign-in.
+	CheckLogin(ctx context.Context, user, password string) error
+	// XMPPSettings returns the XMPP server settings as stored.
+	XMPPSettings(ctx context.Context) (XMPPSettings, error)
+	// SetXMPPSettings stores the settings and applies them to the link at once. newSecret
+	// nil keeps the shared secret; a pointer to "" removes it. An invalid value is reported
+	// as a *FieldError, which the form shows beside the field.
+	SetXMPPSettings(ctx context.Context, uniqueName, domain, serverAddressOverride string, newSecret *string) error
+	// LinkStatus, Trace and Alarms are the link's observable state (package linkstate).
+	LinkStatus() linkstate.Status
+	Trace(after uint64) []linkstate.Event
+	Alarms() []linkstate.Alarm
+	// Users, Spaces and Calls list what the REST API's /users, /coSpaces and /calls list.
+	Users(ctx context.Context) ([]UserView, error)
+	Spaces(ctx context.Context) ([]SpaceView, error)
+	Calls(ctx context.Context) ([]CallView, error)
+}
+
+// XMPPSettings are the Call Bridge's XMPP server settings; the secret is never read back.
+type XMPPSettings struct {
+	UniqueName            string
+	Domain                string
+	ServerAddressOverride string
+	SecretSet             bool
+}
+
+// FieldError is an invalid setting, named by its form field: "uniqueName", "domain",
+// "serverAddressOverride" or "sharedSecret".
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// UserView is one user.
+type UserView struct {
+	JID    string
+	Name   string
+	Email  string
+	Source string // "local" or "ldap"
+}
+
+// SpaceView is one space (coSpace).
+type SpaceView struct {
+	ID              string
+	Name            string
+	URI             string
+	CallID          string
+	OwnerJID        string
+	Members         int
+	PasscodeSet     bool
+	NonMemberAccess bool
+}
+
+// CallView is one active call (a meeting in a space) with its participants.
+type CallView struct {
+	ID           string
+	SpaceID      string
+	SpaceName    string
+	Started      time.Time
+	Participants []ParticipantView
+}
+
+// ParticipantView is one participant of a call (a call leg).
+type ParticipantView struct {
+	ID     string
+	Name   string
+	JID    string
+	Role   string // owner, member or guest
+	Joined time.Time
+}
+
+// Options configure New.
+type Options struct {
+	// Backend is required.
+	Backend Backend
+	// Logger receives the admin's logs (default: discarded).
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// SessionIdle and SessionMax bound a session: it ends after SessionIdle without a
+	// request (default 30 minutes) or SessionMax after sign-in (default 12 hours).
+	SessionIdle, SessionMax time.Duration
+}
+
+// Prefix is the path under which New's handler serves the web admin.
+const Prefix = "/admin/"
+
+// New returns the web admin's handler. It serves paths under /admin/ (and redirects
+// /admin to /admin/); mount it at /admin/ on the admin listener, which must be HTTPS.
+func New(o Options) http.Handler {
+	if o.Backend == nil {
+		panic("webadmin: Options.Backend is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.SessionIdle <= 0 {
+		o.SessionIdle = 30 * time.Minute
+	}
+	if o.SessionMax <= 0 {
+		o.SessionMax = 12 * time.Hour
+	}
+	s := &server{
+		b:        o.Backend,
+		log:      o.Logger,
+		now:      o.Now,
+		sessions: newSessions(o.Now, o.SessionIdle, o.SessionMax),
+		limiter:  newLimiter(o.Now),
+	}
+	assets, err := fs.Sub(embedded, "assets")
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	s.static = newStatic(assets)
+	s.pages = parsePages()
+	s.routes()
+	return s
+}
+
+type server struct {
+	b        Backend
+	log      *slog.Logger
+	now      func() time.Time
+	sessions *sessions
+	limiter  *limiter
+	static   *static
+	pages    map[string]*template.Template
+	mux      *http.ServeMux
+}
+
+func (s *server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /admin", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, Prefix, http.StatusMovedPermanently)
+	})
+	m.HandleFunc("GET /admin/{$}", s.authed(func(w http.ResponseWriter, r *http.Request, _ *session) {
+		http.Redirect(w, r, "/admin/status", http.StatusSeeOther)
+	}))
+	m.HandleFunc("GET /admin/assets/{name}", func(w http.ResponseWriter, r *http.Request) {
+		s.static.serve(w, r, r.PathValue("name"))
+	})
+	m.HandleFunc("GET /admin/login", s.loginPage)
+	m.HandleFunc("POST /admin/login", s.checked(s.login))
+	m.HandleFunc("POST /admin/logout", s.checked(s.logout))
+	m.HandleFunc("GET /admin/status", s.authed(s.statusPage))
+	m.HandleFunc("GET /admin/api/signal-flow", s.authedAPI(s.signalFlowJSON))
+	m.HandleFunc("GET /admin/configuration/general", s.authed(s.generalPage))
+	m.HandleFunc("POST /admin/configuration/general", s.checked(s.authed(s.saveGeneral)))
+	m.HandleFunc("GET /admin/users", s.authed(s.usersPage))
+	m.HandleFunc("GET /admin/spaces", s.authed(s.spacesPage))
+	m.HandleFunc("GET /admin/calls", s.authed(s.callsPage))
+	s.mux = m
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+		"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+	if !strings.HasPrefix(r.URL.Path, "/admin/assets/") {
+		// Pages and answers hold the state of the system and tokens: never from a cache.
+		h.Set("Cache-Control", "no-store")
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// authed runs h with the request's session, or sends the browser to the sign-in page.
+func (s *server) authed(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sess := s.sessions.get(r)
+		if sess == nil {
+			next := r.URL.Path
+			if r.Method != http.MethodGet {
+				next = Prefix
+			}
+			http.Redirect(w, r, "/admin/login?next="+urlQueryEscape(next), http.StatusSeeOther)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		h(w, r, sess)
+	}
+}
+
+// authedAPI is authed for JSON endpoints: 401 rather than a redirect.
+func (s *server) authedAPI(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sess := s.sessions.get(r)
+		if sess == nil {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Sign in again", "login": "/admin/login"})
+			return
+		}
+		h(w, r, sess)
+	}
+}
+
+func (s *server) signalFlowJSON(w http.ResponseWriter, _ *http.Request, _ *session) {
+	writeJSON(w, http.StatusOK, s.signalFlow(s.now()))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// safeNext returns where to go after sign-in: a path of the web admin, never elsewhere.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, Prefix) || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") ||
+		strings.HasPrefix(next, "/admin/login") {
+		return "/admin/status"
+	}
+	return next
+}
+
+// errTemplate wraps template execution failures, which are bugs.
+var errTemplate = errors.New("render template")
+
+func (s *server) render(w http.ResponseWriter, r *http.Request, code int, page string, data pageData) {
+	t, ok := s.pages[page]
+	if !ok {
+		panic("webadmin: no page " + page)
+	}
+	var buf strings.Builder
+	if err := t.ExecuteTemplate(&buf, "layout", data); err != nil {
+		s.log.Error("web admin page failed", "page", page, "err", fmt.Errorf("%w %s: %w", errTemplate, page, err))
+		http.Error(w, "the page could not be shown", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(buf.String()))
+	_ = r
+}
