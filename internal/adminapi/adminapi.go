@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"confab.dev/confab/internal/callbridge/linkstate"
+	"confab.dev/confab/internal/meeting"
 	"confab.dev/confab/internal/store"
 )
 
@@ -53,6 +54,7 @@ type Options struct {
 	// AuthFailureDelay is how long a request with wrong credentials waits before its 401, to
 	// slow password guessing; 500ms when zero, none when negative.
 	AuthFailureDelay time.Duration
+	Meetings         *meeting.Service // spaces, calls and call legs; one over Store when nil
 }
 
 // MaxBodyBytes is the largest request body accepted; a larger one is refused with 413.
@@ -68,6 +70,8 @@ type server struct {
 	started time.Time
 	auth    *authenticator
 	mux     *http.ServeMux
+
+	meetings *meeting.Service // see spaceRoutes
 
 	// applyMu makes "store the XMPP settings, then Apply them" atomic, so that the link ends
 	// up with the settings that were stored last.
@@ -88,6 +92,8 @@ func New(o Options) http.Handler {
 		version: o.Version,
 		now:     o.Now,
 		mux:     http.NewServeMux(),
+
+		meetings: o.Meetings,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -115,6 +121,7 @@ func (s *server) routes() {
 	s.handle("GET /api/v1/system/configuration/xmpp", s.getXMPPConfig)
 	s.handle("PUT /api/v1/system/configuration/xmpp", s.setXMPPConfig)
 	s.handle("POST /api/v1/system/configuration/xmpp", s.setXMPPConfig)
+	s.spaceRoutes()
 }
 
 func (s *server) handle(pattern string, h handler) {

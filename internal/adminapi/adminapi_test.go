@@ -566,7 +566,7 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		failure      string
 	}{
 		{"GET", "/api/v1/system/nothing", http.StatusNotFound, "pathDoesNotExist"},
-		{"GET", "/api/v1/coSpaces", http.StatusNotFound, "pathDoesNotExist"},
+		{"GET", "/api/v1/noSuchCollection", http.StatusNotFound, "pathDoesNotExist"},
 		{"GET", "/", http.StatusNotFound, "pathDoesNotExist"},
 		{"DELETE", "/api/v1/system/configuration/xmpp", http.StatusMethodNotAllowed, "methodNotAllowed"},
 		{"POST", "/api/v1/system/status", http.StatusMethodNotAllowed, "methodNotAllowed"},
