@@ -144,9 +144,9 @@ func TestLDAPUsers(t *testing.T) {
 	})
 
 	t.Run("resync", func(t *testing.T) {
-		srv.Delete(t, dns[1])                                                      // bob leaves
+		srv.Delete(t, dns[1])                                                    // bob leaves
 		srv.Modify(t, dns[2], map[string][]string{"cn": {"Cat S."}, "mail": {}}) // cat changes
-		srv.Add(t, ldaptest.Person{UID: "dan", CN: "Dan", Password: "dan-pw"})     // dan arrives
+		srv.Add(t, ldaptest.Person{UID: "dan", CN: "Dan", Password: "dan-pw"})   // dan arrives
 		v := f.sync(t, "")
 		if v.State != store.SyncComplete || v.UsersCreated != 1 || v.UsersUpdated != 1 || v.UsersDeleted != 1 || v.NumUsersImported != 3 {
 			t.Fatalf("resync = %+v, want 1 created, 1 updated, 1 deleted", v)
