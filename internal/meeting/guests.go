@@ -60,12 +60,17 @@ type guest struct {
 	spaceID  string
 	name     string
 	addr     string
+	source   string // the throttle key of addr
 	created  time.Time
 	loggedIn bool
 }
 
 // guestDigits is how many random digits follow "guest" in a guest's username.
 const guestDigits = 10
+
+// maxPendingGuests bounds the guest accounts one source may hold that have not been used
+// yet, so that someone who knows a passcode cannot fill the memory with accounts.
+const maxPendingGuests = 20
 
 // MaxNameLength bounds a display name, in characters.
 const MaxNameLength = 64
@@ -169,6 +174,21 @@ func (s *Service) JoinAsGuest(ctx context.Context, callID, passcode, name, remot
 	password := secret.New(rand.Text())
 	s.mu.Lock()
 	s.throttle.reset(key)
+	pending, oldest := 0, now
+	for _, o := range s.guests {
+		if o.source == key && !o.loggedIn && now.Sub(o.created) < s.guestTTL {
+			pending++
+			if o.created.Before(oldest) {
+				oldest = o.created
+			}
+		}
+	}
+	if pending >= maxPendingGuests {
+		s.mu.Unlock()
+		te := &ThrottledError{RetryAfter: max(oldest.Add(s.guestTTL).Sub(now), time.Second)}
+		log.Warn("guest join refused: too many unused guest accounts from this source", "pending", pending)
+		return Grant{}, te
+	}
 	var g *guest
 	for g == nil {
 		u, err := guestUsername()
@@ -178,7 +198,7 @@ func (s *Service) JoinAsGuest(ctx context.Context, callID, passcode, name, remot
 		}
 		if _, taken := s.guests[u]; !taken {
 			g = &guest{username: u, jid: u + "@" + domain, password: password, spaceID: sp.ID,
-				name: name, addr: remoteAddr, created: now}
+				name: name, addr: remoteAddr, source: key, created: now}
 			s.guests[u] = g
 		}
 	}

@@ -175,6 +175,30 @@ func TestJoinAsGuestThrottle(t *testing.T) {
 	throttled(DefaultBlock)
 }
 
+func TestPendingGuestsBounded(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.space(t, store.CoSpace{Name: "Demo", CallID: "4242"})
+	for i := 0; i < maxPendingGuests; i++ {
+		if _, err := e.svc.JoinAsGuest(ctx, "4242", "", "x", "192.0.2.1:1"); err != nil {
+			t.Fatalf("guest %d: %v", i, err)
+		}
+		e.clock.Advance(time.Second)
+	}
+	_, err := e.svc.JoinAsGuest(ctx, "4242", "", "x", "192.0.2.1:1")
+	var te *ThrottledError
+	if !errors.As(err, &te) || te.RetryAfter != DefaultGuestTTL-maxPendingGuests*time.Second {
+		t.Fatalf("guest %d from one source = %v, want ThrottledError until the oldest expires", maxPendingGuests+1, err)
+	}
+	if _, err := e.svc.JoinAsGuest(ctx, "4242", "", "x", "192.0.2.2:1"); err != nil {
+		t.Errorf("another source: %v", err)
+	}
+	e.clock.Advance(te.RetryAfter)
+	if _, err := e.svc.JoinAsGuest(ctx, "4242", "", "x", "192.0.2.1:1"); err != nil {
+		t.Errorf("after the oldest expired: %v", err)
+	}
+}
+
 func TestThrottleFailuresOutsideWindow(t *testing.T) {
 	th := newThrottle(3, time.Minute, time.Minute, time.Hour)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
