@@ -257,3 +257,19 @@ type pageState struct {
 	State string `json:"state"`
 	Error string `json:"error"`
 }
+
+// ScreenshotElement saves a PNG of the first element matching the CSS selector, at the
+// page's full resolution, as <Dir>/<name>.png, logs its path and returns it.
+func (b *Browser) ScreenshotElement(t testing.TB, ctx context.Context, name, selector string) string {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(selector)))
+	if err != nil {
+		t.Fatalf("screenshot %s of %s: %v", name, selector, err)
+	}
+	p := filepath.Join(b.dir, safeName(name)+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Fatalf("save screenshot: %v", err)
+	}
+	t.Logf("screenshot %s: %s", name, p)
+	return p
+}

@@ -36,6 +36,12 @@ func parsePages() map[string]*template.Template {
 			}
 			return t.Format("2006-01-02 15:04:05 MST")
 		},
+		"count": func(n int, one, many string) string {
+			if n == 1 {
+				return "1 " + one
+			}
+			return fmt.Sprintf("%d %s", n, many)
+		},
 		"failed": func(steps []StepView) bool {
 			for _, s := range steps {
 				if s.Class == classFailed {

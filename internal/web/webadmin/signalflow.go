@@ -36,8 +36,8 @@ var ladder = []stepDef{
 	{n: 1, from: laneWeb, to: laneXMPP, label: "Login needs an active link"},
 	{n: 2, step: linkstate.StepConfig, from: laneCB, to: laneCB, label: "Read XMPP settings"},
 	{n: 3, step: linkstate.StepOverride, from: laneCB, to: laneCB, label: "Server address set?"},
-	{n: 4, step: linkstate.StepSRV, from: laneCB, to: laneDNS, label: "SRV _xmpp-component._tcp"},
-	{n: 5, step: linkstate.StepResolve, from: laneCB, to: laneDNS, label: "A / AAAA of the target"},
+	{n: 4, step: linkstate.StepSRV, from: laneCB, to: laneDNS, label: "SRV lookup"},
+	{n: 5, step: linkstate.StepResolve, from: laneCB, to: laneDNS, label: "A / AAAA lookup"},
 	{n: 6, step: linkstate.StepConnect, from: laneCB, to: laneXMPP, label: "TCP connect"},
 	{n: 7, step: linkstate.StepTLS, from: laneCB, to: laneXMPP, both: true, label: "TLS handshake"},
 	{n: 8, step: linkstate.StepSAN, from: laneXMPP, to: laneCB, label: "Certificate: domain + FQDN SANs"},
@@ -203,17 +203,17 @@ const (
 	svgWidth   = 1000
 	laneTop    = 16
 	laneBoxH   = 40
-	rowsTop    = 96
+	rowsTop    = 72
 	rowHeight  = 50
 	numberX    = 24
-	detailsX   = 772
+	detailsX   = 700
 	loopWidth  = 34
 	loopHeight = 14
 	headLen    = 9
 	headHalf   = 5
 )
 
-var laneX = [...]int{laneWeb: 120, laneXMPP: 330, laneCB: 540, laneDNS: 690}
+var laneX = [...]int{laneWeb: 110, laneXMPP: 300, laneCB: 490, laneDNS: 625}
 
 // LaneView is one lane's header box and lifeline.
 type LaneView struct {
@@ -255,7 +255,7 @@ func buildLadder(steps []StepView) Ladder {
 	h := rowsTop + len(ladder)*rowHeight + 8
 	l := Ladder{Width: svgWidth, Height: h, DetailsX: detailsX, NumberX: numberX, BandH: rowHeight}
 	for i, name := range laneNames {
-		w := 124
+		w := 118
 		l.Lanes = append(l.Lanes, LaneView{
 			Name: name, X: laneX[i], BoxX: laneX[i] - w/2, BoxW: w, BoxY: laneTop, BoxH: laneBoxH,
 			TextY: laneTop + laneBoxH/2 + 5, LineY1: laneTop + laneBoxH, LineY2: h - 4,

@@ -396,3 +396,58 @@ func TestJoinRefusedByCallBridge(t *testing.T) {
 		t.Errorf("view = %q, want join", v)
 	}
 }
+
+// TestSignedInJoin: a signed-in user looks up a call ID (refused, then found), joins a
+// space from the list, leaves, and is back at the spaces list, still signed in.
+func TestSignedInJoin(t *testing.T) {
+	e := startAppEnv(t, xmppdtest.Options{})
+	cb := e.h.CallBridge
+	ctx := e.browser.Context(t, 90*time.Second)
+	signIn(t, ctx, e.url, "alice", "alice-secret-1")
+	spaces := `<space jid="design@cb1.example.com" name="Design review" callId="100"/>`
+	answerSpaces(t, cb, spaces)
+	waitState(t, ctx, "signed-in")
+
+	// Call ID lookup, refused by the Call Bridge.
+	do(t, ctx, "look up a call ID",
+		chromedp.SendKeys(chromedp.CSS("#join-callid"), "555"),
+		chromedp.SendKeys(chromedp.CSS("#join-passcode"), "1"),
+		chromedp.Click(chromedp.CSS("#join-submit")),
+	)
+	iq := nextStanza(t, cb, "iq")
+	var q struct {
+		Lookup *struct {
+			CallID   string `xml:"callId,attr"`
+			Passcode string `xml:"passcode,attr"`
+		} `xml:"urn:confab:meeting:1 lookup"`
+	}
+	if err := iq.Decode(&q); err != nil || q.Lookup == nil || q.Lookup.CallID != "555" || q.Lookup.Passcode != "1" {
+		t.Fatalf("want a lookup of 555/1, got %s", iq.String())
+	}
+	cb.Send(t, `<iq type="error" id="`+stream.Escape(iq.Get("id"))+`" from="`+cb.JID+`" to="`+stream.Escape(iq.Get("from"))+`"><error type="cancel"><item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></iq>`)
+	waitState(t, ctx, "error")
+	if got := text(t, ctx, "#join-error"); got != "Invalid call ID or passcode" {
+		t.Errorf("error shown = %q", got)
+	}
+
+	// Join from the list.
+	do(t, ctx, "join from the list", chromedp.Click(chromedp.CSS(`#spaces-list button[data-space-jid="design@cb1.example.com"]`)))
+	join := nextStanza(t, cb, "presence")
+	me := join.Get("from")
+	if !strings.HasPrefix(me, "alice@example.com/") || !strings.HasPrefix(join.Get("to"), "design@cb1.example.com/") {
+		t.Fatalf("join %s", join.String())
+	}
+	cb.Send(t, `<presence from="design@cb1.example.com/p9" to="`+me+`"><participant xmlns="urn:confab:meeting:1" id="p9" name="alice" jid="alice@example.com" role="owner" self="true"/></presence>`)
+	waitState(t, ctx, "in-meeting")
+
+	do(t, ctx, "leave", chromedp.Click(chromedp.CSS("#leave")))
+	if leave := nextStanza(t, cb, "presence"); leave.Get("type") != "unavailable" {
+		t.Errorf("leave sent as %s", leave.String())
+	}
+	answerSpaces(t, cb, spaces)
+	waitState(t, ctx, "signed-in")
+	if v, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.dataset.view`)); v != "join" {
+		t.Errorf("view after leaving = %q, want join", v)
+	}
+	e.browser.Screenshot(t, ctx, "signed-in-after-leave")
+}
