@@ -78,8 +78,12 @@ func run(ctx context.Context, args []string, io stdio) error {
 		return &exitError{2, errors.New("no command given")}
 	}
 	switch args[0] {
+	case "up":
+		return runUp(ctx, args[1:], io)
 	case "xmpp":
 		return runXMPP(ctx, args[1:], io)
+	case "callbridge":
+		return runCallBridge(ctx, args[1:], io)
 	case "diagnose":
 		return runDiagnose(ctx, args[1:], io)
 	case "version", "-version", "--version":

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"confab.dev/confab/internal/config"
+	"confab.dev/confab/internal/launch"
+	"confab.dev/confab/internal/passhash"
+	"confab.dev/confab/internal/store"
+)
+
+// callBridgeFlags reads `confab callbridge` flags over the config file's settings.
+type callBridgeFlags struct {
+	path, dataDir, api, web, logFormat, logLevel string
+}
+
+func (f *callBridgeFlags) register(fs *flag.FlagSet, serve bool) {
+	fs.StringVar(&f.path, "config", "", "configuration file (TOML)")
+	fs.StringVar(&f.dataDir, "data", "", "data directory: store and generated certificates (default confab-data)")
+	if serve {
+		fs.StringVar(&f.api, "api", "", "REST API and web admin listener, HTTPS (default :8445)")
+		fs.StringVar(&f.web, "web", "", "browser app listener, HTTPS (default :8443)")
+		fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json")
+		fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error")
+	}
+}
+
+func (f *callBridgeFlags) load() (config.CallBridge, error) {
+	var c config.CallBridge
+	if f.path != "" {
+		if err := config.Load(f.path, &c); err != nil {
+			return c, err
+		}
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&c.DataDir, f.dataDir)
+	set(&c.Listen.API, f.api)
+	set(&c.Listen.Web, f.web)
+	set(&c.Log.Format, f.logFormat)
+	set(&c.Log.Level, f.logLevel)
+	c = c.WithDefaults()
+	return c, c.Validate()
+}
+
+func runCallBridge(ctx context.Context, args []string, io stdio) error {
+	if len(args) > 0 && args[0] == "api-user" {
+		return runAPIUser(ctx, args[1:], io)
+	}
+	fs := flag.NewFlagSet("confab callbridge", flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	var f callBridgeFlags
+	f.register(fs, true)
+	fs.Usage = func() {
+		fmt.Fprintln(io.err, "usage: confab callbridge [flags]\n       confab callbridge api-user add|list|del NAME [flags]\n\nRuns the Call Bridge. Its XMPP settings are set through the REST API or the web admin.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(io.err, cfg.Log)
+	launch.Version = version
+	cb, err := launch.StartCallBridge(ctx, cfg, log, launch.CallBridgeOptions{})
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-cb.Failed():
+	}
+	sctx, cancel := context.WithTimeoutCause(context.Background(), launch.ShutdownTimeout, errors.New("shutdown took longer than "+launch.ShutdownTimeout.String()))
+	defer cancel()
+	err = cb.Shutdown(sctx)
+	log.Info("Call Bridge stopped")
+	return errors.Join(cb.Err(), err)
+}
+
+// runAPIUser manages the accounts of the REST API and the web admin.
+func runAPIUser(ctx context.Context, args []string, io stdio) error {
+	usage := "usage: confab callbridge api-user add NAME | list | del NAME [-config FILE] [-data DIR]\n(add reads the password from standard input; an empty line generates one)"
+	if len(args) == 0 {
+		return &exitError{2, errors.New(usage)}
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("confab callbridge api-user "+verb, flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	var f callBridgeFlags
+	f.register(fs, false)
+	rest := args[1:]
+	var name string
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		name, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, store.Options{DSN: cfg.Store})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch verb {
+	case "add":
+		if name == "" {
+			return &exitError{2, errors.New(usage)}
+		}
+		line, _ := bufio.NewReader(io.in).ReadString('\n')
+		pw := strings.TrimRight(line, "\r\n")
+		generated := pw == ""
+		if generated {
+			pw = rand.Text() // 26 base32 characters, 128 bits
+		}
+		h, err := passhash.Hash(pw)
+		if err != nil {
+			return err
+		}
+		if err := st.AddAPIUser(ctx, name, h); err != nil {
+			if errors.Is(err, store.ErrExists) {
+				return fmt.Errorf("API user %q already exists", name)
+			}
+			return err
+		}
+		fmt.Fprintf(io.out, "API user %s added\n", name)
+		if generated {
+			fmt.Fprintf(io.out, "password: %s\n", pw)
+		}
+		return nil
+	case "list":
+		names, err := st.ListAPIUsers(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			fmt.Fprintln(io.out, n)
+		}
+		return nil
+	case "del":
+		if name == "" {
+			return &exitError{2, errors.New(usage)}
+		}
+		if err := st.DeleteAPIUser(ctx, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(io.out, "API user %s deleted\n", name)
+		return nil
+	}
+	return &exitError{2, fmt.Errorf("unknown verb %q\n%s", verb, usage)}
+}
