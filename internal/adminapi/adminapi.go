@@ -27,6 +27,7 @@ import (
 	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/meeting"
 	"confab.dev/confab/internal/store"
+	"confab.dev/confab/internal/users"
 )
 
 // Link is the Call Bridge's link to its XMPP server, as the API sees it.
@@ -55,6 +56,7 @@ type Options struct {
 	// slow password guessing; 500ms when zero, none when negative.
 	AuthFailureDelay time.Duration
 	Meetings         *meeting.Service // spaces, calls and call legs; one over Store when nil
+	Users            *users.Service   // /users and the LDAP endpoints; not served when nil
 }
 
 // MaxBodyBytes is the largest request body accepted; a larger one is refused with 413.
@@ -72,6 +74,7 @@ type server struct {
 	mux     *http.ServeMux
 
 	meetings *meeting.Service // see spaceRoutes
+	users    *users.Service   // see userRoutes
 
 	// applyMu makes "store the XMPP settings, then Apply them" atomic, so that the link ends
 	// up with the settings that were stored last.
@@ -94,6 +97,7 @@ func New(o Options) http.Handler {
 		mux:     http.NewServeMux(),
 
 		meetings: o.Meetings,
+		users:    o.Users,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -122,6 +126,7 @@ func (s *server) routes() {
 	s.handle("PUT /api/v1/system/configuration/xmpp", s.setXMPPConfig)
 	s.handle("POST /api/v1/system/configuration/xmpp", s.setXMPPConfig)
 	s.spaceRoutes()
+	s.userRoutes()
 }
 
 func (s *server) handle(pattern string, h handler) {
