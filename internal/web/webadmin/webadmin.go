@@ -268,7 +268,7 @@ func safeNext(next string) string {
 // errTemplate wraps template execution failures, which are bugs.
 var errTemplate = errors.New("render template")
 
-func (s *server) render(w http.ResponseWriter, r *http.Request, code int, page string, data pageData) {
+func (s *server) render(w http.ResponseWriter, _ *http.Request, code int, page string, data pageData) {
 	t, ok := s.pages[page]
 	if !ok {
 		panic("webadmin: no page " + page)
@@ -283,5 +283,4 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, code int, page s
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(buf.String()))
-	_ = r
 }

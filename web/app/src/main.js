@@ -222,7 +222,15 @@ async function refreshSpaces() {
     const meta = document.createElement("span");
     meta.className = "space-meta";
     meta.textContent = [s.callId && `Call ID ${s.callId}`, s.uri].filter(Boolean).join(" · ");
-    b.append(name, meta);
+    const text = document.createElement("span");
+    text.className = "space-text";
+    text.append(name, meta);
+    const go = document.createElement("span");
+    go.className = "space-join";
+    go.setAttribute("aria-hidden", "true");
+    go.textContent = "Join";
+    b.setAttribute("aria-label", `Join ${s.name}`);
+    b.append(text, go);
     b.addEventListener("click", () => joinSpace(s));
     li.append(b);
     list.append(li);
