@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -288,10 +289,15 @@ func (s *Server) serve(ln net.Listener, what string, handle func(net.Conn)) erro
 	}
 }
 
+// isTemporaryAccept reports whether an Accept error leaves the listener usable: out of file
+// descriptors or memory, or a connection aborted before it was accepted.
 func isTemporaryAccept(err error) bool {
-	// EMFILE, ENFILE, ECONNABORTED...: the listener still works.
-	s := err.Error()
-	return strings.Contains(s, "too many open files") || strings.Contains(s, "connection aborted")
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // goConn runs f in a goroutine counted in s.wg, unless the server is shutting down.

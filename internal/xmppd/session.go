@@ -168,11 +168,11 @@ func (ss *session) negotiate() error {
 		if authDeadline.Before(openDeadline) {
 			openDeadline = authDeadline
 		}
+		ss.headerSent = false // a new stream: our header for it is not sent yet
 		h, err := ss.t.readOpen(openDeadline)
 		if err != nil {
 			return err
 		}
-		ss.headerSent = false
 		if err := ss.t.writeOpen(ss.header(h.From)); err != nil {
 			return err
 		}
@@ -325,13 +325,17 @@ func (ss *session) bind(iq *stream.Element) error {
 	ss.fullJID.Store(&ss.full)
 	ss.log = ss.log.With("jid", ss.full)
 
+	// The bind result goes first in the queue, and the writer starts only once the session
+	// is routable: a client that has its JID can be sent to, and nothing routed to it can
+	// overtake the result.
 	ss.out = make(chan []byte, queueLen)
 	ss.closeReq = make(chan closeRequest, 1)
 	ss.writerDone = make(chan struct{})
-	go ss.writeLoop()
-	ss.bound = true
 	ss.deliver(result(iq, "", []byte(`<bind xmlns="`+nsBind+`"><jid>`+stream.Escape(ss.full)+`</jid></bind>`)))
-	if old := ss.srv.router.bind(ss); old != nil {
+	ss.bound = true
+	old := ss.srv.router.bind(ss)
+	go ss.writeLoop()
+	if old != nil {
 		ss.log.Info("resource taken over by a new session; closing the old one")
 		old.abort(stream.Conflict, "replaced by a new session for the same resource")
 	}
