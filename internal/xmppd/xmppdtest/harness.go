@@ -55,6 +55,10 @@ type Options struct {
 	// NoCallBridge starts the server without a connected Call Bridge (cb1 is still in the
 	// registry; ConnectCallBridge connects it).
 	NoCallBridge bool
+	// CertDNSNames are the DNS subjectAltNames of the server certificate (default: Domain and
+	// localhost); the IP SAN 127.0.0.1 is always there. Tests of certificate checks (a
+	// certificate missing the domain or the server's name) set it.
+	CertDNSNames []string
 	// MutualTLS makes the component port require a client certificate issued by the test
 	// CA; the harness's Call Bridges present ClientCert.
 	MutualTLS bool
@@ -124,7 +128,7 @@ func Start(t testing.TB, o Options) *Harness {
 		h.log = slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
-	h.makeCerts(t)
+	h.makeCerts(t, o.CertDNSNames)
 
 	var err error
 	h.RegistryPath = filepath.Join(h.dir, "callbridges.toml")
@@ -225,7 +229,7 @@ func (h *Harness) serve(f func() error) {
 	}()
 }
 
-func (h *Harness) makeCerts(t testing.TB) {
+func (h *Harness) makeCerts(t testing.TB, dnsNames []string) {
 	t.Helper()
 	var err error
 	if h.CA, err = certs.NewCA("xmppdtest CA", time.Hour); err != nil {
@@ -237,9 +241,12 @@ func (h *Harness) makeCerts(t testing.TB) {
 	if err := os.WriteFile(h.CAFile, h.CAPEM, 0o644); err != nil {
 		t.Fatalf("write CA: %v", err)
 	}
+	if dnsNames == nil {
+		dnsNames = []string{h.Domain, "localhost"}
+	}
 	h.ServerCert, err = h.CA.Issue(certs.Options{
 		CommonName: h.Domain,
-		DNSNames:   []string{h.Domain, "localhost"},
+		DNSNames:   dnsNames,
 		IPs:        []net.IP{net.IPv4(127, 0, 0, 1)},
 		Server:     true,
 	})
