@@ -325,6 +325,15 @@ func (s *Service) join(ctx context.Context, conn Sender, e *stream.Element, from
 		}
 	}
 
+	if role == RoleGuest {
+		// A guest is known by the name it gave when it joined with the call ID.
+		if gName != "" {
+			name = gName
+		}
+	} else if u, err := s.st.UserByJID(ctx, bare); err == nil && u.Name != "" {
+		// A user is shown with the name of their account, not one the client chose.
+		name = u.Name
+	}
 	if name = CleanName(name); name == "" {
 		name = gName
 	}

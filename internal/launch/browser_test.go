@@ -1,0 +1,157 @@
+package launch
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"confab.dev/confab/internal/web/browsertest"
+)
+
+// TestBrowserMeeting is the newcomer's first day, in two real browsers against `confab up`:
+// a user signs in and joins the demo space, a guest joins it with its call ID and passcode,
+// each sees the other, they chat, and a wrong passcode is refused in words.
+func TestBrowserMeeting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	u := startUp(t, t.TempDir())
+	createUser(t, u, "alice", "Alice Example", "correct horse battery")
+	leaf := serverLeaf(t, u)
+	app := "https://localhost:" + port(u.CallBridge.Addrs.Web)
+
+	alice := browsertest.Start(t, browsertest.Options{TrustCerts: []*x509.Certificate{leaf}})
+	guest := browsertest.Start(t, browsertest.Options{TrustCerts: []*x509.Certificate{leaf}})
+	actx := alice.Context(t, 90*time.Second)
+	gctx := guest.Context(t, 90*time.Second)
+
+	// Alice signs in and joins the demo space from her list.
+	run(t, actx, "open the sign-in page", chromedp.Navigate(app+"/"), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
+	wait(t, actx, "ready")
+	run(t, actx, "sign in",
+		chromedp.SendKeys(chromedp.CSS("#signin-username"), "alice"),
+		chromedp.SendKeys(chromedp.CSS("#signin-password"), "correct horse battery"),
+		chromedp.Click(chromedp.CSS("#signin-submit")))
+	wait(t, actx, "signed-in")
+	spaceSel := `#spaces-list button[data-space-jid^="` + u.Demo.ID + `@"]`
+	run(t, actx, "the demo space is listed", chromedp.WaitVisible(chromedp.CSS(spaceSel)))
+	alice.Screenshot(t, actx, "1-alice-signed-in")
+	run(t, actx, "join the demo space", chromedp.Click(chromedp.CSS(spaceSel)))
+	wait(t, actx, "in-meeting")
+
+	// A wrong passcode is refused with its message.
+	run(t, gctx, "open the join page", chromedp.Navigate(app+"/join"), chromedp.WaitVisible(chromedp.CSS("#join-form")))
+	wait(t, gctx, "ready")
+	run(t, gctx, "join with a wrong passcode",
+		chromedp.SendKeys(chromedp.CSS("#join-callid"), u.Demo.CallID),
+		chromedp.SendKeys(chromedp.CSS("#join-passcode"), "000000"),
+		chromedp.SendKeys(chromedp.CSS("#join-name"), "Ada Guest"),
+		chromedp.Click(chromedp.CSS("#join-submit")))
+	run(t, gctx, "the refusal is shown", chromedp.WaitVisible(chromedp.CSS("#join-error")))
+	if got := text(t, gctx, "#join-error"); got != "Invalid call ID or passcode" {
+		t.Errorf("wrong passcode: page says %q, want %q", got, "Invalid call ID or passcode")
+	}
+	guest.Screenshot(t, gctx, "2-guest-wrong-passcode")
+
+	// The guest joins with the right passcode.
+	run(t, gctx, "retype the passcode",
+		clear("join-passcode"),
+		chromedp.SendKeys(chromedp.CSS("#join-passcode"), u.DemoPasscode),
+		chromedp.Click(chromedp.CSS("#join-submit")))
+	wait(t, gctx, "in-meeting")
+
+	// Each sees the other.
+	run(t, actx, "Alice sees the guest", chromedp.WaitVisible(chromedp.CSS(`#participants li[data-name="Ada Guest"]`)))
+	run(t, gctx, "the guest sees Alice", chromedp.WaitVisible(chromedp.CSS(`#participants li[data-name="Alice Example"]`)))
+	if calls := u.CallBridge.Meetings.Calls(); len(calls) != 1 || calls[0].Legs != 2 {
+		t.Errorf("calls = %+v, want one call with two participants", calls)
+	}
+
+	// They chat.
+	run(t, gctx, "the guest writes", chromedp.SendKeys(chromedp.CSS("#chat-input"), "Hello Alice, can you hear me?"), chromedp.Click(chromedp.CSS("#chat-send")))
+	run(t, actx, "Alice reads it", chromedp.WaitVisible(chromedp.CSS(`#chat-log li[data-from="Ada Guest"]`)))
+	if got := text(t, actx, `#chat-log li[data-from="Ada Guest"] .chat-body`); got != "Hello Alice, can you hear me?" {
+		t.Errorf("Alice reads %q", got)
+	}
+	run(t, actx, "Alice answers", chromedp.SendKeys(chromedp.CSS("#chat-input"), "Loud and clear."), chromedp.Click(chromedp.CSS("#chat-send")))
+	run(t, gctx, "the guest reads it", chromedp.WaitVisible(chromedp.CSS(`#chat-log li[data-from="Alice Example"]`)))
+	alice.Screenshot(t, actx, "3-alice-in-meeting")
+	guest.Screenshot(t, gctx, "4-guest-in-meeting")
+
+	// The guest leaves: Alice sees it, the guest account is gone, the call goes on with one.
+	run(t, gctx, "the guest leaves", chromedp.Click(chromedp.CSS("#leave")))
+	wait(t, gctx, "left")
+	run(t, actx, "Alice sees the guest leave", chromedp.WaitNotPresent(chromedp.CSS(`#participants li[data-name="Ada Guest"]`)))
+	deadline := time.Now().Add(10 * time.Second)
+	for u.CallBridge.Meetings.Guests() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling the guest table, not synchronising with it
+	}
+	if n := u.CallBridge.Meetings.Guests(); n != 0 {
+		t.Errorf("%d guest accounts left after the guest left", n)
+	}
+	// The last one out ends the call.
+	run(t, actx, "Alice leaves", chromedp.Click(chromedp.CSS("#leave")))
+	wait(t, actx, "signed-in") // a signed-in user goes back to her spaces
+	deadline = time.Now().Add(10 * time.Second)
+	for len(u.CallBridge.Meetings.Calls()) != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if calls := u.CallBridge.Meetings.Calls(); len(calls) != 0 {
+		t.Errorf("calls after everyone left: %+v", calls)
+	}
+}
+
+func serverLeaf(t *testing.T, u *Up) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(u.Local.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
+
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func wait(t *testing.T, ctx context.Context, states ...string) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := browsertest.WaitState(wctx, states...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+// clear empties the input with this id.
+func clear(id string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[chromedp.Void](`document.getElementById("`+id+`").value = ""; undefined`)(ctx, tg)
+		return err
+	})
+}
