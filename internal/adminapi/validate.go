@@ -91,3 +91,23 @@ func validSecret(s string) error {
 	}
 	return nil
 }
+
+// ValidateXMPPSetting checks one field of the XMPP settings as the API does, by its API name
+// (uniqueName, domain, serverAddressOverride, sharedSecret), so that the web admin accepts
+// exactly what the API accepts. An empty value (unset) is always valid.
+func ValidateXMPPSetting(field, value string) error {
+	if value == "" {
+		return nil
+	}
+	switch field {
+	case "uniqueName":
+		return validUniqueName(value)
+	case "domain":
+		return validDomain(value)
+	case "serverAddressOverride":
+		return validOverride(value)
+	case "sharedSecret":
+		return validSecret(value)
+	}
+	return fmt.Errorf("unknown setting %q", field)
+}

@@ -155,3 +155,55 @@ func clear(id string) chromedp.Action[chromedp.Void] {
 		return err
 	})
 }
+
+// TestBrowserAdminSignalFlow: the administrator signs in to the web admin, breaks the XMPP
+// settings on Configuration > General, and watches the signal flow on the Status page (in
+// another tab, without reloading) show the link go down with the failing step and the
+// alarm, then come back when the setting is restored.
+func TestBrowserAdminSignalFlow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	u := startUp(t, t.TempDir())
+	leaf := serverLeaf(t, u)
+	admin := "https://localhost:" + port(u.CallBridge.Addrs.API)
+	b := browsertest.Start(t, browsertest.Options{TrustCerts: []*x509.Certificate{leaf}, Height: 1100})
+	status := b.Context(t, 90*time.Second)
+
+	run(t, status, "sign in to the web admin",
+		chromedp.Navigate(admin+"/admin/"),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+		chromedp.SendKeys(chromedp.CSS("#login-username"), u.AdminUser),
+		chromedp.SendKeys(chromedp.CSS("#login-password"), u.AdminPassword),
+		chromedp.Click(chromedp.CSS("#login-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#admin-user")))
+	run(t, status, "open Status", chromedp.Navigate(admin+"/admin/status"), chromedp.WaitVisible(chromedp.CSS("#signal-flow")))
+	run(t, status, "the link is registered", chromedp.WaitVisible(chromedp.CSS(`body[data-link-state="registered"]`)))
+	run(t, status, "step 10 is green", chromedp.WaitVisible(chromedp.CSS(`#step-10[data-outcome="ok"]`)))
+	b.Screenshot(t, status, "admin-1-registered")
+
+	// Another tab: point the Call Bridge at a port where no XMPP server listens.
+	cfg := b.NewTab(t, 60*time.Second)
+	orig := u.CallBridge.Link.Config().ServerAddressOverride
+	run(t, cfg, "open Configuration > General", chromedp.Navigate(admin+"/admin/configuration/general"), chromedp.WaitVisible(chromedp.CSS("#xmpp-form")))
+	run(t, cfg, "break the server address", clear("serverAddressOverride"),
+		chromedp.SendKeys(chromedp.CSS("#serverAddressOverride"), "localhost:1"),
+		chromedp.Click(chromedp.CSS("#xmpp-save")),
+		chromedp.WaitVisible(chromedp.CSS("#saved")))
+
+	run(t, status, "the link goes down", chromedp.WaitNotPresent(chromedp.CSS(`body[data-link-state="registered"]`)))
+	run(t, status, "step 6 (TCP) fails", chromedp.WaitVisible(chromedp.CSS(`#step-6[data-outcome="failed"]`)))
+	run(t, status, "the alarm shows", chromedp.WaitVisible(chromedp.CSS(`#alarms tr[data-reason="connectFailure"]`)))
+	b.Screenshot(t, status, "admin-2-connect-failure")
+	if a := u.CallBridge.Link.Alarms(); len(a) != 1 || a[0].FailureReason != "connectFailure" {
+		t.Errorf("alarms = %+v, want one connectFailure", a)
+	}
+
+	run(t, cfg, "restore the server address", clear("serverAddressOverride"),
+		chromedp.SendKeys(chromedp.CSS("#serverAddressOverride"), orig),
+		chromedp.Click(chromedp.CSS("#xmpp-save")),
+		chromedp.WaitVisible(chromedp.CSS("#saved")))
+	run(t, status, "the link comes back", chromedp.WaitVisible(chromedp.CSS(`body[data-link-state="registered"]`)))
+	run(t, status, "the alarm clears", chromedp.WaitVisible(chromedp.CSS("#no-alarms")))
+	b.Screenshot(t, status, "admin-3-back")
+}
