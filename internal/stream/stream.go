@@ -384,7 +384,7 @@ type Reader struct {
 	limits Limits
 	ns     string            // default namespace in scope for top-level elements
 	pfx    map[string]string // prefixes declared on the stream header
-	stack  []xml.Name // open elements inside the current top-level element
+	stack  []xml.Name        // open elements inside the current top-level element
 	opened bool
 	frag   bool // a single element (WebSocket message), no stream header
 }
