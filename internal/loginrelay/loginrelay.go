@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -40,6 +41,10 @@ var (
 var (
 	// ErrUnknownUser: no such user. Reported to the client exactly like ErrBadPassword.
 	ErrUnknownUser = errors.New("unknown user")
+	// ErrUsernameNotRecognized: the username cannot belong to this domain at all (not a
+	// valid localpart, or a JID of another domain). It wraps ErrUnknownUser; since it says
+	// nothing about which accounts exist, the client is told "Username is not recognized".
+	ErrUsernameNotRecognized = fmt.Errorf("username is not recognized: %w", ErrUnknownUser)
 	// ErrBadPassword: the password is wrong.
 	ErrBadPassword = errors.New("wrong password")
 	// ErrNoSCRAM: the user exists but has no SCRAM keys (e.g. an LDAP user whose password
@@ -71,6 +76,7 @@ const (
 	CondNotAuthorized      = "not-authorized"
 	CondTemporaryAuthFail  = "temporary-auth-failure"
 	textInvalidCredentials = "Invalid username or password"
+	textNotRecognized      = "Username is not recognized"
 )
 
 // Reply is the Call Bridge's answer to one step.

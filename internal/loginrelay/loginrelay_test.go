@@ -376,6 +376,28 @@ func TestDirectoryDown(t *testing.T) {
 	}
 }
 
+// foreignDir refuses every username as one that cannot belong to the domain.
+type foreignDir struct{ *MemoryDirectory }
+
+func (foreignDir) SCRAMCredentials(context.Context, string, string) (scram.StoredCredentials, error) {
+	return scram.StoredCredentials{}, ErrUsernameNotRecognized
+}
+func (foreignDir) CheckPlain(context.Context, string, string) error { return ErrUsernameNotRecognized }
+
+func TestUsernameNotRecognized(t *testing.T) {
+	f := newFixture(t, 0)
+	f.resp.Dir = foreignDir{f.dir}
+	ctx := ctxT(t)
+	sc, _ := scram.SHA256.NewClient("alice@elsewhere.org", "correct horse", "")
+	first, _ := sc.NewConversation().Step("")
+	for mech, msg := range map[string]string{MechSCRAMSHA256: first, MechPLAIN: "\x00alice@elsewhere.org\x00correct horse"} {
+		_, r, err := f.client.Begin(ctx, mech, []byte(msg), "", "tcp")
+		if err != nil || r.Kind != KindFailure || r.Condition != CondNotAuthorized || r.Text != "Username is not recognized" {
+			t.Errorf("%s: %+v, %v; want not-authorized with the text Username is not recognized", mech, r, err)
+		}
+	}
+}
+
 func TestRoundRobin(t *testing.T) {
 	f := newFixture(t, 0)
 	l2 := f.newLink(t, "cb2."+domain)

@@ -316,6 +316,8 @@ func (r *Responder) plain(ctx context.Context, id string, msg []byte) any {
 	}
 	switch err := r.Dir.CheckPlain(ctx, username, passwd); {
 	case err == nil:
+	case errors.Is(err, ErrUsernameNotRecognized):
+		return r.fail(id, username, CondNotAuthorized, textNotRecognized)
 	case errors.Is(err, ErrUnknownUser), errors.Is(err, ErrBadPassword):
 		return r.fail(id, username, CondNotAuthorized, textInvalidCredentials)
 	case errors.Is(err, ErrAccountDisabled):
@@ -340,7 +342,7 @@ func (r *Responder) newSCRAM(ctx context.Context, s *session) {
 	srv, err := hash.NewServer(func(name string) (scram.StoredCredentials, error) {
 		s.username = r.username(name)
 		creds, err := r.Dir.SCRAMCredentials(ctx, s.mech, s.username)
-		if errors.Is(err, ErrUnknownUser) {
+		if errors.Is(err, ErrUnknownUser) && !errors.Is(err, ErrUsernameNotRecognized) {
 			// Carry on with decoy keys, so that an unknown user fails exactly like a wrong
 			// password: at the proof, after the same messages.
 			return r.decoy(s.mech, s.username), nil
@@ -374,6 +376,8 @@ func (r *Responder) scramStep(id string, s *session, msg []byte) any {
 	if !s.started {
 		s.started = true
 		switch {
+		case errors.Is(s.lookupErr, ErrUsernameNotRecognized):
+			return r.fail(id, s.username, CondNotAuthorized, textNotRecognized)
 		case errors.Is(s.lookupErr, ErrNoSCRAM):
 			return r.fail(id, s.username, CondInvalidMechanism, "use PLAIN")
 		case errors.Is(s.lookupErr, ErrAccountDisabled):

@@ -22,7 +22,7 @@ import (
 // not a valid JID localpart, or a JID of another domain. It wraps loginrelay.ErrUnknownUser,
 // so a login with it fails like any unknown user (not-authorized); the text the client
 // should show is "Username is not recognized".
-var ErrUsernameNotRecognized = fmt.Errorf("username is not recognized: %w", loginrelay.ErrUnknownUser)
+var ErrUsernameNotRecognized = loginrelay.ErrUsernameNotRecognized
 
 // Guests is the meeting service's side of temporary guest accounts (guest<digits>@domain):
 // the Directory asks it first for such usernames.
