@@ -8,11 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"text/tabwriter"
 
 	"confab.dev/confab/internal/config"
 	"confab.dev/confab/internal/launch"
 	"confab.dev/confab/internal/passhash"
+	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
+	"confab.dev/confab/internal/users"
 )
 
 // callBridgeFlags reads `confab callbridge` flags over the config file's settings.
@@ -56,12 +59,15 @@ func runCallBridge(ctx context.Context, args []string, io stdio) error {
 	if len(args) > 0 && args[0] == "api-user" {
 		return runAPIUser(ctx, args[1:], io)
 	}
+	if len(args) > 0 && args[0] == "user" {
+		return runUser(ctx, args[1:], io)
+	}
 	fs := flag.NewFlagSet("confab callbridge", flag.ContinueOnError)
 	fs.SetOutput(io.err)
 	var f callBridgeFlags
 	f.register(fs, true)
 	fs.Usage = func() {
-		fmt.Fprintln(io.err, "usage: confab callbridge [flags]\n       confab callbridge api-user add|list|del NAME [flags]\n\nRuns the Call Bridge. Its XMPP settings are set through the REST API or the web admin.")
+		fmt.Fprintln(io.err, "usage: confab callbridge [flags]\n       confab callbridge api-user add|list|del NAME [flags]\n       confab callbridge user add|list|del NAME [flags]\n\nRuns the Call Bridge. Its XMPP settings are set through the REST API or the web admin.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -162,6 +168,99 @@ func runAPIUser(ctx context.Context, args []string, io stdio) error {
 			return err
 		}
 		fmt.Fprintf(io.out, "API user %s deleted\n", name)
+		return nil
+	}
+	return &exitError{2, fmt.Errorf("unknown verb %q\n%s", verb, usage)}
+}
+
+// runUser manages local users: the people who sign in to the web app.
+func runUser(ctx context.Context, args []string, io stdio) error {
+	usage := "usage: confab callbridge user add NAME [-display-name N] [-email E] | list | del NAME [-config FILE] [-data DIR]\n(add reads the password from standard input; an empty line generates one)"
+	if len(args) == 0 {
+		return &exitError{2, errors.New(usage)}
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("confab callbridge user "+verb, flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	var f callBridgeFlags
+	f.register(fs, false)
+	display := fs.String("display-name", "", "the name shown in meetings")
+	email := fs.String("email", "", "e-mail address")
+	rest := args[1:]
+	var name string
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		name, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, store.Options{DSN: cfg.Store})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	svc := users.New(users.Options{Store: st})
+	defer svc.Close()
+	switch verb {
+	case "add":
+		if name == "" {
+			return &exitError{2, errors.New(usage)}
+		}
+		line, _ := bufio.NewReader(io.in).ReadString('\n')
+		pw := strings.TrimRight(line, "\r\n")
+		generated := pw == ""
+		if generated {
+			pw = rand.Text()
+		}
+		u, err := svc.CreateLocal(ctx, users.LocalUser{Username: name, Name: *display, Email: *email}, secret.New(pw))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(io.out, "user %s added (id %s)\n", u.JID, u.ID)
+		if generated {
+			fmt.Fprintf(io.out, "password: %s\n", pw)
+		}
+		return nil
+	case "list":
+		us, total, err := svc.List(ctx, "", 0, 0)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "JID\tNAME\tEMAIL\tKIND")
+		for _, u := range us {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.JID, u.Name, u.Email, u.Kind)
+		}
+		tw.Flush()
+		fmt.Fprintf(io.out, "%d users\n", total)
+		return nil
+	case "del":
+		if name == "" {
+			return &exitError{2, errors.New(usage)}
+		}
+		jid := name
+		if !strings.Contains(jid, "@") {
+			xc, err := st.XMPPConfig(ctx)
+			if err != nil {
+				return err
+			}
+			jid += "@" + xc.Domain
+		}
+		u, err := svc.GetByJID(ctx, jid)
+		if err != nil {
+			return fmt.Errorf("user %s: %w", jid, err)
+		}
+		if err := svc.Delete(ctx, u.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(io.out, "user %s deleted\n", u.JID)
 		return nil
 	}
 	return &exitError{2, fmt.Errorf("unknown verb %q\n%s", verb, usage)}
