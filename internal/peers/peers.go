@@ -50,9 +50,6 @@ const (
 // Kinds returns every Kind, for tests and benchmarks that run against each server.
 func Kinds() []Kind { return []Kind{Prosody, Ejabberd} }
 
-// Package returns the Debian package that provides the server.
-func (k Kind) Package() string { return string(k) }
-
 // ErrNotInstalled is returned (wrapped) by Start when the server's package is missing.
 var ErrNotInstalled = errors.New("not installed")
 
@@ -94,7 +91,9 @@ type Server struct {
 	Domain string
 	// C2SAddr is the client port (STARTTLS required), ComponentTLSAddr the component port
 	// with TLS from the first byte, ComponentPlainAddr the plain component port; all are
-	// 127.0.0.1:port.
+	// 127.0.0.1:port. Prosody has no plain component port (ComponentPlainAddr is empty)
+	// when Options.Components is empty: the module that owns it loads with the first
+	// component.
 	C2SAddr, ComponentTLSAddr, ComponentPlainAddr string
 	// AdminAddr is ejabberd's HTTP API (mod_http_api under /api, open to loopback only);
 	// empty for Prosody.

@@ -26,7 +26,8 @@ import (
 const (
 	domain   = "example.com"
 	cbJID    = "cb1.example.com"
-	cbSecret = "s3cret-of-cb1"
+	// Quotes and a backslash test the quoting of both servers' configuration files.
+	cbSecret = `s3cret "of" cb1\ 'x'`
 )
 
 // pki writes a server certificate for names, issued by a new CA, and returns the files and
@@ -221,6 +222,7 @@ func TestStartErrors(t *testing.T) {
 		{"no domain", peers.Prosody, peers.Options{CertFile: certFile, KeyFile: keyFile}, "no domain"},
 		{"no certificate", peers.Ejabberd, peers.Options{Domain: domain}, "no certificate"},
 		{"missing certificate file", peers.Prosody, peers.Options{Domain: domain, CertFile: certFile + ".gone", KeyFile: keyFile}, "no such file"},
+		{"mechanism the server lacks", peers.Prosody, peers.Options{Domain: domain, CertFile: certFile, KeyFile: keyFile, Mechanisms: []string{"CRAM-MD5"}}, "cannot offer SASL mechanism CRAM-MD5"},
 		{"unknown kind", peers.Kind("openfire"), peers.Options{Domain: domain, CertFile: certFile, KeyFile: keyFile}, "unknown server kind"},
 		{"bad user", peers.Ejabberd, peers.Options{Domain: domain, CertFile: certFile, KeyFile: keyFile, Users: map[string]string{"a@b": "x"}}, "not a plain username"},
 	} {
@@ -232,6 +234,25 @@ func TestStartErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Start error %q, want %q in it", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestMechanisms(t *testing.T) {
+	for _, kind := range peers.Kinds() {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			certFile, keyFile, roots := pki(t, domain, "localhost")
+			s := peers.StartT(t, kind, peers.Options{Domain: domain, CertFile: certFile, KeyFile: keyFile,
+				Mechanisms: []string{"scram-sha-1"}, Users: map[string]string{"dave": `dave\pw`}})
+			var err error
+			got := features(t, s, roots, func(c *c2s) { err = c.auth("SCRAM-SHA-1", "dave", `dave\pw`) })
+			if want := []string{"SCRAM-SHA-1"}; !slices.Equal(got, want) {
+				t.Errorf("mechanisms = %v, want %v", got, want)
+			}
+			if err != nil {
+				t.Errorf("login: %v", err)
 			}
 		})
 	}

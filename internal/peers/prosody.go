@@ -72,8 +72,15 @@ func (s *Server) startProsody(ctx context.Context, o Options) error {
 	}
 	want := []string{
 		fmt.Sprintf("Activated service 'c2s' on [127.0.0.1]:%d", ports[0]),
-		fmt.Sprintf("Activated service 'component' on [127.0.0.1]:%d", ports[1]),
 		fmt.Sprintf("Activated service 'multiplex_ssl' on [127.0.0.1]:%d", ports[2]),
+	}
+	addrs := []string{s.C2SAddr, s.ComponentTLSAddr}
+	if len(o.Components) > 0 {
+		want = append(want, fmt.Sprintf("Activated service 'component' on [127.0.0.1]:%d", ports[1]))
+		addrs = append(addrs, s.ComponentPlainAddr)
+	} else {
+		// mod_component, which owns the plain port, loads with the first component.
+		s.ComponentPlainAddr = ""
 	}
 	return s.waitReady(ctx, "Prosody's ports", func(ctx context.Context) (bool, error) {
 		log, _ := os.ReadFile(s.LogFile)
@@ -89,7 +96,7 @@ func (s *Server) startProsody(ctx context.Context, o Options) error {
 				return false, nil
 			}
 		}
-		return dialAll(ctx, s.C2SAddr, s.ComponentPlainAddr, s.ComponentTLSAddr), nil
+		return dialAll(ctx, addrs...), nil
 	})
 }
 
