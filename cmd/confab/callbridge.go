@@ -87,9 +87,7 @@ func runCallBridge(ctx context.Context, args []string, io stdio) error {
 	case <-ctx.Done():
 	case <-cb.Failed():
 	}
-	sctx, cancel := context.WithTimeoutCause(context.Background(), launch.ShutdownTimeout, errors.New("shutdown took longer than "+launch.ShutdownTimeout.String()))
-	defer cancel()
-	err = cb.Shutdown(sctx)
+	err = shutdown(cb.Shutdown)
 	log.Info("Call Bridge stopped")
 	return errors.Join(cb.Err(), err)
 }
@@ -105,16 +103,9 @@ func runAPIUser(ctx context.Context, args []string, io stdio) error {
 	fs.SetOutput(io.err)
 	var f callBridgeFlags
 	f.register(fs, false)
-	rest := args[1:]
-	var name string
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		name, rest = rest[0], rest[1:]
-	}
-	if err := fs.Parse(rest); err != nil {
+	name, err := parseVerb(fs, args[1:])
+	if err != nil {
 		return err
-	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
 	}
 	cfg, err := f.load()
 	if err != nil {
@@ -186,16 +177,9 @@ func runUser(ctx context.Context, args []string, io stdio) error {
 	f.register(fs, false)
 	display := fs.String("display-name", "", "the name shown in meetings")
 	email := fs.String("email", "", "e-mail address")
-	rest := args[1:]
-	var name string
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		name, rest = rest[0], rest[1:]
-	}
-	if err := fs.Parse(rest); err != nil {
+	name, err := parseVerb(fs, args[1:])
+	if err != nil {
 		return err
-	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
 	}
 	cfg, err := f.load()
 	if err != nil {

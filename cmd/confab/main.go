@@ -19,9 +19,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"confab.dev/confab/internal/config"
+	"confab.dev/confab/internal/launch"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -106,4 +108,28 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// parseVerb parses a verb's flags and its one NAME argument, which may come before or after
+// the flags ("add cb1 -config f" and "add -config f cb1").
+func parseVerb(fs *flag.FlagSet, args []string) (string, error) {
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	return name, nil
+}
+
+// shutdown stops a role after SIGINT/SIGTERM, bounded by launch.ShutdownTimeout.
+func shutdown(stop func(context.Context) error) error {
+	ctx, cancel := context.WithTimeoutCause(context.Background(), launch.ShutdownTimeout,
+		errors.New("shutdown took longer than "+launch.ShutdownTimeout.String()))
+	defer cancel()
+	return stop(ctx)
 }

@@ -51,9 +51,7 @@ func runUp(ctx context.Context, args []string, io stdio) error {
 	case <-u.XMPP.Failed():
 	case <-u.CallBridge.Failed():
 	}
-	sctx, cancel := context.WithTimeoutCause(context.Background(), launch.ShutdownTimeout, errors.New("shutdown took longer than "+launch.ShutdownTimeout.String()))
-	defer cancel()
-	err = u.Shutdown(sctx)
+	err = shutdown(u.Shutdown)
 	log.Info("Confab stopped")
 	return errors.Join(u.Err(), err)
 }

@@ -96,9 +96,7 @@ func runXMPP(ctx context.Context, args []string, io stdio) error {
 	case <-ctx.Done():
 	case <-x.Failed():
 	}
-	sctx, cancel := context.WithTimeoutCause(context.Background(), launch.ShutdownTimeout, errors.New("shutdown took longer than "+launch.ShutdownTimeout.String()))
-	defer cancel()
-	err = x.Shutdown(sctx)
+	err = shutdown(x.Shutdown)
 	log.Info("XMPP server stopped")
 	return errors.Join(x.Err(), err)
 }
@@ -115,16 +113,9 @@ func runXMPPCallBridge(ctx context.Context, args []string, io stdio) error {
 	var f xmppFlags
 	f.register(fs, false)
 	// Allow the name before or after the flags.
-	rest := args[1:]
-	var name string
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		name, rest = rest[0], rest[1:]
-	}
-	if err := fs.Parse(rest); err != nil {
+	name, err := parseVerb(fs, args[1:])
+	if err != nil {
 		return err
-	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
 	}
 	cfg, err := f.load()
 	if err != nil {
