@@ -86,15 +86,18 @@ func TestInteropPeers(t *testing.T) {
 		// unknownName is the stream error the server answers an unregistered component
 		// name with; skip says why that case cannot pass yet.
 		unknownName, skip string
+		// noLocalhost checks the link's failure against a certificate that lacks the
+		// name the link connects by.
+		noLocalhost func(t *testing.T, l *link.Link, st linkstate.Status)
 	}{
-		{kind: peers.Prosody, unknownName: stream.HostUnknown,
+		{kind: peers.Prosody, unknownName: stream.HostUnknown, noLocalhost: noLocalhostProsody,
 			// Prosody answers <stream:stream id=''> then <host-unknown/>, and
 			// component.Handshake gives up at the empty id ("no-stream") before it reads
 			// the stream error, so the link reports step 9 connectFailure.
 			skip: "component.Handshake reads Prosody's id-less header as no-stream before its <host-unknown/>"},
 		// ejabberd opens the stream for any name and answers the handshake with
 		// <not-authorized/>: it does not tell an unknown name from a wrong secret.
-		{kind: peers.Ejabberd, unknownName: stream.NotAuthorized},
+		{kind: peers.Ejabberd, unknownName: stream.NotAuthorized, noLocalhost: noLocalhostEjabberd},
 	} {
 		t.Run(string(p.kind), func(t *testing.T) {
 			t.Parallel()
@@ -171,6 +174,18 @@ func TestInteropPeers(t *testing.T) {
 				}
 			})
 
+			t.Run("certificate without localhost", func(t *testing.T) {
+				t.Parallel()
+				s := startPeer(t, p.kind, pki, domain)
+				l := peerLink(t, s, pki, name, secret1)
+				start(t, l)
+				st := waitPeer(t, l, "the connect alarm", alarmed(linkstate.ReasonConnect))
+				p.noLocalhost(t, l, st)
+				if l.Conn() != nil {
+					t.Error("a refused link has a Conn")
+				}
+			})
+
 			t.Run("certificate without the domain", func(t *testing.T) {
 				t.Parallel()
 				s := startPeer(t, p.kind, pki, "localhost")
@@ -194,5 +209,33 @@ func TestInteropPeers(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// noLocalhostProsody: Prosody serves TLS only for the names of its hosts (SNI); asked for
+// localhost, which is none of them, it ends the handshake with the alert
+// unrecognized_name, so the link fails at step 7, before it sees the certificate.
+func noLocalhostProsody(t *testing.T, l *link.Link, st linkstate.Status) {
+	t.Helper()
+	if !hasEvent(l, linkstate.StepTLS, linkstate.Failed, "") {
+		t.Errorf("no step 7 failure:\n%s", summary(l.Trace(0)))
+	}
+	if !strings.Contains(st.Alarm.Detail, "unrecognized name") {
+		t.Errorf("alarm detail %q does not name the alert unrecognized_name", st.Alarm.Detail)
+	}
+}
+
+// noLocalhostEjabberd: ejabberd serves its certificate whatever the SNI, so the link
+// checks it at step 8 and names the missing localhost.
+func noLocalhostEjabberd(t *testing.T, l *link.Link, st linkstate.Status) {
+	t.Helper()
+	if got, want := st.Alarm.TLSCause, certs.CauseMissingSAN; got != want {
+		t.Errorf("alarm tlsFailureCause = %q, want %q (%+v)", got, want, st.Alarm)
+	}
+	if !strings.Contains(st.Alarm.Detail, "lacks subjectAltName localhost") {
+		t.Errorf("alarm detail %q does not name the missing localhost", st.Alarm.Detail)
+	}
+	if !hasEvent(l, linkstate.StepSAN, linkstate.Failed, certs.CauseMissingSAN) {
+		t.Errorf("no step 8 failure missing-san:\n%s", summary(l.Trace(0)))
 	}
 }
