@@ -24,8 +24,8 @@ import (
 )
 
 const (
-	domain   = "example.com"
-	cbJID    = "cb1.example.com"
+	domain = "example.com"
+	cbJID  = "cb1.example.com"
 	// Quotes and a backslash test the quoting of both servers' configuration files.
 	cbSecret = `s3cret "of" cb1\ 'x'`
 )
