@@ -63,6 +63,9 @@ func Handshake(ctx context.Context, conn net.Conn, jid string, s secret.Secret, 
 	return nil, he
 }
 
+// idlessGrace is how long Handshake waits for a stream error behind a header without id.
+const idlessGrace = 100 * time.Millisecond
+
 func dial(c *Conn, n *negotiation, s secret.Secret) error {
 	wt := func() time.Duration { return n.writeTimeout(c.wtimeout) }
 	open := stream.AppendOpen(nil, stream.Header{NS: stream.NSComponent, To: c.jid})
@@ -74,6 +77,15 @@ func dial(c *Conn, n *negotiation, s secret.Secret) error {
 		return err
 	}
 	if h.ID == "" {
+		// A server that refuses the stream at once (Prosody: host-unknown for a name it does
+		// not know) opens it without an id and sends the stream error right behind it:
+		// report that error, waiting only briefly for it.
+		_ = c.nc.SetReadDeadline(time.Now().Add(idlessGrace))
+		if e, err := c.r.Next(); err == nil {
+			if se, ok := RemoteError(e); ok {
+				return &HandshakeError{Condition: se.Condition, Text: se.Text}
+			}
+		}
 		return &HandshakeError{Condition: "no-stream", Text: "the server's stream header has no id"}
 	}
 	c.id = h.ID
