@@ -746,8 +746,8 @@ func (a *attempt) handshakeFailure(err error, t discover.Target, componentJID st
 		f.Detail = fmt.Sprintf("the XMPP server refused %s with <%s/>%s", componentJID, he.Condition, said)
 		switch he.Condition {
 		case stream.NotAuthorized:
-			f.Detail = fmt.Sprintf("the XMPP server refused %s with <not-authorized/>%s: the shared secret does not match", componentJID, said)
-			f.Remedy = fmt.Sprintf("make sharedSecret match the secret the XMPP server holds for %s: set it there with `confab xmpp callbridge add-secret %s` (MMP `xmpp callbridge add-secret %s`), or copy the one `xmpp callbridge add %s` printed into sharedSecret", name, name, name, name)
+			f.Detail = fmt.Sprintf("the XMPP server refused %s with <not-authorized/>%s: the shared secret does not match (some servers, ejabberd among them, also answer so for a name they do not know)", componentJID, said)
+			f.Remedy = fmt.Sprintf("make sharedSecret match the secret the XMPP server holds for %s: set it there with `confab xmpp callbridge add-secret %s` (MMP `xmpp callbridge add-secret %s`), or copy the one `xmpp callbridge add %s` printed into sharedSecret; and check that %s is registered on the XMPP server at all", name, name, name, name, componentJID)
 		case stream.HostUnknown:
 			f.Detail = fmt.Sprintf("the XMPP server refused %s with <host-unknown/>%s: it does not know this Call Bridge name", componentJID, said)
 			f.Remedy = fmt.Sprintf("register the Call Bridge on the XMPP server with `confab xmpp callbridge add %s` (MMP `xmpp callbridge add %s`), and check that domain is the XMPP server's domain", name, name)
