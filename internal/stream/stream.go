@@ -74,8 +74,9 @@ type Element struct {
 	// Attr holds the attributes other than namespace declarations, as written (a prefixed
 	// attribute keeps its prefix in Name.Space, e.g. xml:lang is {Space: "xml", Local: "lang"}).
 	Attr []xml.Attr
-	// Decls holds prefixed namespace declarations (xmlns:p) made on the element itself, which
-	// the raw content may use.
+	// Decls holds the prefixed namespace declarations (xmlns:p) the raw content needs: those
+	// made on the element itself, and copies of those of the stream header that the element
+	// uses, so that the element stands alone wherever it is forwarded.
 	Decls []xml.Attr
 	// Inner is the content between the start and end tags, exactly as received.
 	Inner []byte
@@ -329,6 +330,13 @@ const Close = "</stream:stream>"
 
 var errTooLarge = errors.New("stanza too large")
 
+// readError marks a failure of the underlying reader, so that translate can tell it from the
+// decoder's complaints about the input, which are not all *xml.SyntaxError.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
 // recorder feeds the decoder byte by byte (so it never reads ahead of what it has parsed)
 // and keeps the bytes of the element being read.
 type recorder struct {
@@ -346,6 +354,9 @@ func (r *recorder) ReadByte() (byte, error) {
 	}
 	c, err := r.br.ReadByte()
 	if err != nil {
+		if err != io.EOF { // encoding/xml compares with io.EOF itself: leave it bare
+			err = &readError{err}
+		}
 		return 0, err
 	}
 	r.phys++
@@ -422,6 +433,10 @@ func translate(err error) error {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return err
 	}
+	var re *readError
+	if errors.As(err, &re) {
+		return re.err // an I/O error: the connection is gone, nothing to send
+	}
 	var syn *xml.SyntaxError
 	if errors.As(err, &syn) {
 		if strings.Contains(syn.Msg, "encoding") {
@@ -432,7 +447,9 @@ func translate(err error) error {
 	if strings.Contains(err.Error(), "CharsetReader") {
 		return &Error{Condition: UnsupportedEncoding, Text: "only UTF-8 is accepted", Err: err}
 	}
-	return err // an I/O error: the connection is gone, nothing to send
+	// Anything else the decoder refuses (an XML declaration of another version, ...) is bad
+	// input too.
+	return &Error{Condition: NotWellFormed, Text: strings.TrimPrefix(err.Error(), "xml: "), Err: err}
 }
 
 func restricted(what string) error {
@@ -585,9 +602,11 @@ func (r *Reader) element(start xml.StartElement) (*Element, error) {
 	if e.Prefix != "" {
 		var ok bool
 		if ns, ok = local[e.Prefix]; !ok {
-			if ns, ok = r.pfx[e.Prefix]; !ok {
+			if ns, ok = r.pfx[e.Prefix]; !ok || e.Prefix == "xml" || e.Prefix == "xmlns" {
 				return nil, &Error{Condition: NotWellFormed, Text: "undeclared prefix " + e.Prefix}
 			}
+			// Declared on the stream header: carry the declaration with the element.
+			e.Decls = append(e.Decls, xml.Attr{Name: xml.Name{Space: "xmlns", Local: e.Prefix}, Value: ns})
 		}
 	}
 	e.Name.Space = ns
@@ -597,7 +616,12 @@ func (r *Reader) element(start xml.StartElement) (*Element, error) {
 				return nil, &Error{Condition: NotWellFormed, Text: "duplicate attribute " + a.Name.Local}
 			}
 		}
+		if err := r.usePrefix(e, nil, a.Name.Space); err != nil {
+			return nil, err
+		}
 	}
+	// Prefixes declared inside the element, with the depth of the element declaring them.
+	var scope []prefixDecl
 	innerStart := r.dec.InputOffset()
 	// RawToken does not check that end tags match start tags: keep the stack here.
 	stack := append(r.stack[:0], start.Name)
@@ -618,9 +642,15 @@ func (r *Reader) element(start xml.StartElement) (*Element, error) {
 			if len(stack) > maxDepth {
 				return nil, &Error{Condition: PolicyViolation, Text: fmt.Sprintf("elements nested deeper than %d", maxDepth)}
 			}
+			if scope, err = r.checkPrefixes(e, scope, len(stack), t); err != nil {
+				return nil, err
+			}
 		case xml.EndElement:
 			if top := stack[len(stack)-1]; top != t.Name {
 				return nil, &Error{Condition: NotWellFormed, Text: "element <" + qname(top) + "> closed by </" + qname(t.Name) + ">"}
+			}
+			for len(scope) > 0 && scope[len(scope)-1].depth >= len(stack) {
+				scope = scope[:len(scope)-1]
 			}
 			stack = stack[:len(stack)-1]
 			if len(stack) == 0 {
@@ -639,6 +669,62 @@ func (r *Reader) element(start xml.StartElement) (*Element, error) {
 			}
 		}
 	}
+}
+
+// prefixDecl is a namespace prefix declared by an element at depth inside a top-level element.
+type prefixDecl struct {
+	depth  int
+	prefix string
+}
+
+// checkPrefixes records the prefixes t declares and checks those it uses, for an element at
+// depth inside e. RawToken resolves no prefixes, and a stanza using one that is undeclared
+// would be forwarded as XML that a namespace-aware client (a browser's DOMParser) refuses,
+// ending the recipient's stream: the sender's stream ends instead.
+func (r *Reader) checkPrefixes(e *Element, scope []prefixDecl, depth int, t xml.StartElement) ([]prefixDecl, error) {
+	for _, a := range t.Attr {
+		if a.Name.Space == "xmlns" {
+			if a.Name.Local == "" || a.Name.Local == "xmlns" {
+				return scope, &Error{Condition: NotWellFormed, Text: "invalid namespace declaration"}
+			}
+			scope = append(scope, prefixDecl{depth: depth, prefix: a.Name.Local})
+		}
+	}
+	if t.Name.Space == "xmlns" {
+		return scope, &Error{Condition: NotWellFormed, Text: "the prefix xmlns names no element"}
+	}
+	if err := r.usePrefix(e, scope, t.Name.Space); err != nil {
+		return scope, err
+	}
+	for _, a := range t.Attr {
+		if a.Name.Space != "xmlns" {
+			if err := r.usePrefix(e, scope, a.Name.Space); err != nil {
+				return scope, err
+			}
+		}
+	}
+	return scope, nil
+}
+
+// usePrefix checks that prefix p (if any) is declared: in scope, on e itself, or on the
+// stream header, in which case the declaration is copied onto e.
+func (r *Reader) usePrefix(e *Element, scope []prefixDecl, p string) error {
+	if p == "" || p == "xml" {
+		return nil
+	}
+	for i := len(scope) - 1; i >= 0; i-- {
+		if scope[i].prefix == p {
+			return nil
+		}
+	}
+	if e.declares(p) {
+		return nil
+	}
+	if ns, ok := r.pfx[p]; ok {
+		e.Decls = append(e.Decls, xml.Attr{Name: xml.Name{Space: "xmlns", Local: p}, Value: ns})
+		return nil
+	}
+	return &Error{Condition: NotWellFormed, Text: "undeclared prefix " + p}
 }
 
 // Parse reads exactly one element from data, as a WebSocket message carries it [RFC 7395
