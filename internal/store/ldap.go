@@ -494,7 +494,9 @@ func (s *Store) ClaimLDAPSync(ctx context.Context) (v LDAPSync, ok bool, err err
 		} else if n == 0 {
 			continue // claimed (or cancelled) by someone else meanwhile
 		}
-		v, err := s.LDAPSync(ctx, id)
+		// Claimed: read it back even if ctx ends now, so that the caller owns it and records
+		// its outcome (a claimed sync nobody holds would stay in progress).
+		v, err := s.LDAPSync(context.WithoutCancel(ctx), id)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
