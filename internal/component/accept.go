@@ -29,13 +29,24 @@ type AcceptConfig struct {
 	Timeout time.Duration
 	// WriteTimeout bounds each write, during negotiation and after (default 10s).
 	WriteTimeout time.Duration
+	// Screen, if set, is called once the peer's stream header has been read and answered,
+	// before the component is looked up, with the JID it names (lower-cased; possibly empty).
+	// An error refuses the stream: a *stream.Error is sent as it is, anything else as
+	// policy-violation. A server uses it to turn away a source that failed too often.
+	Screen func(componentJID string) error
+	// Admit, if set, is called after the handshake digest has been verified and before
+	// <handshake/> is sent, with the component's JID and registry name. An error refuses the
+	// component as Screen's does, so a Call Bridge that may not register now (another link of
+	// the same name is up) learns it in answer to its handshake, not after it.
+	Admit func(componentJID, name string) error
 }
 
 // Accept runs the server side of the XEP-0114 negotiation on conn: it reads the stream
 // header (namespace jabber:component:accept, else invalid-namespace), checks that its 'to' is
 // a registered component (else host-unknown), answers with a stream id of 128 random bits,
 // reads <handshake>hex(sha1(id+secret))</handshake>, compares it in constant time (else
-// not-authorized) and replies <handshake/>.
+// not-authorized) and replies <handshake/>. AcceptConfig.Screen and Admit may refuse the
+// component on the way.
 //
 // On failure Accept has already sent the stream error (when the peer could still be told)
 // and closed conn, and it returns a *stream.Error whose Condition says what went wrong:
@@ -85,6 +96,11 @@ func (a *acceptor) run() error {
 	}
 	a.headerSent = true
 
+	if a.cfg.Screen != nil {
+		if err := a.cfg.Screen(jid); err != nil {
+			return refusal(err)
+		}
+	}
 	switch {
 	case jid == "":
 		return &stream.Error{Condition: stream.HostUnknown, Text: "the stream header names no component ('to' is missing)"}
@@ -117,7 +133,21 @@ func (a *acceptor) run() error {
 	if s.IsZero() || subtle.ConstantTimeCompare(got, want) != 1 {
 		return &stream.Error{Condition: stream.NotAuthorized, Text: "handshake rejected"}
 	}
+	if a.cfg.Admit != nil {
+		if err := a.cfg.Admit(jid, name); err != nil {
+			return refusal(err)
+		}
+	}
 	return a.send([]byte("<handshake/>"))
+}
+
+// refusal is the stream error for an error of Screen or Admit.
+func refusal(err error) *stream.Error {
+	var se *stream.Error
+	if errors.As(err, &se) {
+		return se
+	}
+	return &stream.Error{Condition: stream.PolicyViolation, Text: "refused", Err: err}
 }
 
 // classify turns whatever stopped the negotiation into the stream error to report, and says

@@ -240,3 +240,27 @@ func TestPrefixes(t *testing.T) {
 		t.Errorf("XML version 0: %v, want not-well-formed", err)
 	}
 }
+
+// FuzzEscape checks that whatever string is escaped, text and attribute are well-formed, and
+// that a string XML can carry comes back unchanged.
+func FuzzEscape(f *testing.F) {
+	for _, s := range []string{"a<b>&\"'", "tab\there\nnew\rcr", "\x00\x01", "\xff\xfe", "\uFFFE\uFFFF", "é😀", "invalid character entity &\x8f (no semicolon)"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		doc := `<a x="` + Escape(s) + `">` + Escape(s) + `</a>`
+		var v struct {
+			X    string `xml:"x,attr"`
+			Text string `xml:",chardata"`
+		}
+		if err := xml.Unmarshal([]byte(doc), &v); err != nil {
+			t.Fatalf("escaped %q does not parse: %v\n%s", s, err, doc)
+		}
+		carried := utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool {
+			return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE || r == 0xFFFF
+		})
+		if carried && (v.X != s || v.Text != s) {
+			t.Fatalf("%q came back as attribute %q, text %q", s, v.X, v.Text)
+		}
+	})
+}

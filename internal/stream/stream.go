@@ -219,11 +219,29 @@ func appendAttr(b []byte, prefix, local, value string) []byte {
 	return append(b, '"')
 }
 
-// AppendEscaped appends s escaped for use in XML text or a double-quoted attribute.
+// AppendEscaped appends s escaped for use in XML text or a double-quoted attribute. What XML
+// cannot carry (invalid UTF-8, control characters other than tab, newline and carriage
+// return, U+FFFE and U+FFFF) becomes U+FFFD, so that the output is always well-formed even
+// when s echoes a peer's bytes (a parser's error message, say).
 func AppendEscaped(b []byte, s string) []byte {
 	last := 0
 	for i := 0; i < len(s); i++ {
 		var esc string
+		if c := s[i]; c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if (r == utf8.RuneError && n == 1) || r == 0xFFFE || r == 0xFFFF {
+				b = append(b, s[last:i]...)
+				b = append(b, "\uFFFD"...)
+				last = i + n
+			}
+			i += n - 1
+			continue
+		} else if c < 0x20 && c != '\n' && c != '\r' && c != '\t' {
+			b = append(b, s[last:i]...)
+			b = append(b, "\uFFFD"...)
+			last = i + 1
+			continue
+		}
 		switch s[i] {
 		case '<':
 			esc = "&lt;"
