@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,6 +85,8 @@ func runBenchScenario(ctx context.Context, scenario string, args []string, io st
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "logins in flight at most (default 8 flat out, 512 at a rate)")
 	fs.IntVar(&cfg.Sessions, "sessions", 1000, "idle: sessions to hold")
 	fs.DurationVar(&cfg.Hold, "hold", 5*time.Second, "idle: how long to hold the sessions once open")
+	var checkpoints string
+	fs.StringVar(&checkpoints, "checkpoints", "", "idle: comma-separated session counts at which to read the server's memory on the way")
 	fs.StringVar(&compAddr, "component-addr", "", "roundtrip: the component port (TLS)")
 	fs.StringVar(&compJID, "component", "", "roundtrip: the test component's JID")
 	fs.StringVar(&compSecret, "component-secret", "", "roundtrip: the test component's secret")
@@ -100,6 +103,16 @@ func runBenchScenario(ctx context.Context, scenario string, args []string, io st
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for _, c := range strings.Split(checkpoints, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		n, err := strconv.Atoi(c)
+		if err != nil || n <= 0 {
+			return &exitError{2, fmt.Errorf("bench: -checkpoints: %q is not a number of sessions", c)}
+		}
+		cfg.Checkpoints = append(cfg.Checkpoints, n)
 	}
 	if infoFile != "" {
 		in, err := benchserve.ReadInfo(infoFile)

@@ -71,6 +71,9 @@ type Config struct {
 	// all are open (default 5s).
 	Sessions int
 	Hold     time.Duration
+	// Checkpoints are session counts at which the idle scenario pauses to read the server's
+	// memory (e.g. 1000 on the way to 10000).
+	Checkpoints []int
 
 	// Component is the test component of the roundtrip scenario.
 	Component ComponentConfig
@@ -163,18 +166,27 @@ type Result struct {
 	} `json:"loadgen"`
 	// Derived figures: server CPU milliseconds per login, microseconds per round trip and per
 	// routed message (two per round trip), KiB of resident memory per idle session.
-	ServerCPUMsPerLogin float64 `json:"serverCpuMsPerLogin,omitempty"`
-	ServerCPUUsPerRT    float64 `json:"serverCpuUsPerRoundTrip,omitempty"`
-	ServerCPUUsPerMsg   float64 `json:"serverCpuUsPerMessage,omitempty"`
-	Sessions            int     `json:"sessions,omitempty"`
-	RSSBaseKiB          int64   `json:"rssBaseKiB,omitempty"`
-	RSSOpenKiB          int64   `json:"rssOpenKiB,omitempty"`
-	RSSHeldKiB          int64   `json:"rssHeldKiB,omitempty"`
-	KiBPerSession       float64 `json:"kibPerSession,omitempty"`
-	KiBPerSessionHeld   float64 `json:"kibPerSessionHeld,omitempty"`
-	IdleCPUPercent      float64 `json:"idleCpuPercent,omitempty"`
-	Machine             Machine `json:"machine"`
-	TargetRate          float64 `json:"targetRate,omitempty"`
+	ServerCPUMsPerLogin float64      `json:"serverCpuMsPerLogin,omitempty"`
+	ServerCPUUsPerRT    float64      `json:"serverCpuUsPerRoundTrip,omitempty"`
+	ServerCPUUsPerMsg   float64      `json:"serverCpuUsPerMessage,omitempty"`
+	Sessions            int          `json:"sessions,omitempty"`
+	RSSBaseKiB          int64        `json:"rssBaseKiB,omitempty"`
+	RSSOpenKiB          int64        `json:"rssOpenKiB,omitempty"`
+	RSSHeldKiB          int64        `json:"rssHeldKiB,omitempty"`
+	KiBPerSession       float64      `json:"kibPerSession,omitempty"`
+	KiBPerSessionHeld   float64      `json:"kibPerSessionHeld,omitempty"`
+	IdleCPUPercent      float64      `json:"idleCpuPercent,omitempty"`
+	Checkpoints         []Checkpoint `json:"checkpoints,omitempty"`
+	Machine             Machine      `json:"machine"`
+	TargetRate          float64      `json:"targetRate,omitempty"`
+}
+
+// Checkpoint is the server's memory with a number of idle sessions open.
+type Checkpoint struct {
+	Attempted     int     `json:"attempted"`
+	Sessions      int     `json:"sessions"`
+	RSSKiB        int64   `json:"rssKiB"`
+	KiBPerSession float64 `json:"kibPerSession"`
 }
 
 // Machine describes where a run happened.

@@ -42,6 +42,9 @@ func PrintResult(w io.Writer, r *Result) {
 		fmt.Fprintln(w)
 	}
 	if r.Scenario == ScenarioIdle && r.Server != nil {
+		for _, cp := range r.Checkpoints {
+			fmt.Fprintf(w, "  at %d sessions: rss %d KiB, %.1f KiB per session\n", cp.Sessions, cp.RSSKiB, cp.KiBPerSession)
+		}
 		fmt.Fprintf(w, "  %d sessions: rss %d KiB before, %d open, %d after %v s held: %.1f KiB per session (%.1f held); idle cpu %.2f%%\n",
 			r.Sessions, r.RSSBaseKiB, r.RSSOpenKiB, r.RSSHeldKiB, r.Settings["holdS"], r.KiBPerSession, r.KiBPerSessionHeld, r.IdleCPUPercent)
 	}
@@ -151,6 +154,9 @@ func Summarise(rs []*Result) []*Figures {
 		case ScenarioIdle:
 			if f.KiBPerSession == nil {
 				f.KiBPerSession, f.IdleErrors = map[int]float64{}, map[int]uint64{}
+			}
+			for _, cp := range r.Checkpoints {
+				f.KiBPerSession[cp.Attempted] = cp.KiBPerSession
 			}
 			n, _ := r.Settings["sessions"].(float64)
 			f.KiBPerSession[int(n)] = r.KiBPerSessionHeld

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,12 +115,13 @@ func runLogin(ctx context.Context, cfg *Config, r *Result) error {
 }
 
 // runIdle opens cfg.Sessions authenticated sessions, holds them, and measures the server's
-// resident memory before, once they are open, and after the hold.
+// resident memory before, at each checkpoint (a number of sessions open), and after the hold.
 func runIdle(ctx context.Context, cfg *Config, r *Result) error {
 	if cfg.Sessions <= 0 {
 		return errors.New("bench: idle needs a number of sessions")
 	}
-	r.Settings = map[string]any{"sessions": cfg.Sessions, "concurrency": cfg.Concurrency, "holdS": cfg.Hold.Seconds(), "users": cfg.Users}
+	r.Settings = map[string]any{"sessions": cfg.Sessions, "concurrency": cfg.Concurrency, "holdS": cfg.Hold.Seconds(),
+		"users": cfg.Users, "checkpoints": cfg.Checkpoints}
 	rc := newRecorder()
 	m, err := startMeter(cfg.PID)
 	if err != nil {
@@ -133,59 +135,96 @@ func runIdle(ctx context.Context, cfg *Config, r *Result) error {
 		conns []*Conn
 		held  sync.WaitGroup
 	)
+	defer func() {
+		cancelHold()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		held.Wait()
+	}()
 	openCtx, cancelOpen := context.WithTimeout(ctx, MaxDuration)
 	defer cancelOpen()
 	stopProgress := progress(openCtx, cfg.Progress, "idle", rc, cfg.PID, nil)
 	var n atomic.Int64
-	var wg sync.WaitGroup
-	for range min(cfg.Concurrency, cfg.Sessions) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for openCtx.Err() == nil {
-				i := int(n.Add(1)) - 1
-				if i >= cfg.Sessions {
-					return
+	// open opens sessions until upTo have been attempted.
+	open := func(upTo int) {
+		var wg sync.WaitGroup
+		for range min(cfg.Concurrency, upTo) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for openCtx.Err() == nil {
+					i := int(n.Add(1)) - 1
+					if i >= upTo {
+						n.Add(-1)
+						return
+					}
+					start := time.Now()
+					c, ph, err := cfg.Target.Login(openCtx, cfg.user(i), cfg.Password, "idle"+strconv.Itoa(i))
+					if err != nil {
+						rc.failure(err)
+						continue
+					}
+					rc.success(time.Since(start), phaseMap(ph))
+					mu.Lock()
+					conns = append(conns, c)
+					mu.Unlock()
+					held.Add(1)
+					go func() {
+						defer held.Done()
+						hold(holdCtx, c)
+					}()
 				}
-				start := time.Now()
-				c, ph, err := cfg.Target.Login(openCtx, cfg.user(i), cfg.Password, "idle"+strconv.Itoa(i))
-				if err != nil {
-					rc.failure(err)
-					continue
-				}
-				rc.success(time.Since(start), phaseMap(ph))
-				mu.Lock()
-				conns = append(conns, c)
-				mu.Unlock()
-				held.Add(1)
-				go func() {
-					defer held.Done()
-					hold(holdCtx, c)
-				}()
-			}
-		}()
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	steps := append([]int(nil), cfg.Checkpoints...)
+	sort.Ints(steps)
+	steps = append(steps, cfg.Sessions)
+	for _, step := range steps {
+		if step <= 0 || step > cfg.Sessions || int(n.Load()) >= step {
+			continue
+		}
+		open(step)
+		// Let the server settle (buffers released after the handshakes) before reading memory.
+		settle(ctx, 2*time.Second)
+		if cfg.PID <= 0 {
+			continue
+		}
+		s, err := ReadProc(cfg.PID)
+		if err != nil {
+			stopProgress()
+			return err
+		}
+		mu.Lock()
+		opened := len(conns)
+		mu.Unlock()
+		cp := Checkpoint{Attempted: step, Sessions: opened, RSSKiB: s.RSSKiB}
+		if opened > 0 {
+			cp.KiBPerSession = round(float64(s.RSSKiB-r.RSSBaseKiB)/float64(opened), 2)
+		}
+		r.Checkpoints = append(r.Checkpoints, cp)
+	}
 	stopProgress()
+	mu.Lock()
 	opened := len(conns)
+	mu.Unlock()
 	r.Sessions = opened
-	// Let the server settle (buffers released after the handshakes) before reading memory.
-	settle(ctx, 2*time.Second)
 	if cfg.PID > 0 {
 		s, err := ReadProc(cfg.PID)
 		if err != nil {
 			return err
 		}
 		r.RSSOpenKiB = s.RSSKiB
-		holdStart := s
 		settle(ctx, cfg.Hold)
 		s2, err := ReadProc(cfg.PID)
 		if err != nil {
 			return err
 		}
 		r.RSSHeldKiB = s2.RSSKiB
-		if d := s2.At.Sub(holdStart.At).Seconds(); d > 0 {
-			r.IdleCPUPercent = round(100*(s2.CPU-holdStart.CPU).Seconds()/d, 2)
+		if d := s2.At.Sub(s.At).Seconds(); d > 0 {
+			r.IdleCPUPercent = round(100*(s2.CPU-s.CPU).Seconds()/d, 2)
 		}
 		if opened > 0 {
 			r.KiBPerSession = round(float64(r.RSSOpenKiB-r.RSSBaseKiB)/float64(opened), 2)
@@ -194,11 +233,6 @@ func runIdle(ctx context.Context, cfg *Config, r *Result) error {
 	} else {
 		settle(ctx, cfg.Hold)
 	}
-	cancelHold()
-	for _, c := range conns {
-		_ = c.Close()
-	}
-	held.Wait()
 	if _, err := m.stop(r); err != nil {
 		return err
 	}
