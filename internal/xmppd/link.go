@@ -19,6 +19,7 @@ import (
 	"confab.dev/confab/internal/component"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/stream"
+	"confab.dev/confab/internal/throttle"
 )
 
 // Component handshake outcomes (besides the stream error conditions), as counted.
@@ -93,11 +94,37 @@ func (s *Server) acceptComponent(ctx context.Context, nc net.Conn, log *slog.Log
 		return nil, secret.Secret{}, err
 	}
 	var (
-		mu  sync.Mutex
-		sec secret.Secret
+		mu        sync.Mutex
+		sec       secret.Secret
+		throttled bool
 	)
+	source := throttle.SourceKey(nc.RemoteAddr().String())
 	c, err := component.Accept(ctx, tc, component.AcceptConfig{
 		Domain: s.domain,
+		Screen: func(string) error {
+			wait := s.compFails.Blocked(source)
+			if wait <= 0 {
+				return nil
+			}
+			mu.Lock()
+			throttled = true
+			mu.Unlock()
+			return &stream.Error{Condition: stream.PolicyViolation,
+				Text: fmt.Sprintf("too many failed handshakes from this address; retry in %ds", int((wait+time.Second-1)/time.Second))}
+		},
+		// With DuplicateComponent reject, a second link of a connected name is refused in
+		// answer to its handshake (step 10), not after <handshake/>. Two handshakes of the
+		// same name at the same instant can both pass this check; run then refuses the later.
+		Admit: func(componentJID, name string) error {
+			if s.cfg.DuplicateComponent != Reject {
+				return nil
+			}
+			if existing := s.router.link(componentJID); existing != nil {
+				log.Warn("component refused: a Call Bridge with this name is already connected", "jid", componentJID, "connected_from", existing.c.RemoteAddr().String())
+				return &stream.Error{Condition: stream.Conflict, Text: "a Call Bridge named " + name + " is already connected"}
+			}
+			return nil
+		},
 		Lookup: func(componentJID string) (string, secret.Secret, bool) {
 			name, ok := strings.CutSuffix(componentJID, "."+s.domain)
 			if !ok || name == "" {
@@ -120,14 +147,27 @@ func (s *Server) acceptComponent(ctx context.Context, nc net.Conn, log *slog.Log
 			outcome = se.Condition
 			s.m.streamErrs.WithLabelValues(se.Condition).Inc()
 		}
+		// Counted before the metric, so that a test that sees the metric sees the count.
+		mu.Lock()
+		wasThrottled := throttled
+		mu.Unlock()
+		var block time.Duration
+		if !wasThrottled && (outcome == stream.NotAuthorized || outcome == stream.HostUnknown) {
+			block = s.compFails.Fail(source)
+		}
 		s.m.handshakes.WithLabelValues(outcome).Inc()
 		attrs := []any{"outcome", outcome, "err", err}
 		if cs := tc.ConnectionState(); len(cs.PeerCertificates) > 0 {
 			attrs = append(attrs, "client_cert", cs.PeerCertificates[0].Subject.String())
 		}
 		log.Info("component handshake failed", attrs...)
+		if block > 0 {
+			log.Warn("too many failed component handshakes from this address; refusing it for a while",
+				"source", source, "blocked_for", block, "throttle", s.compFails.Config())
+		}
 		return nil, secret.Secret{}, err
 	}
+	s.compFails.Reset(source)
 	mu.Lock()
 	defer mu.Unlock()
 	return c, sec, nil

@@ -20,6 +20,7 @@ import (
 	"confab.dev/confab/internal/loginrelay"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/stream"
+	"confab.dev/confab/internal/throttle"
 )
 
 // Defaults for zero Config fields.
@@ -35,6 +36,15 @@ const (
 	DefaultKeepAlive          = 60 * time.Second
 	DefaultRelayTimeout       = 10 * time.Second
 )
+
+// componentThrottle is the default of Config.ComponentThrottle: 10 failed component
+// handshakes from one address within 5 minutes block it for 10 seconds, each further block
+// twice as long, up to 5 minutes. A registry secret is 128 random bits or more, so this is
+// not what keeps it from being guessed; it keeps a misconfigured or hostile peer from costing
+// a TLS handshake and a log line every few milliseconds.
+func componentThrottle() throttle.Config {
+	return throttle.Config{MaxFailures: 10, Window: 5 * time.Minute, Block: 10 * time.Second, MaxBlock: 5 * time.Minute}
+}
 
 // killGrace is how long Shutdown waits for handlers after killing their connections.
 const killGrace = 2 * time.Second
@@ -94,6 +104,13 @@ type Config struct {
 	DuplicateComponent string
 	// RelayTimeout bounds each step of a relayed login (default 10s).
 	RelayTimeout time.Duration
+	// ComponentThrottle slows down guessing of Call Bridge names and secrets: failed
+	// component handshakes (not-authorized, host-unknown) are counted per source address
+	// (IPv4 address, IPv6 /64), and a source that failed too often is refused with
+	// policy-violation, before its handshake is checked, until its block ends. Zero fields
+	// take the defaults: 10 failures within 5 minutes
+	// block the address for 10s, each further block twice as long, up to 5 minutes.
+	ComponentThrottle throttle.Config
 	// Logger receives the server's logs (default: discarded).
 	Logger *slog.Logger
 	// Metrics registers the server's metrics (default: a private registry). When it is also
@@ -130,6 +147,8 @@ type Server struct {
 	tlsComp *tls.Config
 	relay   *loginrelay.Client
 	router  router
+	// compFails counts failed component handshakes per source address.
+	compFails *throttle.Throttle
 	m       *metrics
 
 	// ctx is the parent of every connection's context; cancel ends them all.
@@ -209,6 +228,7 @@ func New(cfg Config) (*Server, error) {
 		conns:     make(map[tracked]struct{}),
 	}
 	s.m.gatherer = gatherer
+	s.compFails = throttle.New(cfg.ComponentThrottle, componentThrottle(), nil)
 	s.relay = loginrelay.NewClient(s.domain, cfg.RelayTimeout, cfg.Logger.With("component", "loginrelay"))
 	s.router.init()
 	s.ctx, s.cancel = context.WithCancel(context.Background())

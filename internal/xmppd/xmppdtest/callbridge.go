@@ -22,6 +22,9 @@ type DialOptions struct {
 	ClientCert *tls.Certificate
 	// Timeout bounds TLS and the handshake (default 5s).
 	Timeout time.Duration
+	// LocalIP, if set, is the source address to connect from (127.0.0.2 is a second host on
+	// Linux's loopback), for tests of what the server does per source address.
+	LocalIP net.IP
 }
 
 // DialComponent connects to the component port, completes TLS (verifying the server's
@@ -34,6 +37,9 @@ func (h *Harness) DialComponent(ctx context.Context, componentJID string, s secr
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	var d net.Dialer
+	if o.LocalIP != nil {
+		d.LocalAddr = &net.TCPAddr{IP: o.LocalIP}
+	}
 	nc, err := d.DialContext(ctx, "tcp", h.ComponentAddr)
 	if err != nil {
 		return nil, fmt.Errorf("dial component port: %w", err)

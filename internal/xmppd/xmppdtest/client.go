@@ -85,6 +85,22 @@ func (h *Harness) Dial() (*Client, error) {
 	return c, nil
 }
 
+// DialFrom is Dial from the source address ip (127.0.0.2 is a second host on Linux's
+// loopback), for tests of what the server does per source address.
+func (h *Harness) DialFrom(ip net.IP) (*Client, error) {
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: ip}}
+	nc, err := d.Dial("tcp", h.C2SAddr)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{h: h, w: newTCPWire(nc)}
+	if err := c.Open(); err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // DialRaw connects to the c2s port without sending anything.
 func (h *Harness) DialRaw() (net.Conn, error) {
 	return net.DialTimeout("tcp", h.C2SAddr, 5*time.Second)

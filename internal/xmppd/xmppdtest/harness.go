@@ -36,6 +36,7 @@ import (
 	"confab.dev/confab/internal/cbregistry"
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/loginrelay"
+	"confab.dev/confab/internal/throttle"
 	"confab.dev/confab/internal/xmppd"
 )
 
@@ -158,6 +159,9 @@ func Start(t testing.TB, o Options) *Harness {
 		AuthTimeout:  10 * time.Second,
 		RelayTimeout: 5 * time.Second,
 		WriteTimeout: 5 * time.Second,
+		// Tests (of the Call Bridge's link) retry wrong secrets every few milliseconds; a
+		// test of the throttle sets its own ComponentThrottle in Options.Config.
+		ComponentThrottle: throttle.Config{Off: true},
 	}
 	if o.MutualTLS {
 		cfg.ComponentClientCAs = h.Roots

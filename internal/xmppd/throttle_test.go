@@ -1,0 +1,102 @@
+package xmppd_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"confab.dev/confab/internal/component"
+	"confab.dev/confab/internal/secret"
+	"confab.dev/confab/internal/throttle"
+	"confab.dev/confab/internal/xmppd"
+	"confab.dev/confab/internal/xmppd/xmppdtest"
+)
+
+// logBuffer collects a server's logs for a test to search.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestComponentSecretThrottle(t *testing.T) {
+	logs := &logBuffer{}
+	h := xmppdtest.Start(t, xmppdtest.Options{
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		Config: func(c *xmppd.Config) {
+			c.ComponentThrottle = throttle.Config{MaxFailures: 3, Window: time.Minute, Block: time.Minute, MaxBlock: time.Minute}
+		},
+	})
+	handshake := func(jid string, s secret.Secret, from net.IP) string {
+		t.Helper()
+		c, err := h.DialComponent(context.Background(), jid, s, xmppdtest.DialOptions{LocalIP: from})
+		if err == nil {
+			_ = c.Close("", "")
+			return "accepted"
+		}
+		var he *component.HandshakeError
+		if !errors.As(err, &he) {
+			t.Fatalf("handshake: %v", err)
+		}
+		return he.Condition + ": " + he.Text
+	}
+	// failures waits until the server has counted n refused handshakes (the peer hears of
+	// the refusal a moment before the server counts it).
+	failures := func(n float64) {
+		t.Helper()
+		xmppdtest.Eventually(t, 5*time.Second, "the failures counted", func() bool {
+			// (metricValue is -1 for a series not yet there.)
+			return max(metricValue(t, h, `confab_xmpp_component_handshakes_total{outcome="not-authorized"}`), 0)+
+				max(metricValue(t, h, `confab_xmpp_component_handshakes_total{outcome="host-unknown"}`), 0) >= n
+		})
+	}
+	attacker, other := net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 2)
+	// Wrong secrets and unknown names count alike; the third failure starts a block.
+	for i, jid := range []string{"cb1.example.com", "cb7.example.com", "cb1.example.com"} {
+		if got := handshake(jid, secret.New("guess"), attacker); strings.HasPrefix(got, "policy-violation") {
+			t.Fatalf("attempt %d refused already: %s", i+1, got)
+		}
+		failures(float64(i + 1))
+	}
+	if !strings.Contains(logs.String(), "too many failed component handshakes") {
+		t.Errorf("the block was not logged:\n%s", logs.String())
+	}
+	// Blocked: even the right secret is refused, before it is checked.
+	got := handshake("cb2.example.com", secret.New("x"), attacker)
+	if !strings.HasPrefix(got, "policy-violation") || !strings.Contains(got, "retry in") {
+		t.Errorf("blocked source got %q, want policy-violation saying when to retry", got)
+	}
+	if got := handshake("cb1.example.com", cb1Secret(t, h), attacker); !strings.HasPrefix(got, "policy-violation") {
+		t.Errorf("blocked source with the right secret got %q, want policy-violation", got)
+	}
+	// Another address is not affected, and the link that was up stays up.
+	if got := handshake("cb1.example.com", secret.New("guess"), other); !strings.HasPrefix(got, "not-authorized") {
+		t.Errorf("another source got %q, want not-authorized", got)
+	}
+	select {
+	case <-h.CallBridge.Done():
+		t.Fatalf("the connected Call Bridge lost its link: %v", h.CallBridge.Err())
+	default:
+	}
+	stillWorks(t, h)
+	if got := metricValue(t, h, `confab_xmpp_component_handshakes_total{outcome="policy-violation"}`); got != 2 {
+		t.Errorf("policy-violation handshakes = %v, want 2", got)
+	}
+}
