@@ -149,7 +149,7 @@ type Server struct {
 	router  router
 	// compFails counts failed component handshakes per source address.
 	compFails *throttle.Throttle
-	m       *metrics
+	m         *metrics
 
 	// ctx is the parent of every connection's context; cancel ends them all.
 	ctx    context.Context
