@@ -48,7 +48,9 @@ func (c Config) WithDefaults(d Config) Config {
 
 // defaults fills the fields that are zero both in a Config and in the defaults passed to New:
 // 5 failures within 5 minutes, a first block of 10 seconds, at most 10 minutes.
-var defaults = Config{MaxFailures: 5, Window: 5 * time.Minute, Block: 10 * time.Second, MaxBlock: 10 * time.Minute}
+func defaults() Config {
+	return Config{MaxFailures: 5, Window: 5 * time.Minute, Block: 10 * time.Second, MaxBlock: 10 * time.Minute}
+}
 
 // DefaultMaxKeys bounds the keys a Throttle remembers, so that a flood of distinct keys costs
 // bounded memory; past it, keys that are not blocked are forgotten first.
@@ -79,7 +81,7 @@ func New(cfg, def Config, now func() time.Time) *Throttle {
 		now = time.Now
 	}
 	return &Throttle{
-		cfg:     cfg.WithDefaults(def.WithDefaults(defaults)),
+		cfg:     cfg.WithDefaults(def.WithDefaults(defaults())),
 		now:     now,
 		maxKeys: DefaultMaxKeys,
 		entries: map[string]*entry{},
