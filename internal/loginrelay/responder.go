@@ -17,6 +17,7 @@ import (
 	"github.com/xdg-go/scram"
 
 	"confab.dev/confab/internal/stream"
+	"confab.dev/confab/internal/throttle"
 )
 
 // Directory is where a Responder checks users.
@@ -55,9 +56,20 @@ type Responder struct {
 	SessionTTL time.Duration
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+	// AccountThrottle and SourceThrottle slow down password guessing. Failed logins
+	// (not-authorized: a wrong password and an unknown user alike) are counted per username
+	// and per client address (as the XMPP server relays it: the IPv4 address, or the IPv6
+	// /64). A name or an address that failed too often is answered temporary-auth-failure,
+	// saying when to retry, before any password is checked, until its block ends; each block
+	// is logged. A success clears the name's count. Zero fields take the defaults: per name,
+	// 5 failures within 5 minutes block it for 5s, each further block twice as long up to 1
+	// minute; per address, 20 failures within 5 minutes block it for 30s, up to 15 minutes.
+	AccountThrottle, SourceThrottle throttle.Config
 
 	once      sync.Once
 	fakeKey   []byte // derives decoy SCRAM salts for unknown users
+	accounts  *throttle.Throttle
+	sources   *throttle.Throttle
 	mu        sync.Mutex
 	sessions  map[string]*session
 	lastSweep time.Time
@@ -66,12 +78,14 @@ type Responder struct {
 // session is one exchange in progress.
 type session struct {
 	mech    string
+	source  string // throttle key of the client's address ("" if unknown)
 	expires time.Time
 	// SCRAM: the conversation and what the credential lookup ran into.
 	conv      *scram.ServerConversation
 	username  string
 	lookupErr error
-	started   bool // the client-first message has been processed
+	wait      time.Duration // the login is throttled for this long
+	started   bool          // the client-first message has been processed
 }
 
 func (r *Responder) init() {
@@ -79,6 +93,8 @@ func (r *Responder) init() {
 		r.fakeKey = make([]byte, 32)
 		_, _ = rand.Read(r.fakeKey)
 		r.sessions = make(map[string]*session)
+		r.accounts = throttle.New(r.AccountThrottle, accountThrottle(), r.now)
+		r.sources = throttle.New(r.SourceThrottle, sourceThrottle(), r.now)
 	})
 }
 
@@ -222,14 +238,14 @@ func (r *Responder) auth(ctx context.Context, a *authPayload) any {
 	if err != nil {
 		return r.fail(a.Session, "", CondMalformedRequest, "The initial response is not valid base64")
 	}
-	s := &session{mech: a.Mechanism}
+	s := &session{mech: a.Mechanism, source: sourceOf(a.Addr)}
 	switch a.Mechanism {
 	case MechPLAIN:
 		if data == nil {
 			r.keep(a.Session, s)
 			return challengePayload{Session: a.Session, Data: encode64([]byte{})}
 		}
-		return r.plain(ctx, a.Session, data)
+		return r.plain(ctx, a.Session, s, data)
 	case MechSCRAMSHA1, MechSCRAMSHA256:
 		r.newSCRAM(ctx, s)
 		if data == nil {
@@ -255,7 +271,7 @@ func (r *Responder) response(ctx context.Context, p *responsePayload) any {
 		data = []byte{}
 	}
 	if s.mech == MechPLAIN {
-		return r.plain(ctx, p.Session, data)
+		return r.plain(ctx, p.Session, s, data)
 	}
 	return r.scramStep(p.Session, s, data)
 }
@@ -274,6 +290,7 @@ func (r *Responder) fail(id, username, cond, text string) failurePayload {
 }
 
 func (r *Responder) succeed(id, username string, data []byte) successPayload {
+	r.accounts.Reset(accountKey(username))
 	jid := r.Dir.JID(username)
 	r.logger().Info("login succeeded", "jid", jid)
 	if r.OnLogin != nil {
@@ -300,7 +317,7 @@ func (r *Responder) authzOK(authzid, username string) bool {
 }
 
 // plain checks a PLAIN message [RFC 4616 §2]: authzid NUL authcid NUL passwd.
-func (r *Responder) plain(ctx context.Context, id string, msg []byte) any {
+func (r *Responder) plain(ctx context.Context, id string, s *session, msg []byte) any {
 	parts := bytes.Split(msg, []byte{0})
 	if len(parts) != 3 || !utf8.Valid(msg) {
 		return r.fail(id, "", CondMalformedRequest, "Not a PLAIN message")
@@ -310,16 +327,19 @@ func (r *Responder) plain(ctx context.Context, id string, msg []byte) any {
 		return r.fail(id, "", CondMalformedRequest, "Not a PLAIN message")
 	}
 	username := r.username(authcid)
+	if wait := r.blocked(s.source, username); wait > 0 {
+		return r.throttled(id, s.source, username, wait)
+	}
 	if passwd == "" {
 		// Never hand an empty password on: an LDAP server takes it as an anonymous bind.
-		return r.fail(id, username, CondNotAuthorized, textInvalidCredentials)
+		return r.wrong(id, s.source, username, textInvalidCredentials)
 	}
 	switch err := r.Dir.CheckPlain(ctx, username, passwd); {
 	case err == nil:
 	case errors.Is(err, ErrUsernameNotRecognized):
-		return r.fail(id, username, CondNotAuthorized, textNotRecognized)
+		return r.wrong(id, s.source, username, textNotRecognized)
 	case errors.Is(err, ErrUnknownUser), errors.Is(err, ErrBadPassword):
-		return r.fail(id, username, CondNotAuthorized, textInvalidCredentials)
+		return r.wrong(id, s.source, username, textInvalidCredentials)
 	case errors.Is(err, ErrAccountDisabled):
 		return r.fail(id, username, CondAccountDisabled, "This account is disabled")
 	default:
@@ -341,6 +361,9 @@ func (r *Responder) newSCRAM(ctx context.Context, s *session) {
 	}
 	srv, err := hash.NewServer(func(name string) (scram.StoredCredentials, error) {
 		s.username = r.username(name)
+		if s.wait = r.blocked(s.source, s.username); s.wait > 0 {
+			return scram.StoredCredentials{}, errThrottled // the Directory is not asked
+		}
 		creds, err := r.Dir.SCRAMCredentials(ctx, s.mech, s.username)
 		if errors.Is(err, ErrUnknownUser) && !errors.Is(err, ErrUsernameNotRecognized) {
 			// Carry on with decoy keys, so that an unknown user fails exactly like a wrong
@@ -376,8 +399,10 @@ func (r *Responder) scramStep(id string, s *session, msg []byte) any {
 	if !s.started {
 		s.started = true
 		switch {
+		case s.wait > 0:
+			return r.throttled(id, s.source, s.username, s.wait)
 		case errors.Is(s.lookupErr, ErrUsernameNotRecognized):
-			return r.fail(id, s.username, CondNotAuthorized, textNotRecognized)
+			return r.wrong(id, s.source, s.username, textNotRecognized)
 		case errors.Is(s.lookupErr, ErrNoSCRAM):
 			return r.fail(id, s.username, CondInvalidMechanism, "use PLAIN")
 		case errors.Is(s.lookupErr, ErrAccountDisabled):
@@ -392,7 +417,7 @@ func (r *Responder) scramStep(id string, s *session, msg []byte) any {
 		return challengePayload{Session: id, Data: encode64([]byte(out))}
 	}
 	if err != nil || !s.conv.Valid() {
-		return r.fail(id, s.username, CondNotAuthorized, textInvalidCredentials)
+		return r.wrong(id, s.source, s.username, textInvalidCredentials)
 	}
 	if !r.authzOK(s.conv.AuthzID(), s.username) {
 		return r.fail(id, s.username, CondInvalidAuthzid, "You may only log in as yourself")

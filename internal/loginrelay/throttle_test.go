@@ -1,0 +1,162 @@
+package loginrelay
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xdg-go/scram"
+
+	"confab.dev/confab/internal/throttle"
+)
+
+// countingDir counts the questions a Responder asks its Directory.
+type countingDir struct {
+	Directory
+	calls atomic.Int64
+}
+
+func (d *countingDir) SCRAMCredentials(ctx context.Context, mech, user string) (scram.StoredCredentials, error) {
+	d.calls.Add(1)
+	return d.Directory.SCRAMCredentials(ctx, mech, user)
+}
+
+func (d *countingDir) CheckPlain(ctx context.Context, user, pass string) error {
+	d.calls.Add(1)
+	return d.Directory.CheckPlain(ctx, user, pass)
+}
+
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// throttled returns a fixture whose Responder throttles with account and source, counts its
+// directory lookups and runs on a test clock.
+func throttledFixture(t *testing.T, account, source throttle.Config) (*fixture, *countingDir, *testClock) {
+	f := newFixture(t, 0)
+	dir := &countingDir{Directory: f.dir}
+	clock := &testClock{t: time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC)}
+	f.resp.Dir = dir
+	f.resp.Now = clock.now
+	f.resp.AccountThrottle = account
+	f.resp.SourceThrottle = source
+	return f, dir, clock
+}
+
+// login tries one login of user with pass from addr and returns the outcome as a string.
+func login(t *testing.T, f *fixture, mech, user, pass, addr string) string {
+	t.Helper()
+	var r Reply
+	if mech == MechPLAIN {
+		var err error
+		if _, r, err = f.client.Begin(ctxT(t), MechPLAIN, []byte("\x00"+user+"\x00"+pass), addr, "tcp"); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		// scramLogin sends from 198.51.100.7.
+		r, _ = scramLogin(t, f.client, mech, user, pass, true)
+	}
+	if r.Kind == KindSuccess {
+		return "success"
+	}
+	return r.Condition + ": " + r.Text
+}
+
+const (
+	wrongPass = "not-authorized: " + textInvalidCredentials
+	blocked10 = "temporary-auth-failure: Too many failed login attempts; try again in 10 seconds"
+)
+
+// TestThrottleSameForUnknownAndExisting: a name that exists and one that does not are
+// throttled identically, and a blocked login never reaches the Directory, so neither the
+// answers nor their timing tell the two apart.
+func TestThrottleSameForUnknownAndExisting(t *testing.T) {
+	account := throttle.Config{MaxFailures: 3, Window: time.Minute, Block: 10 * time.Second, MaxBlock: time.Minute}
+	want := []string{wrongPass, wrongPass, wrongPass, blocked10, blocked10}
+	for _, mech := range []string{MechPLAIN, MechSCRAMSHA256} {
+		t.Run(mech, func(t *testing.T) {
+			got := map[string][]string{}
+			asked := map[string]int64{}
+			for _, user := range []string{"alice", "mallory"} {
+				f, dir, _ := throttledFixture(t, account, throttle.Config{Off: true})
+				for range want {
+					got[user] = append(got[user], login(t, f, mech, user, "guess", "198.51.100.7:4000"))
+				}
+				asked[user] = dir.calls.Load()
+			}
+			for user, outcomes := range got {
+				if fmt.Sprint(outcomes) != fmt.Sprint(want) {
+					t.Errorf("%s: outcomes\n %q\nwant\n %q", user, outcomes, want)
+				}
+			}
+			if asked["alice"] != asked["mallory"] || asked["alice"] != 3 {
+				t.Errorf("directory asked %d times for alice, %d for mallory; want 3 each (never while blocked)", asked["alice"], asked["mallory"])
+			}
+		})
+	}
+}
+
+func TestThrottleBlockEndsAndSuccessClears(t *testing.T) {
+	account := throttle.Config{MaxFailures: 3, Window: time.Minute, Block: 10 * time.Second, MaxBlock: time.Minute}
+	f, _, clock := throttledFixture(t, account, throttle.Config{Off: true})
+	steps := []struct {
+		advance    time.Duration
+		user, pass string
+		want       string
+	}{
+		{0, "alice", "x", wrongPass},
+		{0, "ALICE", "x", wrongPass}, // names differing in case are one
+		{0, "alice@example.com", "x", wrongPass},
+		{0, "alice", "correct horse", blocked10}, // blocked: even the right password waits
+		{0, "bob", "pa55wörd", "success"},        // other names are not affected
+		{10 * time.Second, "alice", "correct horse", "success"},
+		{0, "alice", "x", wrongPass}, // the success cleared the count
+		{0, "alice", "x", wrongPass},
+		{0, "alice", "correct horse", "success"},
+	}
+	for i, s := range steps {
+		clock.advance(s.advance)
+		if got := login(t, f, MechPLAIN, s.user, s.pass, "198.51.100.7:4000"); got != s.want {
+			t.Fatalf("step %d (%s): %q, want %q", i, s.user, got, s.want)
+		}
+	}
+}
+
+func TestThrottleBySource(t *testing.T) {
+	source := throttle.Config{MaxFailures: 3, Window: time.Minute, Block: 10 * time.Second, MaxBlock: time.Minute}
+	f, _, _ := throttledFixture(t, throttle.Config{Off: true}, source)
+	const attacker = "[2001:db8:0:1::7]:5000"
+	for _, user := range []string{"u1", "u2", "alice"} {
+		if got := login(t, f, MechPLAIN, user, "guess", attacker); got != wrongPass {
+			t.Fatalf("%s: %q, want %q", user, got, wrongPass)
+		}
+	}
+	tests := []struct{ addr, want string }{
+		{attacker, blocked10},
+		{"[2001:db8:0:1::99]:6000", blocked10}, // the same /64
+		{"[2001:db8:0:2::7]:5000", "success"},
+		{"203.0.113.9:5000", "success"},
+		{"", "success"}, // an XMPP server that relays no address is not throttled by address
+	}
+	for _, tt := range tests {
+		if got := login(t, f, MechPLAIN, "alice", "correct horse", tt.addr); got != tt.want {
+			t.Errorf("from %q: %q, want %q", tt.addr, got, tt.want)
+		}
+	}
+}
