@@ -31,7 +31,8 @@ func benchServer(b *testing.B) (*Server, *session, *link) {
 		done: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
 	s.router.addLink(l, true)
 	ss := &session{srv: s, log: slog.New(slog.DiscardHandler), bare: "user0@example.com", resource: "r",
-		full: "user0@example.com/r", out: make(chan []byte, queueLen)}
+		full: "user0@example.com/r"}
+	ss.out.init()
 	ss.bound = true
 	s.router.bind(ss)
 	return s, ss, l
@@ -102,7 +103,7 @@ func BenchmarkRouteFromComponent(b *testing.B) {
 		if err := l.handle(e); err != nil {
 			b.Fatal(err)
 		}
-		<-ss.out
-		ss.queued.Store(0)
+		<-ss.out.ready
+		ss.out.take(nil)
 	}
 }

@@ -58,9 +58,8 @@ type session struct {
 	available atomic.Bool
 	fullJID   atomic.Pointer[string] // full, for other goroutines
 
-	// The writer goroutine's channels, made when the session is bound.
-	out        chan []byte
-	queued     atomic.Int64
+	// The writer goroutine's queue and channels, made when the session is bound.
+	out        outQueue
 	closeReq   chan closeRequest
 	writerDone chan struct{}
 
@@ -328,7 +327,7 @@ func (ss *session) bind(iq *stream.Element) error {
 	// The bind result goes first in the queue, and the writer starts only once the session
 	// is routable: a client that has its JID can be sent to, and nothing routed to it can
 	// overtake the result.
-	ss.out = make(chan []byte, queueLen)
+	ss.out.init()
 	ss.closeReq = make(chan closeRequest, 1)
 	ss.writerDone = make(chan struct{})
 	ss.deliver(result(iq, "", []byte(`<bind xmlns="`+nsBind+`"><jid>`+stream.Escape(ss.full)+`</jid></bind>`)))
@@ -363,17 +362,78 @@ func (ss *session) deliver(e *stream.Element) { ss.send(e.AppendFrame(nil, strea
 // send queues an element already serialised. A client that lets its queue fill up does not
 // read: it is disconnected rather than allowed to hold anyone up.
 func (ss *session) send(b []byte) {
-	if n := ss.queued.Add(int64(len(b))); n > queueBytes {
-		ss.queued.Add(-int64(len(b)))
+	if !ss.out.push(b) {
 		ss.overflow()
-		return
 	}
+}
+
+// outQueue is a session's outbound queue. It is bounded like a channel of queueLen elements
+// and queueBytes bytes, but holds memory only for what is queued: an idle session, the
+// common case, holds none (a channel of queueLen would hold 12 KiB).
+type outQueue struct {
+	mu    sync.Mutex
+	items [][]byte
+	bytes int
+	ready chan struct{} // has a value when items may be non-empty
+}
+
+func (q *outQueue) init() { q.ready = make(chan struct{}, 1) }
+
+// push queues b, or reports false when the queue is full.
+func (q *outQueue) push(b []byte) bool {
+	q.mu.Lock()
+	if len(q.items) >= queueLen || q.bytes+len(b) > queueBytes {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, b)
+	q.bytes += len(b)
+	q.mu.Unlock()
 	select {
-	case ss.out <- b:
+	case q.ready <- struct{}{}:
 	default:
-		ss.queued.Add(-int64(len(b)))
-		ss.overflow()
 	}
+	return true
+}
+
+// take moves everything queued to the end of dst.
+func (q *outQueue) take(dst [][]byte) [][]byte {
+	q.mu.Lock()
+	dst = append(dst, q.items...)
+	clear(q.items)
+	q.items = q.items[:0]
+	if cap(q.items) > 16 {
+		q.items = nil // a burst's memory is not kept
+	}
+	q.bytes = 0
+	q.mu.Unlock()
+	return dst
+}
+
+// writeQueued writes everything queued: on TCP in one write, on WebSocket one message each.
+func (ss *session) writeQueued() error {
+	var arr [8][]byte
+	batch := ss.out.take(arr[:0])
+	if len(batch) == 0 {
+		return nil
+	}
+	if _, tcp := ss.t.(*tcpTransport); tcp && len(batch) > 1 {
+		n := 0
+		for _, b := range batch {
+			n += len(b)
+		}
+		buf := make([]byte, 0, n)
+		for _, b := range batch {
+			buf = append(buf, b...)
+		}
+		return ss.t.write(buf)
+	}
+	for _, b := range batch {
+		if err := ss.t.write(b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (ss *session) overflow() {
@@ -398,9 +458,8 @@ func (ss *session) writeLoop() {
 	pings := 0
 	for {
 		select {
-		case b := <-ss.out:
-			ss.queued.Add(-int64(len(b)))
-			if err := ss.t.write(b); err != nil {
+		case <-ss.out.ready:
+			if err := ss.writeQueued(); err != nil {
 				ss.writeFailed(err)
 				return
 			}
@@ -440,19 +499,7 @@ func (ss *session) writeLoop() {
 }
 
 // flush writes what is still queued, without waiting for more.
-func (ss *session) flush() {
-	for {
-		select {
-		case b := <-ss.out:
-			ss.queued.Add(-int64(len(b)))
-			if err := ss.t.write(b); err != nil {
-				return
-			}
-		default:
-			return
-		}
-	}
-}
+func (ss *session) flush() { _ = ss.writeQueued() }
 
 func (ss *session) writeFailed(err error) {
 	if aborted, _, _ := ss.abortReason(); aborted {
