@@ -73,6 +73,15 @@ type Options struct {
 	// BackoffMin and BackoffMax bound the wait between failed attempts (1s, 1m). The wait
 	// doubles with each failure, is jittered between half and all of its value, and resets
 	// once a link has stayed up for BackoffMax.
+	//
+	// One exception keeps a restart of the XMPP server short: when the server ends a link
+	// with <system-shutdown/> or the connection drops, the server is most likely restarting,
+	// so for the next BackoffMax the Link retries every BackoffMin/4 to BackoffMin/2 while
+	// nothing accepts connections at the server's address, and is back within about half a
+	// BackoffMin of the server. Any other failure in that window (DNS, TLS, authentication),
+	// or the window's end, returns to the exponential backoff. A link that flaps (lost again
+	// within BackoffMin of coming up, in the BackoffMax after a window opened) opens no new
+	// window; nor does one the server closed with another stream error, such as <conflict/>.
 	BackoffMin, BackoffMax time.Duration
 	// Limits bound the stanzas the XMPP server may send (512 KiB by default).
 	Limits stream.Limits
@@ -263,6 +272,10 @@ func (l *Link) Run(ctx context.Context) error {
 	}()
 
 	failures := 0 // consecutive attempts without a stable link
+	// Until restarting, after a link that was up was lost, a server that does not accept
+	// connections is retried quickly (see Options.BackoffMin); opened is when that window
+	// last opened.
+	var restarting, opened time.Time
 	for ctx.Err() == nil {
 		l.mu.Lock()
 		cfg, gen := l.cfg, l.gen
@@ -280,11 +293,13 @@ func (l *Link) Run(ctx context.Context) error {
 		actx, cancel := context.WithCancelCause(ctx)
 		stopWatch := l.watchApply(actx, gen, cancel)
 		reg, err := l.attempt(actx, cfg)
-		stable := false
+		stable, lost := false, false
 		if err == nil {
 			start := time.Now()
-			l.serve(actx, reg, domainOf(cfg))
-			stable = time.Since(start) >= l.o.BackoffMax
+			why := l.serve(actx, reg, domainOf(cfg))
+			up := time.Since(start)
+			stable = up >= l.o.BackoffMax
+			lost = serverGone(why) && (up >= l.o.BackoffMin || time.Since(opened) >= l.o.BackoffMax)
 		}
 		stopWatch()
 		cancel(nil)
@@ -311,11 +326,22 @@ func (l *Link) Run(ctx context.Context) error {
 		if stable {
 			failures = 0
 		}
-		failures++
-		delay := l.backoff(failures)
+		if lost {
+			opened = time.Now()
+			restarting = opened.Add(l.o.BackoffMax)
+		}
+		var delay time.Duration
+		if (lost || notListening(err)) && time.Now().Before(restarting) {
+			delay = l.restartDelay() // not counted: the exponential backoff resumes where it was
+		} else {
+			restarting = time.Time{}
+			failures++
+			delay = l.backoff(failures)
+		}
 		next := time.Now().Add(delay)
 		l.setState(linkstate.Backoff, func(s *linkstate.Status) { s.NextAttempt = l.o.Now().Add(delay) })
-		l.log.Info("xmpp link: next attempt", "in", delay.Round(time.Millisecond), "failures", failures)
+		l.log.Info("xmpp link: next attempt", "in", delay.Round(time.Millisecond), "failures", failures,
+			"serverRestarting", !restarting.IsZero())
 		if !l.waitApply(ctx, gen, &next) {
 			break
 		}
@@ -339,6 +365,33 @@ func (l *Link) backoff(n int) time.Duration {
 	d = min(d, l.o.BackoffMax)
 	half := d / 2
 	return half + rand.N(d-half+1)
+}
+
+// restartDelay returns the wait between attempts while the XMPP server restarts: between a
+// quarter and a half of BackoffMin.
+func (l *Link) restartDelay() time.Duration {
+	d := l.o.BackoffMin / 2
+	quarter := d / 2
+	return quarter + rand.N(d-quarter+1)
+}
+
+// notListening reports whether an attempt failed because nothing accepted the TCP connection
+// (refused, unreachable, timed out): what a restarting server looks like.
+func notListening(err error) bool {
+	var f *Failure
+	return errors.As(err, &f) && f.Step == linkstate.StepConnect
+}
+
+// serverGone reports whether a link ended the way a restarting or failed server ends it: with
+// <system-shutdown/>, or with the connection dropped or gone silent. Other stream errors
+// are a decision of a running server (two Call Bridges with one name take the link from
+// each other with <conflict/>), which a quick retry would only repeat.
+func serverGone(why error) bool {
+	var rc *remoteClosed
+	if errors.As(why, &rc) {
+		return rc.se.Condition == stream.SystemShutdown
+	}
+	return why != nil && !errors.Is(why, errApplied) && !errors.Is(why, context.Canceled)
 }
 
 // waitApply waits for an Apply after generation gen, for until (if not nil), or for ctx. It

@@ -343,6 +343,70 @@ func TestLinkServerRestart(t *testing.T) {
 	}
 }
 
+// TestLinkBackSoonAfterServerRestart: a link that was up and is lost is retried every
+// BackoffMin/4..BackoffMin/2 while the server refuses connections, so the Link is back soon
+// after the server however long the server was away; the exponential backoff would by then
+// wait several seconds.
+func TestLinkBackSoonAfterServerRestart(t *testing.T) {
+	e := newEnv(t)
+	o := e.linkOptions(t)
+	o.BackoffMin, o.BackoffMax = 400*time.Millisecond, time.Minute
+	l := link.New(config(""), o)
+	start(t, l)
+	waitFor(t, l, "registration", registered)
+	e.srv.Stop()
+	st := waitFor(t, l, "the connect alarm", alarmed(linkstate.ReasonConnect))
+	// Six refused attempts: the exponential backoff would now wait 6.4s to 12.8s.
+	waitFor(t, l, "six refused attempts", func(s linkstate.Status) bool { return s.Attempt >= st.Attempt+6 })
+	e.srv.Restart(t)
+	back := time.Now()
+	waitFor(t, l, "registration after the restart", registered)
+	if d := time.Since(back); d > 2*o.BackoffMin {
+		t.Errorf("registered %s after the server was back, want within %s", d, 2*o.BackoffMin)
+	}
+}
+
+// TestLinkConflictKeepsTheBackoff: a link lost to <conflict/> (another connection under the
+// same name) is not retried quickly, so two Call Bridges with one name do not take the link
+// from each other several times a second.
+func TestLinkConflictKeepsTheBackoff(t *testing.T) {
+	e := newEnv(t)
+	o := e.linkOptions(t)
+	o.BackoffMin, o.BackoffMax = 200*time.Millisecond, time.Minute
+	l := link.New(config(""), o)
+	start(t, l)
+	waitFor(t, l, "registration", registered)
+	if err := e.srv.Send([]byte(`<stream:error><conflict xmlns="urn:ietf:params:xml:ns:xmpp-streams"/></stream:error>`)); err != nil {
+		t.Fatal(err)
+	}
+	st := waitFor(t, l, "backoff after the conflict", func(s linkstate.Status) bool { return s.State == linkstate.Backoff })
+	if wait := st.NextAttempt.Sub(st.Since); wait < o.BackoffMin/2 {
+		t.Errorf("next attempt %s after a conflict, want the exponential backoff (at least %s)", wait, o.BackoffMin/2)
+	}
+}
+
+// TestLinkFlappingKeepsTheBackoff: after one quick return, a link that the server drops again
+// at once gets the exponential backoff, not another run of quick retries.
+func TestLinkFlappingKeepsTheBackoff(t *testing.T) {
+	e := newEnv(t)
+	o := e.linkOptions(t)
+	o.BackoffMin, o.BackoffMax = time.Second, time.Minute
+	l := link.New(config(""), o)
+	start(t, l)
+	waitFor(t, l, "registration", registered)
+	e.srv.Stop()
+	st := waitFor(t, l, "a refused attempt", alarmed(linkstate.ReasonConnect))
+	e.srv.Restart(t)
+	waitFor(t, l, "the quick return", func(s linkstate.Status) bool { return registered(s) && s.Attempt > st.Attempt })
+	e.srv.Stop() // the link is lost again well within BackoffMin of coming up
+	st = waitFor(t, l, "backoff after the second loss", func(s linkstate.Status) bool {
+		return s.State == linkstate.Backoff && s.Attempt > st.Attempt
+	})
+	if wait := st.NextAttempt.Sub(st.Since); wait < o.BackoffMin/2 {
+		t.Errorf("next attempt %s after the link flapped, want the exponential backoff (at least %s)", wait, o.BackoffMin/2)
+	}
+}
+
 func TestLinkDNSOutageAndRecovery(t *testing.T) {
 	e := newEnv(t)
 	e.dns.Pause()
