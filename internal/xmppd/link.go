@@ -366,6 +366,16 @@ func (l *link) writeLoop() {
 		select {
 		case b := <-l.out:
 			l.queued.Add(-int64(len(b)))
+			// Whatever else is queued goes in the same write (this goroutine is the only
+			// reader of l.out, so what len reports is there to take).
+			if n := len(l.out); n > 0 {
+				b = append([]byte(nil), b...)
+				for ; n > 0 && len(b) < 64<<10; n-- {
+					more := <-l.out
+					l.queued.Add(-int64(len(more)))
+					b = append(b, more...)
+				}
+			}
 			if !write(b) {
 				return
 			}

@@ -172,15 +172,25 @@ func (ss *session) negotiate() error {
 		if err != nil {
 			return err
 		}
-		if err := ss.t.writeOpen(ss.header(h.From)); err != nil {
-			return err
-		}
-		ss.headerSent = true
-		if err := ss.checkHeader(h); err != nil {
-			return err
-		}
-		if err := ss.write(ss.features()); err != nil {
-			return err
+		hdr := ss.header(h.From)
+		if tt, tcp := ss.t.(*tcpTransport); tcp && ss.checkHeader(h) == nil {
+			// The header and the features in one write: a syscall and a TLS record fewer for
+			// each of a login's three streams.
+			if err := tt.write(append(stream.AppendOpen(nil, hdr), ss.features()...)); err != nil {
+				return err
+			}
+			ss.headerSent = true
+		} else {
+			if err := ss.t.writeOpen(hdr); err != nil {
+				return err
+			}
+			ss.headerSent = true
+			if err := ss.checkHeader(h); err != nil {
+				return err
+			}
+			if err := ss.write(ss.features()); err != nil {
+				return err
+			}
 		}
 		restart, err := ss.negotiateStep(authDeadline)
 		if err != nil || !restart {
