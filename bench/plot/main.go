@@ -69,7 +69,7 @@ func main() {
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Legend.Top = true
-	p.Legend.Left = true
+	p.Legend.Left = false
 	p.Add(plotter.NewGrid())
 	limit := plotter.NewFunction(func(float64) float64 { return 50 })
 	limit.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}

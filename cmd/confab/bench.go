@@ -8,6 +8,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -208,6 +211,7 @@ func runBenchServe(ctx context.Context, args []string, io stdio) error {
 	fs.StringVar(&o.ComponentSecret, "component-secret", "bench-component-secret", "the test component's secret")
 	fs.StringVar(&infoFile, "info", "", "write the server's addresses and pid here once it is ready (default <dir>/info.json)")
 	fs.StringVar(&logFile, "log", "", "Confab's log file, at info level (default <dir>/confab.log)")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiles (/debug/pprof/) on this loopback address, for profiling Confab under load")
 	fs.Usage = func() {
 		fmt.Fprintln(io.err, "usage: confab bench serve -dir DIR -certs DIR [flags]\n\nStarts a server for the load tool and runs until interrupted. Confab runs in this\nprocess (XMPP server + Call Bridge with its real user directory); Prosody and ejabberd\nrun as child processes from their Debian packages.")
 		fs.PrintDefaults()
@@ -243,6 +247,23 @@ func runBenchServe(ctx context.Context, args []string, io stdio) error {
 	defer lf.Close()
 	o.Logger = newLogger(lf, config.Log{Level: "info"})
 	launch.Version = version
+	if *pprofAddr != "" {
+		if err := bench.CheckLoopback(ctx, *pprofAddr); err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		fmt.Fprintf(io.out, "profiles at http://%s/debug/pprof/\n", ln.Addr())
+	}
 	r, err := benchserve.Start(ctx, o)
 	if err != nil {
 		return err
