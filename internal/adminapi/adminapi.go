@@ -21,12 +21,14 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/meeting"
 	"confab.dev/confab/internal/store"
+	"confab.dev/confab/internal/throttle"
 	"confab.dev/confab/internal/users"
 )
 
@@ -55,8 +57,16 @@ type Options struct {
 	// AuthFailureDelay is how long a request with wrong credentials waits before its 401, to
 	// slow password guessing; 500ms when zero, none when negative.
 	AuthFailureDelay time.Duration
-	Meetings         *meeting.Service // spaces, calls and call legs; one over Store when nil
-	Users            *users.Service   // /users and the LDAP endpoints; not served when nil
+	// AccountThrottle and SourceThrottle slow down password guessing further: wrong
+	// credentials are counted per account name (whether it exists or not) and per client
+	// address (IPv4 address, IPv6 /64), and a name or an address that failed too often gets
+	// 429 tooManyAuthenticationFailures with Retry-After, before its credentials are checked,
+	// until its block ends. Zero fields take the defaults: per name, 5 failures within 5
+	// minutes block it for 5s, each further block twice as long up to 1 minute; per address,
+	// 20 failures within 5 minutes block it for 30s, up to 15 minutes.
+	AccountThrottle, SourceThrottle throttle.Config
+	Meetings                        *meeting.Service // spaces, calls and call legs; one over Store when nil
+	Users                           *users.Service   // /users and the LDAP endpoints; not served when nil
 }
 
 // MaxBodyBytes is the largest request body accepted; a larger one is refused with 413.
@@ -114,6 +124,8 @@ func New(o Options) http.Handler {
 		delay = 500 * time.Millisecond
 	}
 	s.auth = newAuthenticator(o.Store, s.now, max(delay, 0))
+	s.auth.accounts = throttle.New(o.AccountThrottle, accountThrottle(), s.now)
+	s.auth.sources = throttle.New(o.SourceThrottle, sourceThrottle(), s.now)
 	s.routes()
 	return s
 }
@@ -153,7 +165,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	name, err := s.auth.check(r)
+	var blocked *throttledError
 	switch {
+	case errors.As(err, &blocked):
+		secs := int((blocked.wait + time.Second - 1) / time.Second)
+		sw.Header().Set("Retry-After", strconv.Itoa(secs))
+		s.write(sw, r, http.StatusTooManyRequests, &Failure{Status: http.StatusTooManyRequests, Name: "tooManyAuthenticationFailures"})
+		s.log.Warn("api request refused: too many authentication failures", "user", name, "remote", r.RemoteAddr, "retry_after_s", secs)
 	case err == nil:
 		r = r.WithContext(context.WithValue(r.Context(), userKey{}, name))
 		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)

@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"confab.dev/confab/internal/passhash"
 	"confab.dev/confab/internal/store"
+	"confab.dev/confab/internal/throttle"
 )
 
 var errUnauthorized = errors.New("adminapi: unauthorized")
@@ -38,9 +40,11 @@ type authenticator struct {
 	now       func() time.Time
 	failDelay time.Duration
 	key       [32]byte
-	sem       chan struct{} // bounds concurrent Argon2 runs (each takes 19 MiB)
-	dummy     func() string // a hash to verify unknown users against, so timing does not tell which names exist
-	verifies  atomic.Int64  // Argon2 verifications run, for tests
+	sem       chan struct{}      // bounds concurrent Argon2 runs (each takes 19 MiB)
+	dummy     func() string      // a hash to verify unknown users against, so timing does not tell which names exist
+	verifies  atomic.Int64       // Argon2 verifications run, for tests
+	accounts  *throttle.Throttle // wrong credentials per account name
+	sources   *throttle.Throttle // wrong credentials per client address
 
 	mu sync.Mutex
 	ok map[[32]byte]time.Time // expiry of remembered successes
@@ -62,13 +66,50 @@ func newAuthenticator(st *store.Store, now func() time.Time, failDelay time.Dura
 	return a
 }
 
+// throttledError refuses credentials of a name or an address that failed too often.
+type throttledError struct{ wait time.Duration }
+
+func (e *throttledError) Error() string {
+	return fmt.Sprintf("adminapi: too many authentication failures; retry in %s", e.wait)
+}
+
+// The defaults of Options.AccountThrottle and SourceThrottle (as for XMPP logins).
+func accountThrottle() throttle.Config {
+	return throttle.Config{MaxFailures: 5, Window: 5 * time.Minute, Block: 5 * time.Second, MaxBlock: time.Minute}
+}
+
+func sourceThrottle() throttle.Config {
+	return throttle.Config{MaxFailures: 20, Window: 5 * time.Minute, Block: 30 * time.Second, MaxBlock: 15 * time.Minute}
+}
+
+func accountKey(name string) string { return "user:" + strings.ToLower(name) }
+
 // check returns the user named in the request's credentials and nil if they are right,
-// errUnauthorized if they are absent or wrong, or another error if they could not be checked.
+// errUnauthorized if they are absent or wrong, a *throttledError if their name or the
+// client's address failed too often (the credentials are not checked then), or another
+// error if they could not be checked. Wrong credentials are counted against the name and
+// the address; right ones clear the name's count.
 func (a *authenticator) check(r *http.Request) (string, error) {
 	name, password, ok := r.BasicAuth()
 	if !ok {
 		return "", errUnauthorized
 	}
+	source := throttle.SourceKey(r.RemoteAddr)
+	if wait := max(a.accounts.Blocked(accountKey(name)), a.sources.Blocked(source)); wait > 0 {
+		return name, &throttledError{wait}
+	}
+	name, err := a.checkCredentials(r, name, password)
+	switch {
+	case errors.Is(err, errUnauthorized):
+		a.accounts.Fail(accountKey(name))
+		a.sources.Fail(source)
+	case err == nil:
+		a.accounts.Reset(accountKey(name))
+	}
+	return name, err
+}
+
+func (a *authenticator) checkCredentials(r *http.Request, name, password string) (string, error) {
 	ctx := r.Context()
 	hash, err := a.store.APIUserHash(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {

@@ -3,6 +3,7 @@ package xmppd_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"net"
@@ -98,5 +99,52 @@ func TestComponentSecretThrottle(t *testing.T) {
 	stillWorks(t, h)
 	if got := metricValue(t, h, `confab_xmpp_component_handshakes_total{outcome="policy-violation"}`); got != 2 {
 		t.Errorf("policy-violation handshakes = %v, want 2", got)
+	}
+}
+
+// TestNoSecretsInLogs logs in with PLAIN and SCRAM, fails a login and a Call Bridge
+// handshake, and checks that no password, SASL payload or shared secret reaches the log of
+// the server or of the Call Bridge (the harness sends both to one logger, at debug level).
+func TestNoSecretsInLogs(t *testing.T) {
+	logs := &logBuffer{}
+	h := xmppdtest.Start(t, xmppdtest.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	c, err := h.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.StartTLS(); err != nil {
+		t.Fatal(err)
+	}
+	const wrongPassword = "wrong-password-4f9a1c"
+	if err := c.Auth("PLAIN", "alice", wrongPassword); err == nil {
+		t.Fatal("a wrong password was accepted")
+	}
+	if err := c.Auth("PLAIN", "alice", h.Users["alice"]); err != nil {
+		t.Fatal(err)
+	}
+	h.Login(t, "bob") // SCRAM-SHA-256
+	const wrongSecret = "not-the-secret-7d2e9b"
+	if _, err := h.DialComponent(context.Background(), "cb1.example.com", secret.New(wrongSecret), xmppdtest.DialOptions{}); err == nil {
+		t.Fatal("a wrong secret was accepted")
+	}
+	stillWorks(t, h)
+	secrets := map[string]string{
+		"alice's password":        h.Users["alice"],
+		"bob's password":          h.Users["bob"],
+		"the wrong password":      wrongPassword,
+		"the PLAIN payload":       base64.StdEncoding.EncodeToString([]byte("\x00alice\x00" + h.Users["alice"])),
+		"the wrong PLAIN":         base64.StdEncoding.EncodeToString([]byte("\x00alice\x00" + wrongPassword)),
+		"cb1's shared secret":     cb1Secret(t, h).Reveal(),
+		"the wrong shared secret": wrongSecret,
+	}
+	all := logs.String()
+	if !strings.Contains(all, "login") {
+		t.Fatalf("nothing logged about logins:\n%s", all)
+	}
+	for what, s := range secrets {
+		if strings.Contains(all, s) {
+			t.Errorf("%s appears in the log", what)
+		}
 	}
 }
