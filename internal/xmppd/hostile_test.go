@@ -51,11 +51,11 @@ type hostileCase struct {
 
 // Outcomes that are not an error condition.
 const (
-	outClosed      = "closed"       // the server closed the connection without a stream error (nobody to tell: TLS not up, or the peer is gone)
-	outTLSRefused  = "tls-refused"  // the TLS handshake fails
-	outHTTP400     = "http-400"     // the WebSocket handshake is refused
-	outHTTP403     = "http-403"     // the WebSocket handshake is refused
-	outWSTooBig    = "ws-1009"      // the WebSocket is closed with status 1009 (message too big)
+	outClosed      = "closed"      // the server closed the connection without a stream error (nobody to tell: TLS not up, or the peer is gone)
+	outTLSRefused  = "tls-refused" // the TLS handshake fails
+	outHTTP400     = "http-400"    // the WebSocket handshake is refused
+	outHTTP403     = "http-403"    // the WebSocket handshake is refused
+	outWSTooBig    = "ws-1009"     // the WebSocket is closed with status 1009 (message too big)
 	outRetryBind   = "bad-request, the client may bind again"
 	outBounced     = "jid-malformed (bounced), the stream goes on"
 	outSASLBlocked = "temporary-auth-failure: too many failed login attempts"
