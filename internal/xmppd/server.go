@@ -55,7 +55,8 @@ const (
 	// again (the old link gets a conflict stream error). It is the default: a Call Bridge
 	// that lost its link without noticing reconnects at once.
 	KickOld = "kick_old"
-	// Reject refuses the new connection with a conflict stream error.
+	// Reject refuses the new connection with a conflict stream error, in answer to its
+	// handshake (it never gets <handshake/>).
 	Reject = "reject"
 )
 
