@@ -197,15 +197,17 @@ metric() { curl -sf --cacert "$ca" "$1" | awk -v n="$2" '$1 == n { print $2; exi
 xmpp_metrics=http://127.0.0.1:$admin/metrics
 cb_metrics=https://localhost:$api/metrics
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# heap URL prints the Go heap in use, in KiB (RSS also holds memory freed but not yet returned).
+heap() { metric "$1" go_memstats_heap_inuse_bytes | awk '{ printf "%d", $1 / 1024 }'; }
 sample() { # sample LABEL: one CSV line
-	printf '%s,%s,%s,%s,%s,%s,%s,%s\n' "$1" "$SECONDS" \
-		"$(metric "$xmpp_metrics" go_goroutines)" "$(rss "$xmpp_pid")" \
-		"$(metric "$cb_metrics" go_goroutines)" "$(rss "$cb_pid")" \
+	printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$1" "$SECONDS" \
+		"$(metric "$xmpp_metrics" go_goroutines)" "$(rss "$xmpp_pid")" "$(heap "$xmpp_metrics")" \
+		"$(metric "$cb_metrics" go_goroutines)" "$(rss "$cb_pid")" "$(heap "$cb_metrics")" \
 		"$(metric "$xmpp_metrics" 'confab_xmpp_sessions{transport="tcp"}')" \
 		"$(metric "$xmpp_metrics" 'confab_xmpp_logins_total{outcome="success"}')"
 }
 csv=$dir/samples.csv
-echo "label,seconds,xmpp_goroutines,xmpp_rss_kib,cb_goroutines,cb_rss_kib,xmpp_sessions,xmpp_logins_ok" >"$csv"
+echo "label,seconds,xmpp_goroutines,xmpp_rss_kib,xmpp_heap_kib,cb_goroutines,cb_rss_kib,cb_heap_kib,xmpp_sessions,xmpp_logins_ok" >"$csv"
 sample baseline >>"$csv"
 
 {
@@ -288,12 +290,13 @@ errs() { jq -r '[.errors // {} | to_entries[] | "\(.key)=\(.value)"] | join(" ")
 		echo "logins:   no result ($(tail -n 3 "$dir/login.txt"))"
 	fi
 	echo
-	printf '%-9s %16s %14s %16s %14s %9s\n' "" "xmpp goroutines" "xmpp RSS MiB" "cb goroutines" "cb RSS MiB" "sessions"
+	mib() { awk -v k="$(get "$1" "$2")" 'BEGIN { printf "%.1f", k / 1024 }'; }
+	printf '%-9s %9s %10s %9s | %9s %10s %9s | %8s\n' "" "xmpp" "" "" "cb" "" "" ""
+	printf '%-9s %9s %10s %9s | %9s %10s %9s | %8s\n' "" goroutines "RSS MiB" "heap MiB" goroutines "RSS MiB" "heap MiB" sessions
 	for l in baseline start end after; do
-		printf '%-9s %16s %14s %16s %14s %9s\n' "$l" "$(get $l xmpp_goroutines)" \
-			"$(awk -v k="$(get $l xmpp_rss_kib)" 'BEGIN { printf "%.1f", k / 1024 }')" \
-			"$(get $l cb_goroutines)" "$(awk -v k="$(get $l cb_rss_kib)" 'BEGIN { printf "%.1f", k / 1024 }')" \
-			"$(get $l xmpp_sessions)"
+		printf '%-9s %9s %10s %9s | %9s %10s %9s | %8s\n' "$l" \
+			"$(get $l xmpp_goroutines)" "$(mib $l xmpp_rss_kib)" "$(mib $l xmpp_heap_kib)" \
+			"$(get $l cb_goroutines)" "$(mib $l cb_rss_kib)" "$(mib $l cb_heap_kib)" "$(get $l xmpp_sessions)"
 	done
 	echo
 	echo "samples every 10s: $csv"
