@@ -228,3 +228,4 @@ func FuzzHandshake(f *testing.F) {
 		}
 	})
 }
+
