@@ -228,4 +228,3 @@ func FuzzHandshake(f *testing.F) {
 		}
 	})
 }
-
