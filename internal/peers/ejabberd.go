@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// ejabberd 23.01's SASL mechanisms: those it can offer with plaintext-stored passwords, and
-// the others, which are always disabled.
+// ejabberd 23.01's SASL mechanisms: those it can offer with plaintext-stored passwords (with
+// hashed ones, only hashedOfferable), and the others, which are always disabled.
 var (
 	ejabberdOfferable = []string{"SCRAM-SHA-512", "SCRAM-SHA-512-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS",
 		"SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "PLAIN"}
@@ -202,7 +202,7 @@ func (s *Server) api(ctx context.Context, command string, args any) (json.RawMes
 // ejabberdConfig returns ejabberd's configuration. It is JSON, which is YAML too, so that
 // encoding/json does the quoting.
 func ejabberdConfig(o Options, pemFile string, ports []int) ([]byte, error) {
-	off, err := disabled(Ejabberd, ejabberdOfferable, o.mechanisms())
+	off, err := disabled(Ejabberd, ejabberdOfferable, &o)
 	if err != nil {
 		return nil, err
 	}
@@ -261,6 +261,12 @@ func ejabberdConfig(o Options, pemFile string, ports []int) ([]byte, error) {
 			"mod_roster":   m{},
 			"mod_http_api": m{},
 		},
+	}
+	if o.HashedPasswords {
+		// Users are registered after the start, so every one is stored as keys (ejabberd
+		// uses 4096 iterations, ScramIterations, for the keys it makes).
+		cfg["auth_password_format"] = "scram"
+		cfg["auth_scram_hash"] = "sha256"
 	}
 	out, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {

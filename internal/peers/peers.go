@@ -7,7 +7,8 @@
 // gets the same shape:
 //
 //   - a client port (c2s) that requires STARTTLS and offers the SASL mechanisms asked for
-//     (SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN by default), with the users asked for;
+//     (SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN by default), with the users asked for, their
+//     passwords kept in plaintext or, with Options.HashedPasswords, as SCRAM-SHA-256 keys;
 //   - a component port with TLS from the first byte, like Cisco Meeting Server's 5223
 //     (ejabberd: an ejabberd_service listener with tls: true; Prosody: the direct-TLS port
 //     of mod_net_multiplex, ssl_ports, which hands component streams to mod_component);
@@ -62,8 +63,18 @@ var errPortInUse = errors.New("a port chosen for the server was taken by another
 const DefaultStartTimeout = 3 * time.Minute
 
 // DefaultMechanisms returns the SASL mechanisms a server offers when Options.Mechanisms is
-// empty: the ones Confab's own XMPP server offers.
+// empty and passwords are kept in plaintext: the ones Confab's own XMPP server offers.
 func DefaultMechanisms() []string { return []string{"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"} }
+
+// HashedMechanisms returns the SASL mechanisms a server offers when Options.Mechanisms is
+// empty and Options.HashedPasswords is set: a server that keeps SCRAM-SHA-256 keys can
+// offer SCRAM-SHA-256 and PLAIN (checked by deriving the keys), and no other SCRAM variant.
+func HashedMechanisms() []string { return []string{"SCRAM-SHA-256", "PLAIN"} }
+
+// ScramIterations is the PBKDF2 iteration count of the SCRAM keys a server stores with
+// Options.HashedPasswords: ejabberd's default, and what Confab's Call Bridge uses. (Prosody's
+// own default is 10000; it is set to this so that the three servers store the same thing.)
+const ScramIterations = 4096
 
 // Options describe a server to start.
 type Options struct {
@@ -78,9 +89,17 @@ type Options struct {
 	// Users maps each username to be created on Domain to its password.
 	Users map[string]string
 	// Mechanisms are the SASL mechanisms offered on the client port once TLS is up; empty
-	// means DefaultMechanisms. Both servers keep passwords in plaintext so that they can
-	// offer every SCRAM variant and PLAIN together.
+	// means DefaultMechanisms, or HashedMechanisms with HashedPasswords.
 	Mechanisms []string
+	// HashedPasswords makes the server store SCRAM-SHA-256 keys (salted, ScramIterations
+	// PBKDF2 iterations) instead of passwords, as a production deployment does: Prosody's
+	// internal_hashed with password_hash "SHA-256", ejabberd's auth_password_format scram
+	// with auth_scram_hash sha256. A SCRAM login then costs the server no PBKDF2 (a PLAIN
+	// login costs one), and only the mechanisms of HashedMechanisms (and SCRAM-SHA-256-PLUS)
+	// can be offered. Without it both servers keep passwords in plaintext, so that they can
+	// offer every SCRAM variant and PLAIN together, and derive the SCRAM keys with a fresh
+	// salt on every SCRAM login.
+	HashedPasswords bool
 	// Debug raises the server's log level to debug.
 	Debug bool
 }
@@ -204,6 +223,9 @@ func (o *Options) check() error {
 
 func (o *Options) mechanisms() []string {
 	if len(o.Mechanisms) == 0 {
+		if o.HashedPasswords {
+			return HashedMechanisms()
+		}
 		return DefaultMechanisms()
 	}
 	out := make([]string, len(o.Mechanisms))
@@ -213,12 +235,20 @@ func (o *Options) mechanisms() []string {
 	return out
 }
 
+// hashedOfferable are the mechanisms either server can offer with HashedPasswords.
+var hashedOfferable = []string{"SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "PLAIN"}
+
 // disabled returns the mechanisms of known that are not wanted, or an error naming a
-// wanted mechanism the server does not know.
-func disabled(kind Kind, known, wanted []string) ([]string, error) {
+// wanted mechanism the server cannot offer: one it does not know, or, with hashed
+// passwords, one that needs keys it does not store.
+func disabled(kind Kind, known []string, o *Options) ([]string, error) {
+	wanted := o.mechanisms()
 	for _, w := range wanted {
 		if !slices.Contains(known, w) {
 			return nil, fmt.Errorf("%s cannot offer SASL mechanism %s (it knows %s)", kind, w, strings.Join(known, ", "))
+		}
+		if o.HashedPasswords && !slices.Contains(hashedOfferable, w) {
+			return nil, fmt.Errorf("%s cannot offer SASL mechanism %s with hashed passwords (it stores SCRAM-SHA-256 keys: %s)", kind, w, strings.Join(hashedOfferable, ", "))
 		}
 	}
 	var out []string

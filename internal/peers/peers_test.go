@@ -223,6 +223,7 @@ func TestStartErrors(t *testing.T) {
 		{"no certificate", peers.Ejabberd, peers.Options{Domain: domain}, "no certificate"},
 		{"missing certificate file", peers.Prosody, peers.Options{Domain: domain, CertFile: certFile + ".gone", KeyFile: keyFile}, "no such file"},
 		{"mechanism the server lacks", peers.Prosody, peers.Options{Domain: domain, CertFile: certFile, KeyFile: keyFile, Mechanisms: []string{"CRAM-MD5"}}, "cannot offer SASL mechanism CRAM-MD5"},
+		{"SCRAM-SHA-1 with hashed passwords", peers.Ejabberd, peers.Options{Domain: domain, CertFile: certFile, KeyFile: keyFile, HashedPasswords: true, Mechanisms: []string{"SCRAM-SHA-256", "SCRAM-SHA-1"}}, "cannot offer SASL mechanism SCRAM-SHA-1 with hashed passwords"},
 		{"unknown kind", peers.Kind("openfire"), peers.Options{Domain: domain, CertFile: certFile, KeyFile: keyFile}, "unknown server kind"},
 		{"bad user", peers.Ejabberd, peers.Options{Domain: domain, CertFile: certFile, KeyFile: keyFile, Users: map[string]string{"a@b": "x"}}, "not a plain username"},
 	} {
@@ -391,4 +392,93 @@ func (c *c2s) auth(mech, user, password string) error {
 			return fmt.Errorf("unexpected %s", e)
 		}
 	}
+}
+
+// TestHashedPasswords starts each server with and without HashedPasswords and checks the
+// mechanisms offered, SCRAM-SHA-256 and PLAIN logins (of users made at the start and while
+// running), and whether a password can be found in the server's stored data once it has
+// stopped: it must be there in plaintext mode and nowhere with hashed passwords, though the
+// users' records are there in both.
+func TestHashedPasswords(t *testing.T) {
+	const password = "Pl41ntext-Canary-7d1e"
+	for _, kind := range peers.Kinds() {
+		for _, hashed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s hashed=%v", kind, hashed), func(t *testing.T) {
+				t.Parallel()
+				certFile, keyFile, roots := pki(t, domain, "localhost")
+				s := peers.StartT(t, kind, peers.Options{Domain: domain, CertFile: certFile, KeyFile: keyFile,
+					Users: map[string]string{"erin": password}, HashedPasswords: hashed})
+
+				got := features(t, s, roots, nil)
+				want := peers.DefaultMechanisms()
+				if hashed {
+					want = peers.HashedMechanisms()
+				}
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Errorf("mechanisms after STARTTLS = %v, want %v", got, want)
+				}
+
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if err := s.Register(ctx, "frank", password); err != nil {
+					t.Fatal(err)
+				}
+				for _, l := range []struct {
+					mech, user, password string
+					ok                   bool
+				}{
+					{"SCRAM-SHA-256", "erin", password, true},
+					{"SCRAM-SHA-256", "erin", password + "x", false},
+					{"SCRAM-SHA-256", "frank", password, true},
+					{"PLAIN", "erin", password, true},
+					{"PLAIN", "frank", "wrong", false},
+				} {
+					var err error
+					features(t, s, roots, func(c *c2s) { err = c.auth(l.mech, l.user, l.password) })
+					if ok := err == nil; ok != l.ok {
+						t.Errorf("%s login of %s: %v, want success %v", l.mech, l.user, err, l.ok)
+					}
+				}
+
+				// Stopped, the server has written everything it keeps.
+				s.Stop()
+				if len(storedWith(t, s.Dir, "frank")) == 0 {
+					t.Fatal("no stored data names frank: the search looks in the wrong place")
+				}
+				files := storedWith(t, s.Dir, password)
+				if found := len(files) > 0; found != !hashed {
+					t.Errorf("password found in the stored data: %v (files %v), want %v", found, files, !hashed)
+				}
+			})
+		}
+	}
+}
+
+// storedWith returns the files under dir, other than configuration and logs, whose name or
+// content contains s (Prosody names a user's file after the user).
+func storedWith(t *testing.T, dir, s string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.HasSuffix(path, ".log") || strings.HasSuffix(path, ".cfg.lua") || strings.HasSuffix(path, ".yml") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(d.Name(), s) || strings.Contains(string(data), s) {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }

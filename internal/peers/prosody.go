@@ -10,8 +10,8 @@ import (
 	"strings"
 )
 
-// Prosody 0.12's SASL mechanisms: those it can offer with plaintext-stored passwords, and
-// the others, which are always disabled.
+// Prosody 0.12's SASL mechanisms: those it can offer with plaintext-stored passwords (with
+// hashed ones, only hashedOfferable), and the others, which are always disabled.
 var (
 	prosodyOfferable = []string{"SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "PLAIN"}
 	prosodyOther     = []string{"DIGEST-MD5", "LOGIN", "ANONYMOUS", "EXTERNAL", "OAUTHBEARER", "X-OAUTH2"}
@@ -128,8 +128,7 @@ func (s *Server) Register(ctx context.Context, user, password string) error {
 // unrecognized_name), and the Call Bridge sends the name it connects to (localhost in
 // tests). So every other DNS name of the certificate becomes a VirtualHost too.
 func prosodyConfig(s *Server, o Options, ports []int) ([]byte, error) {
-	wanted := o.mechanisms()
-	off, err := disabled(Prosody, prosodyOfferable, wanted)
+	off, err := disabled(Prosody, prosodyOfferable, &o)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +165,14 @@ func prosodyConfig(s *Server, o Options, ports []int) ([]byte, error) {
 	w("modules_disabled = { %s }", luaList([]string{"s2s", "offline"}))
 	w("c2s_require_encryption = true")
 	w("allow_unencrypted_plain_auth = false")
-	w("authentication = %s", lua("internal_plain"))
+	if o.HashedPasswords {
+		// Keys for SCRAM-SHA-256 only: Prosody 0.12 stores one hash per host.
+		w("authentication = %s", lua("internal_hashed"))
+		w("password_hash = %s", lua("SHA-256"))
+		w("default_iteration_count = %d", ScramIterations)
+	} else {
+		w("authentication = %s", lua("internal_plain"))
+	}
 	w("storage = %s", lua("internal"))
 	w("disable_sasl_mechanisms = { %s }", luaList(off))
 	w("ssl = { certificate = %s, key = %s }", lua(o.CertFile), lua(o.KeyFile))
