@@ -1,7 +1,8 @@
 // Package benchserve starts the servers that `confab bench` compares — Confab (its XMPP
 // server and a Call Bridge relaying logins to the real user directory, in one process),
-// Prosody and ejabberd (Debian packages, through internal/peers) — with the same domain,
-// certificate, users and test component, and describes each in an Info for the load tool.
+// Prosody and ejabberd (Debian packages, through internal/peers, storing SCRAM-SHA-256 keys
+// rather than passwords) — with the same domain, certificate, users and test component, and
+// describes each in an Info for the load tool.
 package benchserve
 
 import (
@@ -69,6 +70,8 @@ type Info struct {
 	Password        string `json:"password"`
 	CAFile          string `json:"caFile"`
 	Version         string `json:"version,omitempty"`
+	// PasswordStorage says how the server keeps the users' passwords, for the record.
+	PasswordStorage string `json:"passwordStorage,omitempty"`
 }
 
 // WriteFile writes the info as JSON, atomically, so that a script polling for it never
@@ -142,15 +145,20 @@ func Start(ctx context.Context, o Options) (*Running, error) {
 	case Confab:
 		return startConfab(ctx, o, info)
 	case Prosody, Ejabberd:
+		// Stored SCRAM keys, as a production deployment keeps them and as Confab's Call
+		// Bridge does: with plaintext passwords the peers would derive the keys (PBKDF2)
+		// on every SCRAM login, which Confab never does.
 		s, err := peers.Start(ctx, peers.Kind(o.Server), o.Dir, peers.Options{
 			Domain: o.Domain, CertFile: o.CertFile, KeyFile: o.KeyFile,
-			Components: map[string]string{info.ComponentJID: o.ComponentSecret},
-			Users:      o.userMap(),
+			Components:      map[string]string{info.ComponentJID: o.ComponentSecret},
+			Users:           o.userMap(),
+			HashedPasswords: true,
 		})
 		if err != nil {
 			return nil, err
 		}
 		info.PID, info.C2S, info.Component = s.PID, s.C2SAddr, s.ComponentTLSAddr
+		info.PasswordStorage = fmt.Sprintf("SCRAM-SHA-256 keys, %d iterations; offers %s", peers.ScramIterations, strings.Join(peers.HashedMechanisms(), ", "))
 		return &Running{Info: info, stop: func(context.Context) error { s.Stop(); return nil }}, nil
 	}
 	return nil, fmt.Errorf("benchserve: unknown server %q (want confab, prosody or ejabberd)", o.Server)
@@ -244,6 +252,7 @@ func startConfab(ctx context.Context, o Options, info Info) (*Running, error) {
 	_, wsPort, _ := net.SplitHostPort(x.Addrs.WebSocket)
 	info.WebSocket = "wss://localhost:" + wsPort + "/xmpp-websocket"
 	info.Version = launch.Version
+	info.PasswordStorage = fmt.Sprintf("SCRAM-SHA-1 and SCRAM-SHA-256 keys, %d iterations; Argon2id for PLAIN", users.DefaultIterations)
 	return &Running{Info: info, stop: stop}, nil
 }
 
