@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -151,9 +152,23 @@ func runConfab(t testing.TB, stdin string, args ...string) string {
 
 // freePort returns a loopback address with a port that was free a moment ago. The roles
 // are given fixed ports (rather than port 0) so that a restarted process comes back on the
-// same ones.
+// same ones; the ports are taken below the kernel's ephemeral range, so that no outgoing
+// connection (a Call Bridge retrying while its server is down) can hold one meanwhile.
 func freePort(t testing.TB) string {
 	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &low)
+	}
+	if low > 11000 {
+		for range 100 {
+			addr := fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(low-10000))
+			if ln, err := net.Listen("tcp", addr); err == nil {
+				ln.Close()
+				return addr
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
