@@ -94,21 +94,27 @@ seconds() {
 run_s=$(seconds "$duration")
 ((run_s > 0)) || die "duration $duration is not positive"
 
-# wait_for SECONDS WHAT COMMAND...: polls COMMAND every half second until it succeeds.
+# wait_for SECONDS WHAT PID COMMAND...: polls COMMAND every half second until it succeeds;
+# fails if process PID (0: none) ends first.
 wait_for() {
-	local limit=$1 what=$2; shift 2
+	local limit=$1 what=$2 pid=$3; shift 3
 	local deadline=$((SECONDS + limit))
 	until "$@" >/dev/null 2>&1; do
+		if ((pid)) && ! kill -0 "$pid" 2>/dev/null; then
+			die "$what: the process ended"
+		fi
 		((SECONDS < deadline)) || die "$what: not within ${limit}s"
 		sleep 0.5
 	done
 }
 
-# free_port prints a loopback port nothing listens on.
+# free_port prints a loopback port nothing listens on, below the ephemeral range so that no
+# outgoing connection holds it either.
+read -r ephemeral _ </proc/sys/net/ipv4/ip_local_port_range
 free_port() {
 	local p
 	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (ephemeral - 10000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return
@@ -157,7 +163,7 @@ secret=$("$bin" xmpp callbridge add cb1 -config "$dir/xmpp/xmpp.toml" | sed -n '
 "$bin" xmpp -config "$dir/xmpp/xmpp.toml" >"$dir/xmpp.log" 2>&1 &
 xmpp_pid=$!
 pids+=("$xmpp_pid")
-wait_for 30 "the XMPP server" curl -sf "http://127.0.0.1:$admin/healthz"
+wait_for 30 "the XMPP server (see $dir/xmpp.log)" "$xmpp_pid" curl -sf "http://127.0.0.1:$admin/healthz"
 
 # --- the Call Bridge ------------------------------------------------------------------------
 log "starting the Call Bridge"
@@ -178,7 +184,7 @@ echo "$apipw" | "$bin" callbridge api-user add admin -config "$dir/cb/callbridge
 cb_pid=$!
 pids+=("$cb_pid")
 apicurl() { curl -sf --cacert "$ca" -u "admin:$apipw" "$@"; }
-wait_for 30 "the Call Bridge's API" apicurl "https://localhost:$api/api/v1/system/status"
+wait_for 30 "the Call Bridge's API (see $dir/callbridge.log)" "$cb_pid" apicurl "https://localhost:$api/api/v1/system/status"
 apicurl -X PUT "https://localhost:$api/api/v1/system/configuration/xmpp" \
 	--data-urlencode uniqueName=cb1 --data-urlencode domain=$domain \
 	--data-urlencode "serverAddressOverride=localhost:$comp" --data-urlencode "sharedSecret=$secret" >/dev/null
@@ -189,7 +195,7 @@ for ((i = 0; i < users; i++)); do
 		die "could not create user$i"
 done
 registered() { curl -sf "http://127.0.0.1:$admin/healthz" | grep -q '"callBridges": *[1-9]'; }
-wait_for 30 "the Call Bridge's registration" registered
+wait_for 30 "the Call Bridge's registration" "$cb_pid" registered
 
 # --- measuring ------------------------------------------------------------------------------
 # metric URL NAME prints the value of an unlabelled series, or a labelled one given in full.
@@ -264,7 +270,7 @@ idle_ok=1
 wait "$idle_pid" || idle_ok=0
 forget "$idle_pid"
 closed() { [[ $(metric "$xmpp_metrics" 'confab_xmpp_sessions{transport="tcp"}') == 0 ]]; }
-wait_for 60 "the sessions to close" closed
+wait_for 60 "the sessions to close" "$xmpp_pid" closed
 sleep 5 # let the servers finish the goroutines of the last connections
 sample after >>"$csv"
 
