@@ -245,7 +245,7 @@ func TestAcceptRejects(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			cfg := testConfig()
-			cfg.Timeout = 300 * time.Millisecond
+			cfg.Timeout = 1500 * time.Millisecond // the negotiation, TLS included, on a loaded CI machine
 			cfg.Limits.MaxStanza = 1024
 			res := serveOne(ctx, ln, cfg)
 			nc := p.dial(t, ln.Addr().String())
