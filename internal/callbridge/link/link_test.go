@@ -356,13 +356,14 @@ func TestLinkBackSoonAfterServerRestart(t *testing.T) {
 	waitFor(t, l, "registration", registered)
 	e.srv.Stop()
 	st := waitFor(t, l, "the connect alarm", alarmed(linkstate.ReasonConnect))
-	// Six refused attempts: the exponential backoff would now wait 6.4s to 12.8s.
+	// Six refused attempts: the exponential backoff would now wait 12.8s to 25.6s.
 	waitFor(t, l, "six refused attempts", func(s linkstate.Status) bool { return s.Attempt >= st.Attempt+6 })
 	e.srv.Restart(t)
 	back := time.Now()
 	waitFor(t, l, "registration after the restart", registered)
-	if d := time.Since(back); d > 2*o.BackoffMin {
-		t.Errorf("registered %s after the server was back, want within %s", d, 2*o.BackoffMin)
+	// Quick retries come every 100-200ms; the bound leaves room for a loaded machine.
+	if d := time.Since(back); d > 2*time.Second {
+		t.Errorf("registered %s after the server was back, want within 2s", d)
 	}
 }
 
@@ -390,7 +391,7 @@ func TestLinkConflictKeepsTheBackoff(t *testing.T) {
 func TestLinkFlappingKeepsTheBackoff(t *testing.T) {
 	e := newEnv(t)
 	o := e.linkOptions(t)
-	o.BackoffMin, o.BackoffMax = time.Second, time.Minute
+	o.BackoffMin, o.BackoffMax = 2*time.Second, time.Minute
 	l := link.New(config(""), o)
 	start(t, l)
 	waitFor(t, l, "registration", registered)
