@@ -17,6 +17,7 @@ import (
 
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
+	"confab.dev/confab/internal/throttle"
 )
 
 // Errors of JoinAsGuest.
@@ -133,11 +134,11 @@ func (s *Service) JoinAsGuest(ctx context.Context, callID, passcode, name, remot
 		log.Warn("guest join refused: the XMPP settings are not usable", "err", err)
 		return Grant{}, fmt.Errorf("%w: %w", ErrNoCallBridge, err)
 	}
-	key := sourceKey(remoteAddr)
+	key := throttle.SourceKey(remoteAddr)
 	now := s.now()
 	s.mu.Lock()
 	s.sweepLocked(now)
-	wait := s.throttle.blocked(key, now)
+	wait := s.throttle.Blocked(key)
 	s.mu.Unlock()
 	if wait > 0 {
 		te := &ThrottledError{RetryAfter: wait}
@@ -158,7 +159,7 @@ func (s *Service) JoinAsGuest(ctx context.Context, callID, passcode, name, remot
 	}
 	if !passcodeMatches(passcode, want) || !found {
 		s.mu.Lock()
-		blocked := s.throttle.fail(key, now)
+		blocked := s.throttle.Fail(key)
 		s.mu.Unlock()
 		reason := "wrong passcode"
 		if !found {
@@ -173,7 +174,7 @@ func (s *Service) JoinAsGuest(ctx context.Context, callID, passcode, name, remot
 	}
 	password := secret.New(rand.Text())
 	s.mu.Lock()
-	s.throttle.reset(key)
+	s.throttle.Reset(key)
 	pending, oldest := 0, now
 	for _, o := range s.guests {
 		if o.source == key && !o.loggedIn && now.Sub(o.created) < s.guestTTL {
@@ -290,7 +291,7 @@ func (s *Service) dropGuestLocked(username, why string) {
 	s.log.Info("guest account removed", "jid", g.jid, "space", g.spaceID, "reason", why)
 }
 
-// sweepLocked drops expired guest accounts and stale throttle entries, at most every few
+// sweepLocked drops expired guest accounts, at most every few
 // seconds.
 func (s *Service) sweepLocked(now time.Time) {
 	if now.Sub(s.lastSweep) < 5*time.Second && !now.Before(s.lastSweep) {
@@ -300,7 +301,6 @@ func (s *Service) sweepLocked(now time.Time) {
 	for u := range s.guests {
 		s.liveGuestLocked(u, now)
 	}
-	s.throttle.sweep(now)
 }
 
 // Guests returns the number of live guest accounts.

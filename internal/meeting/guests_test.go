@@ -199,38 +199,6 @@ func TestPendingGuestsBounded(t *testing.T) {
 	}
 }
 
-func TestThrottleFailuresOutsideWindow(t *testing.T) {
-	th := newThrottle(3, time.Minute, time.Minute, time.Hour)
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := 0; i < 10; i++ {
-		if d := th.fail("k", now); d != 0 {
-			t.Fatalf("failure %d, 40s apart, blocked for %v; want no block (2 per minute at most)", i, d)
-		}
-		now = now.Add(40 * time.Second)
-	}
-	if d := th.fail("k", now); d != 0 {
-		t.Fatal("unexpected block")
-	}
-	if d := th.fail("k", now.Add(time.Second)); d != time.Minute {
-		t.Errorf("third failure within a minute blocks for %v, want 1m", d)
-	}
-}
-
-func TestSourceKey(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{"192.0.2.1:5000", "ip:192.0.2.1"},
-		{"192.0.2.1", "ip:192.0.2.1"},
-		{"[::ffff:192.0.2.1]:80", "ip:192.0.2.1"},
-		{"[2001:db8:1:2:3:4:5:6]:443", "ip:2001:db8:1:2::/64"},
-		{"[fe80::1%eth0]:443", "ip:fe80::/64"},
-		{"not-an-address", "addr:not-an-address"},
-	} {
-		if got := sourceKey(tt.in); got != tt.want {
-			t.Errorf("sourceKey(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestGuestExpiry(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

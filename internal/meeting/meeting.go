@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"confab.dev/confab/internal/store"
+	"confab.dev/confab/internal/throttle"
 )
 
 // NS is the namespace of the meeting protocol.
@@ -99,7 +100,7 @@ type Service struct {
 	callByID  map[string]*call        // by call id
 	legs      map[string]*participant // by participant (call leg) id
 	guests    map[string]*guest       // by username (localpart)
-	throttle  *throttle
+	throttle  *throttle.Throttle      // guesses of call IDs and passcodes, by source
 	lastSweep time.Time
 	outbox    []outgoing
 	flushing  bool
@@ -137,7 +138,10 @@ func New(o Options) *Service {
 	if s.guestTTL <= 0 {
 		s.guestTTL = DefaultGuestTTL
 	}
-	s.throttle = newThrottle(o.MaxFailures, o.FailureWindow, o.Block, o.MaxBlock)
+	s.throttle = throttle.New(
+		throttle.Config{MaxFailures: o.MaxFailures, Window: o.FailureWindow, Block: o.Block, MaxBlock: o.MaxBlock},
+		throttle.Config{MaxFailures: DefaultMaxFailures, Window: DefaultFailureWindow, Block: DefaultBlock, MaxBlock: DefaultMaxBlock},
+		s.now)
 	return s
 }
 

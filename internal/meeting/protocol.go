@@ -166,9 +166,8 @@ func (s *Service) listSpaces(ctx context.Context, conn Sender, e *stream.Element
 // lookup answers <lookup callId passcode/>, throttled per user like guest joins per address.
 func (s *Service) lookup(ctx context.Context, conn Sender, e *stream.Element, from jid.JID, cb, callID, passcode string) {
 	key := "jid:" + from.Bare().String()
-	now := s.now()
 	s.mu.Lock()
-	wait := s.throttle.blocked(key, now)
+	wait := s.throttle.Blocked(key)
 	s.mu.Unlock()
 	if wait > 0 {
 		te := &ThrottledError{RetryAfter: wait}
@@ -189,7 +188,7 @@ func (s *Service) lookup(ctx context.Context, conn Sender, e *stream.Element, fr
 	}
 	if !passcodeMatches(passcode, want) || !found {
 		s.mu.Lock()
-		s.throttle.fail(key, now)
+		s.throttle.Fail(key)
 		s.mu.Unlock()
 		if !found {
 			s.log.Info("meeting: lookup of an unknown call ID", "jid", from.String(), "callId", callID)
@@ -201,7 +200,7 @@ func (s *Service) lookup(ctx context.Context, conn Sender, e *stream.Element, fr
 		return
 	}
 	s.mu.Lock()
-	s.throttle.reset(key)
+	s.throttle.Reset(key)
 	s.mu.Unlock()
 	x := iqResult(e)
 	x.open("lookup", "xmlns", NS)
