@@ -14,9 +14,10 @@
 // read goroutine, the REST API's handlers call the same Service from theirs, and logins ask
 // GuestPassword from wherever the login relay answers. The locking is:
 //
-//   - mu guards every in-memory structure (calls, participants, guests, throttles, the
+//   - mu guards every in-memory structure (calls, participants, guests, the
 //     outgoing queue). It is held only for short, non-blocking work: never while the store is
-//     queried, never while a stanza is written.
+//     queried, never while a stanza is written. The throttle has a lock of its own, a leaf
+//     taken under mu.
 //   - spaceMu orders joins against the deletion of spaces: a join holds it for reading from
 //     the moment it reads the space from the store until the participant is in the call;
 //     DeleteSpace holds it for writing while it deletes the space and ends its call. Without
