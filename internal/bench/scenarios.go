@@ -302,10 +302,19 @@ func runRoundtrip(ctx context.Context, cfg *Config, r *Result) error {
 		<-echoDone
 	}()
 
-	// One message through and back first, so that every path is warm.
+	// One message through and back first, so that every path is warm. A server may answer
+	// the component's handshake a moment before it routes to it: retry a bounce briefly.
 	for _, c := range clients {
-		if _, err := roundtripOnce(c, cc.JID, "warm", "warm-up"); err != nil {
-			return fmt.Errorf("first round trip: %w", err)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			_, err := roundtripOnce(c, cc.JID, "warm", "warm-up")
+			if err == nil {
+				break
+			}
+			if !strings.Contains(err.Error(), "bounced") || time.Now().After(deadline) {
+				return fmt.Errorf("first round trip: %w", err)
+			}
+			time.Sleep(20 * time.Millisecond) // waiting for the server's route, polled
 		}
 	}
 

@@ -225,10 +225,10 @@ func TestLinkIncompleteSettings(t *testing.T) {
 	e := newEnv(t)
 	l := link.New(store.XMPPConfig{UniqueName: name, Domain: domain}, e.linkOptions(t))
 	start(t, l)
-	st := waitFor(t, l, "the configuration alarm", alarmed(linkstate.ReasonConfiguration))
-	if st.State != linkstate.Disabled {
-		t.Errorf("state = %s, want disabled", st.State)
-	}
+	// The alarm is raised just before the state changes: wait for both.
+	st := waitFor(t, l, "the configuration alarm and the disabled state", func(s linkstate.Status) bool {
+		return alarmed(linkstate.ReasonConfiguration)(s) && s.State == linkstate.Disabled
+	})
 	if !strings.Contains(st.Alarm.Detail, "sharedSecret") {
 		t.Errorf("alarm detail %q does not name the missing sharedSecret", st.Alarm.Detail)
 	}
