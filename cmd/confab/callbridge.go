@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -107,11 +108,7 @@ func runAPIUser(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := f.load()
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, store.Options{DSN: cfg.Store})
+	st, err := f.openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -121,12 +118,7 @@ func runAPIUser(ctx context.Context, args []string, io stdio) error {
 		if name == "" {
 			return &exitError{2, errors.New(usage)}
 		}
-		line, _ := bufio.NewReader(io.in).ReadString('\n')
-		pw := strings.TrimRight(line, "\r\n")
-		generated := pw == ""
-		if generated {
-			pw = rand.Text() // 26 base32 characters, 128 bits
-		}
+		pw, generated := readPassword(io.in)
 		h, err := passhash.Hash(pw)
 		if err != nil {
 			return err
@@ -181,11 +173,7 @@ func runUser(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := f.load()
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, store.Options{DSN: cfg.Store})
+	st, err := f.openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -197,12 +185,7 @@ func runUser(ctx context.Context, args []string, io stdio) error {
 		if name == "" {
 			return &exitError{2, errors.New(usage)}
 		}
-		line, _ := bufio.NewReader(io.in).ReadString('\n')
-		pw := strings.TrimRight(line, "\r\n")
-		generated := pw == ""
-		if generated {
-			pw = rand.Text()
-		}
+		pw, generated := readPassword(io.in)
 		u, err := svc.CreateLocal(ctx, users.LocalUser{Username: name, Name: *display, Email: *email}, secret.New(pw))
 		if err != nil {
 			return err
@@ -248,4 +231,23 @@ func runUser(ctx context.Context, args []string, io stdio) error {
 		return nil
 	}
 	return &exitError{2, fmt.Errorf("unknown verb %q\n%s", verb, usage)}
+}
+
+// openStore opens the Call Bridge's store named by the flags and the config file.
+func (f *callBridgeFlags) openStore(ctx context.Context) (*store.Store, error) {
+	cfg, err := f.load()
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, store.Options{DSN: cfg.Store})
+}
+
+// readPassword reads a password line from in; an empty line gets a generated one (26 base32
+// characters, 128 bits), and generated says so.
+func readPassword(in io.Reader) (pw string, generated bool) {
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	if pw = strings.TrimRight(line, "\r\n"); pw != "" {
+		return pw, false
+	}
+	return rand.Text(), true
 }
