@@ -31,6 +31,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -57,7 +58,18 @@ type Store struct {
 	db  *sql.DB
 	d   dialect
 	now func() time.Time
+
+	// stmts holds the prepared form of the reads made outside a transaction, keyed by their
+	// query text: a login looks its user up by JID, and parsing the same SELECT again for
+	// each one cost more than running it. Bounded by maxStmts; a query over the bound runs
+	// unprepared.
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
 }
+
+// maxStmts bounds the prepared statements kept: the store's reads are a fixed set of query
+// texts, a few dozen, so the bound is only a guard against a caller building texts.
+const maxStmts = 128
 
 // Open opens (creating if needed) the database and brings its schema up to date.
 func Open(ctx context.Context, o Options) (*Store, error) {
@@ -92,7 +104,41 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		_ = st.Close()
+	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
+	return s.db.Close()
+}
+
+// prepared returns the prepared statement for query (already rebound) when q is the
+// database itself, or nil: inside a transaction, or when the statement could not be
+// prepared or kept, the query runs as plain text.
+func (s *Store) prepared(ctx context.Context, q execer, query string) *sql.Stmt {
+	if q != execer(s.db) {
+		return nil
+	}
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st
+	}
+	if len(s.stmts) >= maxStmts {
+		return nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // the plain query reports the error
+	}
+	if s.stmts == nil {
+		s.stmts = make(map[string]*sql.Stmt)
+	}
+	s.stmts[query] = st
+	return st
+}
 
 // stamp is the portable form of a timestamp: RFC 3339 in UTC, which sorts as text.
 func (s *Store) stamp() string { return s.now().UTC().Format(time.RFC3339Nano) }
@@ -103,11 +149,19 @@ func (s *Store) exec(ctx context.Context, q execer, query string, args ...any) (
 }
 
 func (s *Store) queryRow(ctx context.Context, q execer, query string, args ...any) *sql.Row {
-	return q.QueryRowContext(ctx, s.d.rebind(query), args...)
+	query = s.d.rebind(query)
+	if st := s.prepared(ctx, q, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return q.QueryRowContext(ctx, query, args...)
 }
 
 func (s *Store) query(ctx context.Context, q execer, query string, args ...any) (*sql.Rows, error) {
-	return q.QueryContext(ctx, s.d.rebind(query), args...)
+	query = s.d.rebind(query)
+	if st := s.prepared(ctx, q, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return q.QueryContext(ctx, query, args...)
 }
 
 // execer is what *sql.DB and *sql.Tx share.

@@ -332,3 +332,58 @@ func TestLDAPSyncQueue(t *testing.T) {
 		t.Errorf("delete it again: err = %v, want ErrNotFound", err)
 	}
 }
+
+// Reads go through prepared statements kept by the store: a change made through another
+// handle on the same file (another process, or another Call Bridge on a shared database)
+// must be seen by the next read, and the statement cache must not grow with repeated reads.
+func TestPreparedReadsSeeOtherWriters(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "confab.db")
+	a, b := open(t, path), open(t, path)
+	u, err := a.AddUser(ctx, User{JID: "erin@example.com", Kind: UserLocal, SCRAMSHA256: "old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := func() int {
+		b.stmtMu.Lock()
+		defer b.stmtMu.Unlock()
+		return len(b.stmts)
+	}
+	before := stmts()
+	for i := range 3 {
+		if got, err := b.UserByJID(ctx, "erin@example.com"); err != nil || got.SCRAMSHA256 != "old" {
+			t.Fatalf("read %d through b = %+v, %v; want the old keys", i, got, err)
+		}
+	}
+	if _, err := a.UpdateUser(ctx, u.ID, func(u *User) error { u.SCRAMSHA256 = "new"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.UserByJID(ctx, "erin@example.com"); err != nil || got.SCRAMSHA256 != "new" {
+		t.Errorf("read through b after a's update = %+v, %v; want the new keys", got, err)
+	}
+	if _, err := b.UserByJID(ctx, "nobody@example.com"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing user: err = %v, want ErrNotFound", err)
+	}
+	if n := stmts() - before; n != 1 {
+		t.Errorf("b prepared %d statements for reads by JID only; want 1", n)
+	}
+}
+
+// BenchmarkUserByJID is the Call Bridge's lookup at every login.
+func BenchmarkUserByJID(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{DSN: filepath.Join(b.TempDir(), "confab.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.AddUser(ctx, User{JID: "alice@example.com", Kind: UserLocal, SCRAMSHA256: "keys"}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.UserByJID(ctx, "alice@example.com"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
