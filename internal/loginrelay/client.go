@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"confab.dev/confab/internal/stream"
+	"confab.dev/confab/internal/throttle"
 )
 
 // Link is a Call Bridge's component link as the Client sees it. *component.Conn satisfies it.
@@ -32,6 +33,9 @@ type Client struct {
 	domain  string
 	timeout time.Duration
 	log     *slog.Logger
+
+	// guard throttles guessing across every Call Bridge behind this server (SetThrottle).
+	guard guard
 
 	mu      sync.Mutex
 	links   []Link           // attached links, in attach order
@@ -60,7 +64,23 @@ func NewClient(domain string, timeout time.Duration, logger *slog.Logger) *Clien
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Client{domain: domain, timeout: timeout, log: logger, pending: make(map[string]*call)}
+	return &Client{domain: domain, timeout: timeout, log: logger, pending: make(map[string]*call),
+		guard: newGuard(throttle.Config{}, throttle.Config{}, time.Now, "XMPP server")}
+}
+
+// SetThrottle replaces the Client's login throttles; call it before the first Begin. The
+// Client counts failed logins (not-authorized) per username and per client address over
+// every Call Bridge it relays to, and answers a login whose name or address failed too often
+// itself, with temporary-auth-failure and the same text a Call Bridge would give, without
+// asking any Call Bridge: guessing spread over several Call Bridges (round robin) is counted
+// as one, and blocked attempts cost the Call Bridges nothing. The configs mean what
+// Responder.AccountThrottle and SourceThrottle mean, with the same defaults (zero fields);
+// now is the clock (time.Now if nil).
+func (c *Client) SetThrottle(account, source throttle.Config, now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	c.guard = newGuard(account, source, now, "XMPP server")
 }
 
 // Attach adds a Call Bridge link to those that take logins. Attaching a link twice is a no-op.
@@ -152,6 +172,9 @@ type Exchange struct {
 	link    Link
 	session string
 	mech    string
+	source  string // throttle key of the client's address
+	user    string // the name the client authenticates as, once its first message is seen
+	named   bool   // the first message was seen
 
 	mu   sync.Mutex
 	done bool // success, failure, abort or a relay error ended it
@@ -168,12 +191,19 @@ func (x *Exchange) Session() string { return x.session }
 // ("tcp" or "websocket"), and returns the Call Bridge's first answer. It returns
 // ErrNoCallBridge (and a nil Exchange) when no link is attached, and ErrLinkLost, ErrTimeout
 // or ctx's error when the step could not complete; FailureReply maps these for the client.
+//
+// A login whose name or address is blocked by the Client's throttle (SetThrottle) gets a
+// failure Reply from the Client itself; its Exchange is over and has no link.
 func (c *Client) Begin(ctx context.Context, mech string, initial []byte, addr, transport string) (*Exchange, Reply, error) {
+	x := &Exchange{c: c, session: randomID(), mech: mech, source: sourceOf(addr)}
+	if r, blocked := x.check(initial); blocked {
+		return x, r, nil
+	}
 	l, ok := c.pick()
 	if !ok {
 		return nil, Reply{}, ErrNoCallBridge
 	}
-	x := &Exchange{c: c, link: l, session: randomID(), mech: mech}
+	x.link = l
 	r, err := x.roundTrip(ctx, authPayload{
 		Session: x.session, Mechanism: mech, Addr: addr, Transport: transport, Data: encode64(initial),
 	})
@@ -186,6 +216,10 @@ func (x *Exchange) Respond(ctx context.Context, data []byte) (Reply, error) {
 	if data == nil {
 		data = []byte{} // a response is never absent, only empty
 	}
+	if r, blocked := x.check(data); blocked {
+		x.sendAbort()
+		return r, nil
+	}
 	return x.roundTrip(ctx, responsePayload{Session: x.session, Data: encode64(data)})
 }
 
@@ -194,6 +228,33 @@ func (x *Exchange) Respond(ctx context.Context, data []byte) (Reply, error) {
 func (x *Exchange) Abort() {
 	if x.finish() {
 		x.sendAbort()
+	}
+}
+
+// check looks at the client's first SASL message (nil: not sent yet) for the name it logs in
+// as, and reports whether the throttle blocks the login, with the failure to answer. A
+// blocked exchange is over.
+func (x *Exchange) check(msg []byte) (Reply, bool) {
+	if !x.named && msg != nil {
+		x.named = true
+		x.user = saslUsername(x.mech, msg, x.c.domain)
+	}
+	wait := x.c.guard.wait(x.source, x.user)
+	if wait <= 0 {
+		return Reply{}, false
+	}
+	x.finish()
+	x.c.log.Info("login refused at the XMPP server: too many failed attempts", "user", x.user, "source", x.source, "retry_in", wait.Round(time.Millisecond))
+	return Reply{Kind: KindFailure, Condition: CondTemporaryAuthFail, Text: throttledText(wait)}, true
+}
+
+// counted feeds an exchange's outcome to the Client's throttle.
+func (x *Exchange) counted(r Reply) {
+	switch {
+	case r.Kind == KindSuccess:
+		x.c.guard.succeeded(x.user)
+	case r.Kind == KindFailure && r.Condition == CondNotAuthorized:
+		x.c.guard.failed(x.c.log, x.source, x.user)
 	}
 }
 
@@ -251,6 +312,9 @@ func (x *Exchange) roundTrip(ctx context.Context, payload any) (Reply, error) {
 	case res := <-p.ch:
 		if res.err != nil || res.reply.Kind != KindChallenge {
 			x.finish()
+		}
+		if res.err == nil {
+			x.counted(res.reply)
 		}
 		return res.reply, res.err
 	case <-timer.C:

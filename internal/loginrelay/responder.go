@@ -68,8 +68,7 @@ type Responder struct {
 
 	once      sync.Once
 	fakeKey   []byte // derives decoy SCRAM salts for unknown users
-	accounts  *throttle.Throttle
-	sources   *throttle.Throttle
+	guard     guard
 	mu        sync.Mutex
 	sessions  map[string]*session
 	lastSweep time.Time
@@ -93,8 +92,7 @@ func (r *Responder) init() {
 		r.fakeKey = make([]byte, 32)
 		_, _ = rand.Read(r.fakeKey)
 		r.sessions = make(map[string]*session)
-		r.accounts = throttle.New(r.AccountThrottle, accountThrottle(), r.now)
-		r.sources = throttle.New(r.SourceThrottle, sourceThrottle(), r.now)
+		r.guard = newGuard(r.AccountThrottle, r.SourceThrottle, r.now, "login relay")
 	})
 }
 
@@ -290,7 +288,7 @@ func (r *Responder) fail(id, username, cond, text string) failurePayload {
 }
 
 func (r *Responder) succeed(id, username string, data []byte) successPayload {
-	r.accounts.Reset(accountKey(username))
+	r.guard.succeeded(username)
 	jid := r.Dir.JID(username)
 	r.logger().Info("login succeeded", "jid", jid)
 	if r.OnLogin != nil {

@@ -3,6 +3,7 @@ package loginrelay
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -35,34 +36,114 @@ func sourceOf(addr string) string {
 // accountKey is the throttle key of a username: names differing only in case are one.
 func accountKey(username string) string { return "user:" + strings.ToLower(username) }
 
+// guard counts failed logins (not-authorized: a wrong password and an unknown user alike)
+// per account name and per client address, and says how long a login must wait. Both ends
+// of the relay keep one: the Call Bridge's (Responder) guards its directory; the XMPP
+// server's (Client) sees the logins of every Call Bridge behind it, so that guessing spread
+// over several Call Bridges is counted as one. Its answers depend on the counts only, never
+// on whether an account exists.
+type guard struct {
+	accounts, sources *throttle.Throttle
+	where             string // who refuses, in logs: "login relay" or "XMPP server"
+}
+
+func newGuard(account, source throttle.Config, now func() time.Time, where string) guard {
+	return guard{
+		accounts: throttle.New(account, accountThrottle(), now),
+		sources:  throttle.New(source, sourceThrottle(), now),
+		where:    where,
+	}
+}
+
+// wait returns how long a login of username (or of nobody yet named, "") from source (""
+// if unknown) must still wait.
+func (g *guard) wait(source, username string) time.Duration {
+	var d time.Duration
+	if username != "" {
+		d = g.accounts.Blocked(accountKey(username))
+	}
+	if source != "" {
+		d = max(d, g.sources.Blocked(source))
+	}
+	return d
+}
+
+// failed counts a failed login against username and source, logging a block that starts.
+func (g *guard) failed(log *slog.Logger, source, username string) {
+	if username != "" {
+		if d := g.accounts.Fail(accountKey(username)); d > 0 {
+			log.Warn(g.where+": too many failed logins for this name; refusing it for a while", "user", username, "blocked_for", d)
+		}
+	}
+	if source != "" {
+		if d := g.sources.Fail(source); d > 0 {
+			log.Warn(g.where+": too many failed logins from this address; refusing it for a while", "source", source, "blocked_for", d)
+		}
+	}
+}
+
+// succeeded clears the name's count.
+func (g *guard) succeeded(username string) {
+	if username != "" {
+		g.accounts.Reset(accountKey(username))
+	}
+}
+
+// throttledText is the text of the temporary-auth-failure a blocked login gets.
+func throttledText(wait time.Duration) string {
+	secs := int((wait + time.Second - 1) / time.Second)
+	return fmt.Sprintf("Too many failed login attempts; try again in %d seconds", secs)
+}
+
 // blocked returns how long a login of username from source must still wait. It consults the
 // throttles only, never the Directory, so the answer and its timing are the same whether the
 // account exists or not.
 func (r *Responder) blocked(source, username string) time.Duration {
-	wait := r.accounts.Blocked(accountKey(username))
-	if source != "" {
-		wait = max(wait, r.sources.Blocked(source))
-	}
-	return wait
+	return r.guard.wait(source, username)
 }
 
 // throttled answers a blocked login: temporary-auth-failure, saying when to try again.
 func (r *Responder) throttled(id, source, username string, wait time.Duration) failurePayload {
-	secs := int((wait + time.Second - 1) / time.Second)
 	r.logger().Info("login relay: login refused, too many failed attempts", "user", username, "source", source, "retry_in", wait.Round(time.Millisecond))
-	return r.fail(id, username, CondTemporaryAuthFail, fmt.Sprintf("Too many failed login attempts; try again in %d seconds", secs))
+	return r.fail(id, username, CondTemporaryAuthFail, throttledText(wait))
 }
 
 // wrong counts a failed login (a wrong password and an unknown user alike) against username
 // and source and answers not-authorized with text.
 func (r *Responder) wrong(id, source, username, text string) failurePayload {
-	if d := r.accounts.Fail(accountKey(username)); d > 0 {
-		r.logger().Warn("login relay: too many failed logins for this name; refusing it for a while", "user", username, "blocked_for", d)
-	}
-	if source != "" {
-		if d := r.sources.Fail(source); d > 0 {
-			r.logger().Warn("login relay: too many failed logins from this address; refusing it for a while", "source", source, "blocked_for", d)
-		}
-	}
+	r.guard.failed(r.logger(), source, username)
 	return r.fail(id, username, CondNotAuthorized, text)
+}
+
+// saslUsername returns the name a client's first SASL message authenticates as, as the
+// Responder will look it up (without "@domain"), or "" when the message names nobody the
+// XMPP server can read: the authcid of a PLAIN message [RFC 4616 §2], the username of a SCRAM
+// client-first message [RFC 5802 §7]. It only keys the throttle; the Call Bridge checks the
+// message itself.
+func saslUsername(mech string, msg []byte, domain string) string {
+	var name string
+	switch mech {
+	case MechPLAIN:
+		parts := strings.Split(string(msg), "\x00")
+		if len(parts) != 3 {
+			return ""
+		}
+		name = parts[1]
+	case MechSCRAMSHA1, MechSCRAMSHA256:
+		// gs2-header ("n,," or "y,a=who," or "p=cb,…,") then "n=name,r=nonce…".
+		parts := strings.SplitN(string(msg), ",", 4)
+		if len(parts) < 3 || !strings.HasPrefix(parts[2], "n=") {
+			return ""
+		}
+		name = strings.NewReplacer("=2C", ",", "=3D", "=").Replace(parts[2][2:])
+	default:
+		return ""
+	}
+	if len(name) > 1023 {
+		return "" // not a name any directory holds; the Call Bridge refuses it
+	}
+	if local, ok := strings.CutSuffix(name, "@"+domain); ok && domain != "" {
+		name = local
+	}
+	return name
 }

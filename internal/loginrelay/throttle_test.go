@@ -3,6 +3,7 @@ package loginrelay
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -157,6 +158,97 @@ func TestThrottleBySource(t *testing.T) {
 	for _, tt := range tests {
 		if got := login(t, f, MechPLAIN, "alice", "correct horse", tt.addr); got != tt.want {
 			t.Errorf("from %q: %q, want %q", tt.addr, got, tt.want)
+		}
+	}
+}
+
+// TestThrottleSharedByCallBridges: the XMPP server's Client counts failures over every Call
+// Bridge it relays to. Guessing spread round robin over two Call Bridges, each of which
+// counts only its own share and would not block yet, is blocked at the XMPP server, which
+// answers itself without asking either Call Bridge; the block ends on time; a login without
+// an initial response is caught at its first message, and the Call Bridge that already
+// answered it is told to drop the exchange.
+func TestThrottleSharedByCallBridges(t *testing.T) {
+	clock := &testClock{t: time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC)}
+	f := newFixture(t, 0)
+	f.client.SetThrottle(throttle.Config{MaxFailures: 4, Window: time.Minute, Block: 10 * time.Second, MaxBlock: time.Minute},
+		throttle.Config{Off: true}, clock.now)
+	// Each Call Bridge would block a name only after 3 failures of its own.
+	perBridge := throttle.Config{MaxFailures: 3, Window: time.Minute, Block: 10 * time.Second, MaxBlock: time.Minute}
+	dir1, dir2 := &countingDir{Directory: f.dir}, &countingDir{Directory: f.dir}
+	f.resp.Dir, f.resp.Now, f.resp.AccountThrottle, f.resp.SourceThrottle = dir1, clock.now, perBridge, throttle.Config{Off: true}
+	resp2 := &Responder{Domain: domain, Dir: dir2, Now: clock.now, AccountThrottle: perBridge, SourceThrottle: throttle.Config{Off: true}}
+	l2 := &pipeLink{t: t, jid: "cb2." + domain, client: f.client, resp: resp2}
+	f.client.Attach(l2)
+
+	const addr = "198.51.100.7:4000"
+	var got []string
+	for range 4 {
+		got = append(got, login(t, f, MechPLAIN, "alice", "guess", addr))
+	}
+	for i, g := range got {
+		if g != wrongPass {
+			t.Fatalf("guess %d: %q, want %q (outcomes %q)", i, g, wrongPass, got)
+		}
+	}
+	if a, b := dir1.calls.Load(), dir2.calls.Load(); a != 2 || b != 2 {
+		t.Fatalf("directory calls %d and %d; want 2 on each Call Bridge (round robin)", a, b)
+	}
+	writes1, writes2 := len(f.link.written()), len(l2.written())
+
+	for _, mech := range []string{MechPLAIN, MechSCRAMSHA256} {
+		if g := login(t, f, mech, "alice", "correct horse", addr); g != blocked10 {
+			t.Errorf("%s login after 4 failures over two Call Bridges: %q, want %q", mech, g, blocked10)
+		}
+	}
+	if g := login(t, f, MechPLAIN, "ALICE@example.com", "correct horse", addr); g != blocked10 {
+		t.Errorf("the same name in another form: %q, want %q", g, blocked10)
+	}
+	if w1, w2 := len(f.link.written()), len(l2.written()); w1 != writes1 || w2 != writes2 {
+		t.Errorf("blocked logins reached the Call Bridges: %d and %d more writes", w1-writes1, w2-writes2)
+	}
+	if g := login(t, f, MechPLAIN, "bob", "pa55wörd", addr); g != "success" {
+		t.Errorf("another name from the same address: %q, want success", g)
+	}
+
+	// SCRAM without an initial response: the name arrives with the second step.
+	x, r, err := f.client.Begin(ctxT(t), MechSCRAMSHA256, nil, addr, "websocket")
+	if err != nil || r.Kind != KindChallenge {
+		t.Fatalf("Begin without initial response = %+v, %v; want an empty challenge", r, err)
+	}
+	before := len(x.Link().(*pipeLink).written())
+	r, err = x.Respond(ctxT(t), []byte("n,,n=alice,r=abcdefghijklmnop"))
+	if err != nil || r.Condition+": "+r.Text != blocked10 {
+		t.Errorf("first message of a blocked name = %+v, %v; want %q", r, err, blocked10)
+	}
+	if w := x.Link().(*pipeLink).written(); len(w) != before+1 || !strings.Contains(w[len(w)-1], "<abort") {
+		t.Errorf("after the block the Call Bridge got %q; want one abort", w[before:])
+	}
+
+	clock.advance(10 * time.Second)
+	if g := login(t, f, MechPLAIN, "alice", "correct horse", addr); g != "success" {
+		t.Errorf("after the block: %q, want success", g)
+	}
+}
+
+func TestSASLUsername(t *testing.T) {
+	tests := []struct {
+		mech, msg, want string
+	}{
+		{MechPLAIN, "\x00alice\x00pw", "alice"},
+		{MechPLAIN, "admin\x00alice@example.com\x00pw", "alice"},
+		{MechPLAIN, "\x00alice@example.org\x00pw", "alice@example.org"},
+		{MechPLAIN, "alice\x00pw", ""},
+		{MechSCRAMSHA256, "n,,n=alice,r=abc", "alice"},
+		{MechSCRAMSHA1, "y,a=bob,n=b=2Co=3Db,r=abc", "b,o=b"},
+		{MechSCRAMSHA256, "p=tls-exporter,,n=alice@example.com,r=x", "alice"},
+		{MechSCRAMSHA256, "n,,r=abc", ""},
+		{MechSCRAMSHA256, "garbage", ""},
+		{"DIGEST-MD5", "\x00alice\x00pw", ""},
+	}
+	for _, tt := range tests {
+		if got := saslUsername(tt.mech, []byte(tt.msg), domain); got != tt.want {
+			t.Errorf("saslUsername(%s, %q) = %q, want %q", tt.mech, tt.msg, got, tt.want)
 		}
 	}
 }
