@@ -399,12 +399,8 @@ func parseAnswer(el *stream.Element, session string) (Reply, error) {
 		}
 		return Reply{}, fmt.Errorf("the Call Bridge answered with an error (%s)", cond)
 	}
-	var v struct {
-		Challenge *challengePayload
-		Success   *successPayload
-		Failure   *failurePayload
-	}
-	if err := el.Decode(&v); err != nil {
+	v, err := decodeAnswer(el)
+	if err != nil {
 		return Reply{}, fmt.Errorf("malformed answer: %w", err)
 	}
 	var (
@@ -432,9 +428,9 @@ func parseAnswer(el *stream.Element, session string) (Reply, error) {
 	if sess != session {
 		return Reply{}, fmt.Errorf("answer for session %q, want %q", sess, session)
 	}
-	data, err := decode64(payload)
-	if err != nil {
-		return Reply{}, fmt.Errorf("%s: %w", r.Kind, err)
+	data, derr := decode64(payload)
+	if derr != nil {
+		return Reply{}, fmt.Errorf("%s: %w", r.Kind, derr)
 	}
 	r.Data = data
 	return r, nil

@@ -188,15 +188,6 @@ type stanzaError struct {
 	}
 }
 
-func marshal(v any) []byte {
-	b, err := xml.Marshal(v)
-	if err != nil {
-		// Only strings and fixed structs go in; failing here is a programming error.
-		panic("loginrelay: marshal: " + err.Error())
-	}
-	return b
-}
-
 // encode64 writes SASL data as XMPP does: "" for none, "=" for empty [RFC 6120 §6.4.2].
 func encode64(b []byte) string {
 	switch {

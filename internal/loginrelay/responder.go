@@ -169,12 +169,8 @@ func (r *Responder) HandleIQ(ctx context.Context, el *stream.Element) []byte {
 	}
 	r.init()
 	r.sweep()
-	var req struct {
-		Auth     *authPayload
-		Response *responsePayload
-		Abort    *abortPayload
-	}
-	if err := el.Decode(&req); err != nil {
+	req, err := decodeRequest(el)
+	if err != nil {
 		r.logger().Warn("login relay: unreadable request", "err", err)
 		return errorIQ(el, "modify", "bad-request")
 	}
@@ -205,10 +201,8 @@ func (r *Responder) HandleMessage(m *stream.Element) bool {
 	if m.Name.Local != "message" || !bytes.Contains(m.Inner, []byte(NS)) {
 		return false
 	}
-	var v struct {
-		End *sessionEndPayload
-	}
-	if err := m.Decode(&v); err != nil || v.End == nil {
+	v, err := decodeNotice(m)
+	if err != nil || v.End == nil {
 		return false
 	}
 	if from := m.Get("from"); r.Domain != "" && from != r.Domain {
