@@ -1,11 +1,14 @@
 # Confab: `make test` installs the test peers (Debian and npm packages) and runs every test
-# with the race detector; `make run` starts Confab on its embedded defaults.
+# with the race detector, then govulncheck; `make run` starts Confab on its embedded defaults.
 GO ?= go
+# The toolchain every target builds with (scripts/env.sh says why).
+export GOTOOLCHAIN := $(shell . ./scripts/env.sh && echo $$GOTOOLCHAIN)
 
-.PHONY: test test-deps test-short build run vet
+.PHONY: test test-deps test-short build run vet vuln
 
 test: test-deps vet
 	CONFAB_REQUIRE_PEERS=1 $(GO) test -race -timeout 25m ./...
+	./scripts/govulncheck.sh
 
 test-deps:
 	./scripts/test-deps.sh
@@ -15,6 +18,9 @@ test-short:
 
 vet:
 	$(GO) vet ./...
+
+vuln:
+	./scripts/govulncheck.sh
 
 build:
 	$(GO) build -o bin/confab ./cmd/confab

@@ -15,6 +15,7 @@
 # are missing. Every server listens on 127.0.0.1 only and runs from a temporary directory;
 # nothing under /etc or /var is changed, and system services are left alone.
 set -euo pipefail
+. "$(dirname "$0")/../scripts/env.sh"
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"

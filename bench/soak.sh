@@ -17,6 +17,7 @@
 # a deadline. The exit status is 1 if a login or a session failed, or the goroutines grew
 # over the steady phase or did not come back down once the sessions closed.
 set -euo pipefail
+. "$(dirname "$0")/../scripts/env.sh"
 
 usage() {
 	sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'

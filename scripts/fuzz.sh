@@ -10,6 +10,7 @@
 # JOBS (default 2) targets run at once, each with one fuzzing worker; LOGDIR (default a new
 # temporary directory) keeps each target's log.
 set -euo pipefail
+. "$(dirname "$0")/../scripts/env.sh"
 
 duration=${1:-10m}
 match=${2:-.}

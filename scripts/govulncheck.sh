@@ -10,6 +10,7 @@
 # runs govulncheck against it. VULNDB=<version> pins the reports, GOVULNCHECK=<version> the
 # tool; set VULN_ONLINE=1 to use vuln.go.dev instead.
 set -euo pipefail
+. "$(dirname "$0")/../scripts/env.sh"
 
 tool=golang.org/x/vuln/cmd/govulncheck@${GOVULNCHECK:-v1.9.0}
 cd "$(dirname "$0")/.."
