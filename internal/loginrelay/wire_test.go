@@ -68,7 +68,7 @@ func TestFastChildForms(t *testing.T) {
 		{`<auth xmlns="urn:confab:login:1"><!-- c -->x</auth>`, false},
 		{`<failure xmlns="urn:confab:login:1" condition="x"><text xmlns="urn:confab:login:1">t</text></failure>`, false},
 		{`<auth xmlns="urn:confab:login:1"/><abort xmlns="urn:confab:login:1"/>`, false}, // two children
-		{`<auth session="s"/>`, false}, // namespace inherited: left to encoding/xml
+		{`<auth session="s"/>`, false},                                                   // namespace inherited: left to encoding/xml
 		{`<auth xmlns="urn:confab:login:1" xml:lang="en"/>`, false},
 		{`<auth xmlns="urn:confab:login:1" s="a	b"/>`, false}, // a tab, which XML normalises in attributes
 	}
