@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -151,19 +152,21 @@ func (c *Client) byJID(jid string) Link {
 	return nil
 }
 
-// pick returns the next link in round-robin order.
-func (c *Client) pick() (Link, bool) {
+// pickExcept returns the next link in round-robin order that is not in except.
+func (c *Client) pickExcept(except []Link) (Link, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.links) == 0 {
-		return nil, false
+	for range c.links {
+		if c.next >= len(c.links) {
+			c.next = 0
+		}
+		l := c.links[c.next]
+		c.next++
+		if !slices.Contains(except, l) {
+			return l, true
+		}
 	}
-	if c.next >= len(c.links) {
-		c.next = 0
-	}
-	l := c.links[c.next]
-	c.next++
-	return l, true
+	return nil, false
 }
 
 // Exchange is one SASL exchange relayed to one Call Bridge.
@@ -192,6 +195,10 @@ func (x *Exchange) Session() string { return x.session }
 // ErrNoCallBridge (and a nil Exchange) when no link is attached, and ErrLinkLost, ErrTimeout
 // or ctx's error when the step could not complete; FailureReply maps these for the client.
 //
+// When the link is lost before the Call Bridge answers (its write fails, or it is detached
+// while the step is pending), the step is sent to the next attached link, each at most once;
+// ErrLinkLost is returned when none is left. Later steps stay on the link that answered.
+//
 // A login whose name or address is blocked by the Client's throttle (SetThrottle) gets a
 // failure Reply from the Client itself; its Exchange is over and has no link.
 func (c *Client) Begin(ctx context.Context, mech string, initial []byte, addr, transport string) (*Exchange, Reply, error) {
@@ -199,15 +206,28 @@ func (c *Client) Begin(ctx context.Context, mech string, initial []byte, addr, t
 	if r, blocked := x.check(initial); blocked {
 		return x, r, nil
 	}
-	l, ok := c.pick()
-	if !ok {
-		return nil, Reply{}, ErrNoCallBridge
+	// A Call Bridge lost before it answered the first step holds nothing of this exchange
+	// worth keeping: the step goes to the next one, each at most once, so that a Call Bridge
+	// dying under load costs the logins it was in the middle of, not the ones just starting.
+	var tried []Link
+	for {
+		l, ok := c.pickExcept(tried)
+		if !ok {
+			if len(tried) == 0 {
+				return nil, Reply{}, ErrNoCallBridge
+			}
+			return x, Reply{}, ErrLinkLost
+		}
+		tried = append(tried, l)
+		x = &Exchange{c: c, link: l, session: randomID(), mech: mech, source: x.source, user: x.user, named: x.named}
+		r, err := x.roundTrip(ctx, authPayload{
+			Session: x.session, Mechanism: mech, Addr: addr, Transport: transport, Data: encode64(initial),
+		})
+		if !errors.Is(err, ErrLinkLost) || ctx.Err() != nil {
+			return x, r, err
+		}
+		c.log.Info("login relay: the Call Bridge was lost before it answered; trying another", "link", l.JID(), "err", err)
 	}
-	x.link = l
-	r, err := x.roundTrip(ctx, authPayload{
-		Session: x.session, Mechanism: mech, Addr: addr, Transport: transport, Data: encode64(initial),
-	})
-	return x, r, err
 }
 
 // Respond sends the client's response to the last challenge, on the exchange's link, and

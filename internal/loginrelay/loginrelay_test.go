@@ -487,6 +487,60 @@ func TestDetachMidExchange(t *testing.T) {
 	})
 }
 
+// TestFirstStepMovesToAnotherCallBridge: a Call Bridge lost before it answered a login's
+// first step costs that login nothing while another is attached.
+func TestFirstStepMovesToAnotherCallBridge(t *testing.T) {
+	t.Run("write fails", func(t *testing.T) {
+		f := newFixture(t, 0)
+		l2 := f.newLink(t, "cb2."+domain)
+		f.link.set(func(l *pipeLink) { l.failW = errors.New("broken pipe") })
+		for i := range 3 { // whichever link round robin starts with
+			x, r, err := f.client.Begin(ctxT(t), MechPLAIN, []byte("\x00alice\x00correct horse"), "", "tcp")
+			if err != nil || r.Kind != KindSuccess || x.Link() != l2 {
+				t.Fatalf("login %d: %+v, %v on %v; want success on cb2", i, r, err, linkJID(x.Link()))
+			}
+		}
+	})
+	t.Run("lost while pending", func(t *testing.T) {
+		f := newFixture(t, 0)
+		l2 := f.newLink(t, "cb2."+domain)
+		f.link.set(func(l *pipeLink) { l.hold = true })
+		type result struct {
+			x   *Exchange
+			r   Reply
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			x, r, err := f.client.Begin(ctxT(t), MechSCRAMSHA256, nil, "", "tcp")
+			done <- result{x, r, err}
+		}()
+		f.link.waitWrites(t, 1) // round robin starts with cb1, which swallows the request
+		f.client.Detach(f.link)
+		select {
+		case res := <-done:
+			if res.err != nil || res.r.Kind != KindChallenge || res.x.Link() != l2 {
+				t.Fatalf("Begin = %+v, %v on %v; want the empty challenge from cb2", res.r, res.err, linkJID(res.x.Link()))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Begin still waiting after cb1 was detached")
+		}
+	})
+	t.Run("all lost", func(t *testing.T) {
+		f := newFixture(t, 0)
+		l2 := f.newLink(t, "cb2."+domain)
+		for _, l := range []*pipeLink{f.link, l2} {
+			l.set(func(l *pipeLink) { l.failW = errors.New("broken pipe") })
+		}
+		if _, _, err := f.client.Begin(ctxT(t), MechPLAIN, nil, "", "tcp"); !errors.Is(err, ErrLinkLost) {
+			t.Errorf("Begin = %v, want ErrLinkLost", err)
+		}
+		if n1, n2 := len(f.link.written()), len(l2.written()); n1 != 1 || n2 != 1 {
+			t.Errorf("writes %d and %d; want one try on each link", n1, n2)
+		}
+	})
+}
+
 func TestTimeout(t *testing.T) {
 	f := newFixture(t, 100*time.Millisecond)
 	f.link.set(func(l *pipeLink) { l.hold = true })
