@@ -259,6 +259,21 @@ func nameLen(s []byte) int {
 	return n
 }
 
+// decodeWith reads el's only child into a T: through the fast path when fastChild can read
+// it (fill sets v from a child in the relay's namespace), through encoding/xml otherwise.
+func decodeWith[T any](el *stream.Element, fill func(c *child, v *T)) (T, error) {
+	var v T
+	c, ok := fastChild(el.Inner)
+	if !ok {
+		err := el.Decode(&v)
+		return v, err
+	}
+	if c.ns == NS {
+		fill(&c, &v)
+	}
+	return v, nil
+}
+
 // request is a login relay request, as the Responder reads it.
 type request struct {
 	Auth     *authPayload
@@ -267,25 +282,17 @@ type request struct {
 }
 
 func decodeRequest(el *stream.Element) (request, error) {
-	var req request
-	c, ok := fastChild(el.Inner)
-	if !ok {
-		err := el.Decode(&req)
-		return req, err
-	}
-	if c.ns != NS {
-		return req, nil
-	}
-	switch c.local {
-	case "auth":
-		req.Auth = &authPayload{Session: c.attr("session"), Mechanism: c.attr("mechanism"),
-			Addr: c.attr("addr"), Transport: c.attr("transport"), Data: c.text}
-	case "response":
-		req.Response = &responsePayload{Session: c.attr("session"), Data: c.text}
-	case "abort":
-		req.Abort = &abortPayload{Session: c.attr("session")}
-	}
-	return req, nil
+	return decodeWith(el, func(c *child, req *request) {
+		switch c.local {
+		case "auth":
+			req.Auth = &authPayload{Session: c.attr("session"), Mechanism: c.attr("mechanism"),
+				Addr: c.attr("addr"), Transport: c.attr("transport"), Data: c.text}
+		case "response":
+			req.Response = &responsePayload{Session: c.attr("session"), Data: c.text}
+		case "abort":
+			req.Abort = &abortPayload{Session: c.attr("session")}
+		}
+	})
 }
 
 // answer is the Call Bridge's answer, as the Client reads it.
@@ -296,24 +303,16 @@ type answer struct {
 }
 
 func decodeAnswer(el *stream.Element) (answer, error) {
-	var a answer
-	c, ok := fastChild(el.Inner)
-	if !ok {
-		err := el.Decode(&a)
-		return a, err
-	}
-	if c.ns != NS {
-		return a, nil
-	}
-	switch c.local {
-	case "challenge":
-		a.Challenge = &challengePayload{Session: c.attr("session"), Data: c.text}
-	case "success":
-		a.Success = &successPayload{Session: c.attr("session"), JID: c.attr("jid"), Data: c.text}
-	case "failure": // with a <text/> child it takes the slow path
-		a.Failure = &failurePayload{Session: c.attr("session"), Condition: c.attr("condition")}
-	}
-	return a, nil
+	return decodeWith(el, func(c *child, a *answer) {
+		switch c.local {
+		case "challenge":
+			a.Challenge = &challengePayload{Session: c.attr("session"), Data: c.text}
+		case "success":
+			a.Success = &successPayload{Session: c.attr("session"), JID: c.attr("jid"), Data: c.text}
+		case "failure": // with a <text/> child it takes the slow path
+			a.Failure = &failurePayload{Session: c.attr("session"), Condition: c.attr("condition")}
+		}
+	})
 }
 
 // notice is a message from the XMPP server to a Call Bridge.
@@ -322,14 +321,9 @@ type notice struct {
 }
 
 func decodeNotice(el *stream.Element) (notice, error) {
-	var n notice
-	c, ok := fastChild(el.Inner)
-	if !ok {
-		err := el.Decode(&n)
-		return n, err
-	}
-	if c.ns == NS && c.local == "session-end" {
-		n.End = &sessionEndPayload{JID: c.attr("jid"), Reason: c.attr("reason")}
-	}
-	return n, nil
+	return decodeWith(el, func(c *child, n *notice) {
+		if c.local == "session-end" {
+			n.End = &sessionEndPayload{JID: c.attr("jid"), Reason: c.attr("reason")}
+		}
+	})
 }
