@@ -2,15 +2,10 @@ package webadmin
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
-	"io/fs"
-	"mime"
 	"net/http"
-	"path"
 	"sort"
 	"strings"
 	"time"
@@ -279,56 +274,4 @@ func (s *server) callsPage(w http.ResponseWriter, r *http.Request, sess *session
 		sort.SliceStable(c, func(i, j int) bool { return c[i].Started.Before(c[j].Started) })
 		return c, err
 	})
-}
-
-// ---- static files --------------------------------------------------------------------
-
-type static struct{ files map[string]staticFile }
-
-type staticFile struct {
-	body        []byte
-	etag, ctype string
-}
-
-func newStatic(fsys fs.FS) *static {
-	s := &static{files: make(map[string]staticFile)}
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(b)
-		ct := mime.TypeByExtension(path.Ext(p))
-		switch path.Ext(p) {
-		case ".js":
-			ct = "text/javascript; charset=utf-8"
-		case ".svg":
-			ct = "image/svg+xml"
-		}
-		s.files[p] = staticFile{body: b, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`, ctype: ct}
-		return nil
-	})
-	if err != nil {
-		panic(err) // embedded at build time
-	}
-	return s
-}
-
-func (s *static) serve(w http.ResponseWriter, r *http.Request, name string) {
-	f, ok := s.files[name]
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	w.Header().Set("Content-Type", f.ctype)
-	w.Header().Set("ETag", f.etag)
-	w.Header().Set("Cache-Control", "no-cache")
-	if strings.Contains(r.Header.Get("If-None-Match"), f.etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	_, _ = w.Write(f.body)
 }

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"confab.dev/confab/internal/callbridge/linkstate"
+	webassets "confab.dev/confab/internal/web/assets"
 )
 
 //go:embed assets templates
@@ -158,7 +159,7 @@ func New(o Options) http.Handler {
 	if err != nil {
 		panic(err) // embedded at build time
 	}
-	s.static = newStatic(assets)
+	s.static = webassets.New(assets)
 	s.pages = parsePages()
 	s.routes()
 	return s
@@ -170,7 +171,7 @@ type server struct {
 	now      func() time.Time
 	sessions *sessions
 	limiter  *limiter
-	static   *static
+	static   *webassets.Files
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 }
@@ -184,7 +185,7 @@ func (s *server) routes() {
 		http.Redirect(w, r, "/admin/status", http.StatusSeeOther)
 	}))
 	m.HandleFunc("GET /admin/assets/{name}", func(w http.ResponseWriter, r *http.Request) {
-		s.static.serve(w, r, r.PathValue("name"))
+		s.static.Serve(w, r, r.PathValue("name"))
 	})
 	m.HandleFunc("GET /admin/login", s.loginPage)
 	m.HandleFunc("POST /admin/login", s.checked(s.login))

@@ -24,6 +24,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"confab.dev/confab/internal/web/assets"
 )
 
 //go:embed assets
@@ -105,7 +107,7 @@ func New(o Options) http.Handler {
 	if err != nil {
 		panic(err) // the embedded directory is part of the build
 	}
-	a := &app{o: o, log: o.Logger, static: newStatic(sub)}
+	a := &app{o: o, log: o.Logger, static: assets.New(sub)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.page)
 	mux.HandleFunc("GET /join", a.page)
@@ -119,7 +121,7 @@ func New(o Options) http.Handler {
 type app struct {
 	o      Options
 	log    *slog.Logger
-	static *static
+	static *assets.Files
 	mux    *http.ServeMux
 }
 
@@ -135,7 +137,7 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) page(w http.ResponseWriter, r *http.Request) {
-	a.static.serve(w, r, "index.html")
+	a.static.Serve(w, r, "index.html")
 }
 
 func (a *app) asset(w http.ResponseWriter, r *http.Request) {
@@ -144,7 +146,7 @@ func (a *app) asset(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	a.static.serve(w, r, name)
+	a.static.Serve(w, r, name)
 }
 
 // configJSON is the body of GET /api/webapp/config (contracts4.md).

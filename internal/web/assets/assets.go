@@ -1,4 +1,7 @@
-package webapp
+// Package assets serves the embedded files of Confab's web pages (the browser app and the web
+// admin) with strong ETags: the files never change while the process runs, so a browser
+// revalidates cheaply and never runs a stale bundle.
+package assets
 
 import (
 	"crypto/sha256"
@@ -10,20 +13,21 @@ import (
 	"strings"
 )
 
-// static serves the embedded assets with strong ETags (the files never change while the
-// process runs), so that a browser revalidates cheaply and never runs a stale bundle.
-type static struct {
-	files map[string]staticFile
+// Files is a set of embedded files, read once.
+type Files struct {
+	files map[string]file
 }
 
-type staticFile struct {
+type file struct {
 	body  []byte
 	etag  string
 	ctype string
 }
 
-func newStatic(fsys fs.FS) *static {
-	s := &static{files: make(map[string]staticFile)}
+// New reads every file of fsys. It panics when fsys cannot be read: the files are embedded
+// in the binary, so that is a build error.
+func New(fsys fs.FS) *Files {
+	s := &Files{files: make(map[string]file)}
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -43,7 +47,7 @@ func newStatic(fsys fs.FS) *static {
 		if ct == "" {
 			ct = "application/octet-stream"
 		}
-		s.files[p] = staticFile{body: b, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`, ctype: ct}
+		s.files[p] = file{body: b, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`, ctype: ct}
 		return nil
 	})
 	if err != nil {
@@ -52,7 +56,9 @@ func newStatic(fsys fs.FS) *static {
 	return s
 }
 
-func (s *static) serve(w http.ResponseWriter, r *http.Request, name string) {
+// Serve writes the file name (a path inside fsys) with its type, ETag and "Cache-Control:
+// no-cache", or 304 when the request's If-None-Match names its ETag, or 404.
+func (s *Files) Serve(w http.ResponseWriter, r *http.Request, name string) {
 	f, ok := s.files[name]
 	if !ok {
 		http.NotFound(w, r)
