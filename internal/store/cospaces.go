@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -61,7 +60,7 @@ type CoSpaceMember struct {
 const coSpaceColumns = `id, name, uri, secondary_uri, call_id, passcode, secret, owner_jid,
 	non_member_access, default_layout, created_at, updated_at`
 
-func scanCoSpace(row interface{ Scan(...any) error }) (CoSpace, error) {
+func scanCoSpace(row rowScanner) (CoSpace, error) {
 	var c CoSpace
 	var passcode, sec, created, updated string
 	var nma int64
@@ -218,21 +217,6 @@ func (s *Store) DeleteCoSpace(ctx context.Context, id string) error {
 	return oneRow(res, err, "delete coSpace", id)
 }
 
-// likePattern turns text into a LIKE pattern matching it anywhere, case-folded, with the
-// pattern characters escaped (queries say ESCAPE '\').
-func likePattern(text string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + r.Replace(strings.ToLower(text)) + "%"
-}
-
-// page turns offset and limit (0: all) into LIMIT and OFFSET arguments both databases take.
-func page(offset, limit int) (int, int) {
-	if limit <= 0 {
-		limit = math.MaxInt32
-	}
-	return limit, max(offset, 0)
-}
-
 // ListCoSpaces returns the spaces f selects, ordered by name (case-folded) then id, and the
 // number of spaces the filter matches before paging.
 func (s *Store) ListCoSpaces(ctx context.Context, f CoSpaceFilter) ([]CoSpace, int, error) {
@@ -243,34 +227,7 @@ func (s *Store) ListCoSpaces(ctx context.Context, f CoSpaceFilter) ([]CoSpace, i
 			OR lower(secondary_uri) LIKE ? ESCAPE '\' OR call_id LIKE ? ESCAPE '\'`
 		args = append(args, p, p, p, p)
 	}
-	var total int
-	if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM cospaces`+where, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("store: count coSpaces: %w", err)
-	}
-	limit, offset := page(f.Offset, f.Limit)
-	rows, err := s.query(ctx, s.db, `SELECT `+coSpaceColumns+` FROM cospaces`+where+
-		` ORDER BY lower(name), id LIMIT ? OFFSET ?`, append(args, limit, offset)...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("store: list coSpaces: %w", err)
-	}
-	out, err := collectCoSpaces(rows)
-	return out, total, err
-}
-
-func collectCoSpaces(rows *sql.Rows) ([]CoSpace, error) {
-	defer rows.Close()
-	out := []CoSpace{}
-	for rows.Next() {
-		c, err := scanCoSpace(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list coSpaces: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list coSpaces: %w", err)
-	}
-	return out, nil
+	return listPage(ctx, s, "coSpaces", coSpaceColumns, `FROM cospaces`+where, "lower(name), id", args, f.Offset, f.Limit, scanCoSpace)
 }
 
 // CoSpacesFor returns the spaces a user (bare JID, lower case) may enter: those it owns or
@@ -280,15 +237,12 @@ func (s *Store) CoSpacesFor(ctx context.Context, userJID string) ([]CoSpace, err
 		WHERE owner_jid = ? OR non_member_access <> 0
 			OR id IN (SELECT cospace_id FROM cospace_members WHERE user_jid = ?)
 		ORDER BY lower(name), id`, userJID, userJID)
-	if err != nil {
-		return nil, fmt.Errorf("store: list coSpaces of %q: %w", userJID, err)
-	}
-	return collectCoSpaces(rows)
+	return collect(rows, err, "coSpaces of "+userJID, scanCoSpace)
 }
 
 const coSpaceMemberColumns = `id, cospace_id, user_jid, role, created_at`
 
-func scanCoSpaceMember(row interface{ Scan(...any) error }) (CoSpaceMember, error) {
+func scanCoSpaceMember(row rowScanner) (CoSpaceMember, error) {
 	var m CoSpaceMember
 	var created string
 	if err := row.Scan(&m.ID, &m.CoSpaceID, &m.UserJID, &m.Role, &created); err != nil {
@@ -404,27 +358,6 @@ func (s *Store) ListCoSpaceMembers(ctx context.Context, coSpaceID string, offset
 	if _, err := s.CoSpace(ctx, coSpaceID); err != nil {
 		return nil, 0, err
 	}
-	var total int
-	if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM cospace_members WHERE cospace_id = ?`, coSpaceID).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("store: count coSpace members: %w", err)
-	}
-	limit, offset = page(offset, limit)
-	rows, err := s.query(ctx, s.db, `SELECT `+coSpaceMemberColumns+` FROM cospace_members WHERE cospace_id = ?
-		ORDER BY user_jid, id LIMIT ? OFFSET ?`, coSpaceID, limit, offset)
-	if err != nil {
-		return nil, 0, fmt.Errorf("store: list coSpace members: %w", err)
-	}
-	defer rows.Close()
-	out := []CoSpaceMember{}
-	for rows.Next() {
-		m, err := scanCoSpaceMember(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("store: list coSpace members: %w", err)
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("store: list coSpace members: %w", err)
-	}
-	return out, total, nil
+	return listPage(ctx, s, "coSpace members", coSpaceMemberColumns, `FROM cospace_members WHERE cospace_id = ?`,
+		"user_jid, id", []any{coSpaceID}, offset, limit, scanCoSpaceMember)
 }

@@ -69,7 +69,7 @@ func (s *Store) AddLDAPServer(ctx context.Context, v LDAPServer) (LDAPServer, er
 
 const ldapServerColumns = `id, address, port_number, username, password, secure`
 
-func scanLDAPServer(r userScanner) (LDAPServer, error) {
+func scanLDAPServer(r rowScanner) (LDAPServer, error) {
 	var v LDAPServer
 	var pw string
 	var secure int
@@ -96,13 +96,7 @@ func (s *Store) ldapServer(ctx context.Context, q execer, id, suffix string) (LD
 
 // ListLDAPServers returns a page of servers, oldest first, and how many there are.
 func (s *Store) ListLDAPServers(ctx context.Context, offset, limit int) ([]LDAPServer, int, error) {
-	var out []LDAPServer
-	total, err := s.ldapList(ctx, "ldap_servers", ldapServerColumns, offset, limit, func(r userScanner) error {
-		v, err := scanLDAPServer(r)
-		out = append(out, v)
-		return err
-	})
-	return out, total, err
+	return listPage(ctx, s, "ldap_servers", ldapServerColumns, `FROM ldap_servers`, "created_at, id", nil, offset, limit, scanLDAPServer)
 }
 
 // UpdateLDAPServer reads a server, lets fn change it and writes it, in one transaction.
@@ -144,7 +138,7 @@ type LDAPMapping struct {
 
 const ldapMappingColumns = `id, jid_mapping, name_mapping, email_mapping, cdr_tag_mapping`
 
-func scanLDAPMapping(r userScanner) (LDAPMapping, error) {
+func scanLDAPMapping(r rowScanner) (LDAPMapping, error) {
 	var v LDAPMapping
 	err := r.Scan(&v.ID, &v.JIDMapping, &v.NameMapping, &v.EmailMapping, &v.CDRTagMapping)
 	return v, err
@@ -179,13 +173,7 @@ func (s *Store) ldapMapping(ctx context.Context, q execer, id, suffix string) (L
 
 // ListLDAPMappings returns a page of mappings, oldest first, and how many there are.
 func (s *Store) ListLDAPMappings(ctx context.Context, offset, limit int) ([]LDAPMapping, int, error) {
-	var out []LDAPMapping
-	total, err := s.ldapList(ctx, "ldap_mappings", ldapMappingColumns, offset, limit, func(r userScanner) error {
-		v, err := scanLDAPMapping(r)
-		out = append(out, v)
-		return err
-	})
-	return out, total, err
+	return listPage(ctx, s, "ldap_mappings", ldapMappingColumns, `FROM ldap_mappings`, "created_at, id", nil, offset, limit, scanLDAPMapping)
 }
 
 // UpdateLDAPMapping reads a mapping, lets fn change it and writes it, in one transaction.
@@ -229,7 +217,7 @@ type LDAPSource struct {
 
 const ldapSourceColumns = `id, server_id, mapping_id, base_dn, filter`
 
-func scanLDAPSource(r userScanner) (LDAPSource, error) {
+func scanLDAPSource(r rowScanner) (LDAPSource, error) {
 	var v LDAPSource
 	err := r.Scan(&v.ID, &v.Server, &v.Mapping, &v.BaseDN, &v.Filter)
 	return v, err
@@ -281,13 +269,7 @@ func (s *Store) ldapSource(ctx context.Context, q execer, id, suffix string) (LD
 
 // ListLDAPSources returns a page of sources, oldest first, and how many there are.
 func (s *Store) ListLDAPSources(ctx context.Context, offset, limit int) ([]LDAPSource, int, error) {
-	var out []LDAPSource
-	total, err := s.ldapList(ctx, "ldap_sources", ldapSourceColumns, offset, limit, func(r userScanner) error {
-		v, err := scanLDAPSource(r)
-		out = append(out, v)
-		return err
-	})
-	return out, total, err
+	return listPage(ctx, s, "ldap_sources", ldapSourceColumns, `FROM ldap_sources`, "created_at, id", nil, offset, limit, scanLDAPSource)
 }
 
 // UpdateLDAPSource reads a source, lets fn change it and writes it, in one transaction; a
@@ -321,29 +303,6 @@ func (s *Store) UpdateLDAPSource(ctx context.Context, id string, fn func(*LDAPSo
 // is none.
 func (s *Store) DeleteLDAPSource(ctx context.Context, id string) error {
 	return s.ldapDelete(ctx, "ldap_sources", "ldapSource", id, "")
-}
-
-// ldapList pages through table, oldest first.
-func (s *Store) ldapList(ctx context.Context, table, columns string, offset, limit int, scan func(userScanner) error) (int, error) {
-	var total int
-	if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM `+table).Scan(&total); err != nil {
-		return 0, fmt.Errorf("store: count %s: %w", table, err)
-	}
-	rows, err := s.query(ctx, s.db, `SELECT `+columns+` FROM `+table+` ORDER BY created_at, id LIMIT ? OFFSET ?`,
-		pageLimit(limit), max(offset, 0))
-	if err != nil {
-		return 0, fmt.Errorf("store: list %s: %w", table, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return 0, fmt.Errorf("store: list %s: %w", table, err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("store: list %s: %w", table, err)
-	}
-	return total, nil
 }
 
 // ldapDelete deletes a row, refusing with ErrInUse when the count query (if any) finds
@@ -402,7 +361,7 @@ const ldapSyncColumns = `id, source_id, state, remove_when_finished, failure_rea
 	num_users_imported, num_sources_complete, users_created, users_updated, users_deleted, entries_skipped,
 	created_at, started_at, finished_at`
 
-func scanLDAPSync(r userScanner) (LDAPSync, error) {
+func scanLDAPSync(r rowScanner) (LDAPSync, error) {
 	var v LDAPSync
 	var remove int
 	var created, started, finished string
@@ -463,13 +422,7 @@ func (s *Store) LDAPSync(ctx context.Context, id string) (LDAPSync, error) {
 
 // ListLDAPSyncs returns a page of syncs, oldest first, and how many there are.
 func (s *Store) ListLDAPSyncs(ctx context.Context, offset, limit int) ([]LDAPSync, int, error) {
-	var out []LDAPSync
-	total, err := s.ldapList(ctx, "ldap_syncs", ldapSyncColumns, offset, limit, func(r userScanner) error {
-		v, err := scanLDAPSync(r)
-		out = append(out, v)
-		return err
-	})
-	return out, total, err
+	return listPage(ctx, s, "ldap_syncs", ldapSyncColumns, `FROM ldap_syncs`, "created_at, id", nil, offset, limit, scanLDAPSync)
 }
 
 // ClaimLDAPSync moves the oldest pending sync to inProgress and returns it; ok is false when

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -108,9 +107,10 @@ func (s *Store) userWhere(ctx context.Context, q execer, column, value, suffix s
 	return u, nil
 }
 
-type userScanner interface{ Scan(dest ...any) error }
+// rowScanner is what *sql.Row and *sql.Rows share.
+type rowScanner interface{ Scan(dest ...any) error }
 
-func scanUser(r userScanner) (User, error) {
+func scanUser(r rowScanner) (User, error) {
 	var u User
 	var created, updated string
 	err := r.Scan(&u.ID, &u.JID, &u.Kind, &u.Name, &u.Email, &u.CDRTag, &u.SCRAMSHA1, &u.SCRAMSHA256,
@@ -124,54 +124,18 @@ func parseUserStamp(s string) time.Time {
 	return t
 }
 
-// userLikePattern turns a filter into a case-insensitive LIKE pattern matching it anywhere, with
-// the LIKE wildcards in it escaped.
-func userLikePattern(filter string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + r.Replace(strings.ToLower(filter)) + "%"
-}
-
-// pageLimit maps "no limit" (0 or less) to a number both databases accept in LIMIT.
-func pageLimit(limit int) int {
-	if limit <= 0 {
-		return math.MaxInt32
-	}
-	return limit
-}
-
 // ListUsers returns a page of users ordered by JID, without their credentials, and the number
 // of users that match filter in all. A non-empty filter matches, case-insensitively, a part of
 // the JID, the name or the e-mail address.
 func (s *Store) ListUsers(ctx context.Context, filter string, offset, limit int) ([]User, int, error) {
 	where, args := "", []any{}
 	if filter != "" {
-		p := userLikePattern(filter)
+		p := likePattern(filter)
 		where = ` WHERE LOWER(jid) LIKE ? ESCAPE '\' OR LOWER(name) LIKE ? ESCAPE '\' OR LOWER(email) LIKE ? ESCAPE '\'`
 		args = append(args, p, p, p)
 	}
-	var total int
-	if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM users`+where, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("store: count users: %w", err)
-	}
-	rows, err := s.query(ctx, s.db, `SELECT id, jid, kind, name, email, cdr_tag, '', '', '',
-		COALESCE(ldap_source_id, ''), ldap_dn, created_at, updated_at FROM users`+where+
-		` ORDER BY jid, id LIMIT ? OFFSET ?`, append(args, pageLimit(limit), max(offset, 0))...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("store: list users: %w", err)
-	}
-	defer rows.Close()
-	out := []User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("store: list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("store: list users: %w", err)
-	}
-	return out, total, nil
+	return listPage(ctx, s, "users", `id, jid, kind, name, email, cdr_tag, '', '', '',
+		COALESCE(ldap_source_id, ''), ldap_dn, created_at, updated_at`, `FROM users`+where, "jid, id", args, offset, limit, scanUser)
 }
 
 // UpdateUser reads a user, lets fn change it, and writes the result in one transaction. The
