@@ -1,7 +1,7 @@
 // Confab's browser app: sign in or join as a guest, then take part in a meeting. The page's
 // state is mirrored on <body> (data-view, data-state, data-error, data-user) for people
 // using assistive technology (through the live regions) and for automated tests.
-import { connect } from "./session.js";
+import { connect, resumable, resumeWindowMs } from "./session.js";
 import { Meeting, listSpaces, lookup } from "./meeting.js";
 import { MSG, UserError } from "./messages.js";
 import { localpart } from "./username.js";
@@ -14,6 +14,7 @@ const app = {
   user: null, // {jid, local, guest}
   meeting: null,
   stopping: false,
+  interrupted: null, // while the socket is lost and a resumption is awaited: {xmpp, timer}
 };
 
 function log(...args) {
@@ -94,14 +95,53 @@ async function openSession(username, password) {
   });
   app.xmpp = xmpp;
   app.stopping = false;
+  if (resumable(xmpp)) xmpp.reconnect.start();
   xmpp.on("offline", () => sessionLost(xmpp));
-  xmpp.on("disconnect", () => sessionLost(xmpp));
+  xmpp.on("disconnect", () => connectionInterrupted(xmpp));
+  // After a lost socket, a resumed session is the same session; "online" means a new one,
+  // which the meeting does not know: the old session could not be resumed.
+  xmpp.streamManagement.on("resumed", () => connectionResumed(xmpp));
+  xmpp.on("online", () => {
+    if (app.interrupted && app.interrupted.xmpp === xmpp) sessionLost(xmpp);
+  });
   return xmpp;
+}
+
+// connectionInterrupted: the socket is gone. A resumable session waits for @xmpp/client to
+// reconnect and resume it, with the person told; any other ends.
+function connectionInterrupted(xmpp) {
+  if (app.xmpp !== xmpp || app.stopping) return;
+  if (!resumable(xmpp) && !app.interrupted) {
+    sessionLost(xmpp);
+    return;
+  }
+  if (app.interrupted) return; // a reconnection attempt failed; @xmpp/client tries again
+  log("connection lost; reconnecting to resume the session");
+  const timer = setTimeout(() => sessionLost(xmpp), resumeWindowMs(xmpp));
+  app.interrupted = { xmpp, timer };
+  $("connection").hidden = false;
+  document.body.dataset.connection = "reconnecting";
+}
+
+function connectionResumed(xmpp) {
+  if (!app.interrupted || app.interrupted.xmpp !== xmpp) return;
+  log("session resumed");
+  clearInterrupted();
+}
+
+function clearInterrupted() {
+  if (app.interrupted) clearTimeout(app.interrupted.timer);
+  app.interrupted = null;
+  $("connection").hidden = true;
+  document.body.dataset.connection = "";
 }
 
 function sessionLost(xmpp) {
   if (app.xmpp !== xmpp || app.stopping) return;
   log("session lost");
+  clearInterrupted();
+  xmpp.reconnect.stop();
+  xmpp.stop().catch(() => {});
   app.xmpp = null;
   const wasGuest = app.user && app.user.guest;
   endMeetingUI();
@@ -119,7 +159,9 @@ async function closeSession() {
   const xmpp = app.xmpp;
   app.stopping = true;
   app.xmpp = null;
+  clearInterrupted();
   if (xmpp) {
+    xmpp.reconnect.stop();
     try {
       await xmpp.stop();
     } catch (err) {

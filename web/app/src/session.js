@@ -37,8 +37,8 @@ export async function connect({ service, domain, username, password, resource, o
       throw last;
     },
   });
-  // A lost session is shown to the person; reconnecting silently would hide it and would
-  // not rejoin the meeting anyway.
+  // No reconnecting while signing in: a refused sign-in is shown at once. Once online, the
+  // app turns it on if the session can be resumed (resumable, below).
   xmpp.reconnect.stop();
   scramSHA1(xmpp.saslFactory);
   xmpp.on("error", (err) => onLog?.(`xmpp error: ${err && err.message}`));
@@ -50,4 +50,20 @@ export async function connect({ service, domain, username, password, resource, o
     throw new UserError(signInMessage(err), err);
   }
   return xmpp;
+}
+
+// resumable reports whether the server enabled stream management with resumption for this
+// session (XEP-0198): then a socket lost for a moment is reopened by @xmpp/client's
+// reconnect, the session resumed and whatever was in flight either way resent, so the person
+// stays in the meeting. Without it, a lost connection ends the session.
+export function resumable(xmpp) {
+  const sm = xmpp.streamManagement;
+  return !!(sm && sm.enabled && sm.id);
+}
+
+// resumeWindowMs is how long the server keeps a lost session for resumption (its 'max', in
+// seconds; 60 s when it names none, at most 5 minutes).
+export function resumeWindowMs(xmpp) {
+  const max = Number(xmpp.streamManagement && xmpp.streamManagement.max);
+  return Math.min(max > 0 ? max : 60, 300) * 1000;
 }
