@@ -43,9 +43,14 @@ type CallBridge struct {
 	Local *certs.Local
 
 	g      *group
+	ctx    context.Context // the Call Bridge's lifetime: cancelled by Shutdown
 	cancel context.CancelFunc
 	log    *slog.Logger
-	logins chan struct{} // bounds concurrent login exchanges (Argon2, LDAP binds)
+	// Login exchanges (Argon2, LDAP binds, SQLite) run on a pool of at most maxLoginWorkers
+	// goroutines, started as needed and kept: a goroutine per exchange grew a fresh stack
+	// through TLS-free but deep SCRAM and SQLite code at every login.
+	loginJobs    chan loginJob
+	loginWorkers int // guarded by mu
 
 	mu        sync.Mutex
 	responder *loginrelay.Responder
@@ -75,7 +80,7 @@ func StartCallBridge(ctx context.Context, cfg config.CallBridge, log *slog.Logge
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cb = &CallBridge{g: newGroup(), log: log, logins: make(chan struct{}, 32)}
+	cb = &CallBridge{g: newGroup(), log: log, loginJobs: make(chan loginJob)}
 	trust := LinkTrust{}
 	if o.Trust != nil {
 		trust = *o.Trust
@@ -177,7 +182,7 @@ func StartCallBridge(ctx context.Context, cfg config.CallBridge, log *slog.Logge
 	}), tlsCfg, log)
 
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	cb.cancel = cancel
+	cb.ctx, cb.cancel = lctx, cancel
 	cb.g.run("xmpp link", func() error { return cb.Link.Run(lctx) })
 	cb.g.run("meetings reset", func() error { cb.resetOnLinkLoss(lctx); return nil })
 	log.Info("Call Bridge started", "api", cb.Addrs.API, "web", cb.Addrs.Web, "store", cfg.Store)
@@ -203,24 +208,12 @@ func callBridgeTLS(cfg config.CallBridge, hosts []string) (*certs.Local, certs.S
 }
 
 // handle receives every element from the XMPP server over the link, in order. Login
-// exchanges can be slow (Argon2, LDAP binds) and run on their own goroutines, bounded;
+// exchanges can be slow (Argon2, LDAP binds) and run on the login workers, bounded;
 // meeting traffic is handled in order, inline.
 func (cb *CallBridge) handle(ctx context.Context, c *component.Conn, e *stream.Element) {
 	r := cb.responderFor(c)
 	if e.Name.Local == "iq" && isLoginRelay(e) {
-		select {
-		case cb.logins <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		go func() {
-			defer func() { <-cb.logins }()
-			if reply := r.HandleIQ(ctx, e); reply != nil {
-				if err := c.Write(reply); err != nil {
-					cb.log.Warn("login relay: answer not sent", "err", err)
-				}
-			}
-		}()
+		cb.login(ctx, loginJob{ctx, r, c, e})
 		return
 	}
 	if e.Name.Local == "message" && r.HandleMessage(e) {
@@ -230,6 +223,58 @@ func (cb *CallBridge) handle(ctx context.Context, c *component.Conn, e *stream.E
 		return
 	}
 	cb.log.Debug("unhandled element from the XMPP server", "element", e.Name.Local, "from", e.Get("from"), "to", e.Get("to"))
+}
+
+// maxLoginWorkers bounds the login exchanges a Call Bridge runs at once.
+const maxLoginWorkers = 32
+
+// loginJob is one login relay request and where to answer it; ctx is the link's, which
+// ends when the link does.
+type loginJob struct {
+	ctx context.Context
+	r   *loginrelay.Responder
+	c   *component.Conn
+	e   *stream.Element
+}
+
+// login hands a request to an idle login worker, starts a new one while there are fewer than
+// maxLoginWorkers, or waits for one to be free.
+func (cb *CallBridge) login(ctx context.Context, job loginJob) {
+	select {
+	case cb.loginJobs <- job:
+		return
+	default:
+	}
+	cb.mu.Lock()
+	start := cb.loginWorkers < maxLoginWorkers
+	if start {
+		cb.loginWorkers++
+	}
+	cb.mu.Unlock()
+	if start {
+		cb.g.run("login worker", func() error { cb.loginWorker(job); return nil })
+		return
+	}
+	select {
+	case cb.loginJobs <- job:
+	case <-ctx.Done():
+	}
+}
+
+// loginWorker answers job and then every request it is handed, until the Call Bridge stops.
+func (cb *CallBridge) loginWorker(job loginJob) {
+	for {
+		if reply := job.r.HandleIQ(job.ctx, job.e); reply != nil {
+			if err := job.c.Write(reply); err != nil {
+				cb.log.Warn("login relay: answer not sent", "err", err)
+			}
+		}
+		select {
+		case job = <-cb.loginJobs:
+		case <-cb.ctx.Done():
+			return
+		}
+	}
 }
 
 func isLoginRelay(e *stream.Element) bool {
