@@ -550,10 +550,14 @@ func (l *Link) record(attempt uint64, e linkstate.Event) linkstate.Event {
 		attrs = append(attrs, "remedy", e.Remedy)
 	}
 	level := slog.LevelInfo
-	switch e.Outcome {
-	case linkstate.Failed:
+	switch {
+	case e.Step == linkstate.StepLogin:
+		// One per login: the Call Bridge's login log line ("successful login request
+		// from …") already says it at info; the trace and the metrics keep every one.
+		level = slog.LevelDebug
+	case e.Outcome == linkstate.Failed:
 		level = slog.LevelWarn
-	case linkstate.Skipped:
+	case e.Outcome == linkstate.Skipped:
 		level = slog.LevelDebug
 	}
 	l.log.Log(context.Background(), level, "xmpp link step "+strconv.Itoa(int(e.Step))+" "+e.StepName+": "+string(e.Outcome), attrs...)
