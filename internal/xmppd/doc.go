@@ -18,21 +18,34 @@
 // Every goroutine the package starts is owned and waited for:
 //
 //   - one handler goroutine per connection (c2s, WebSocket, component), counted in
-//     Server.wg, which Shutdown waits for;
-//   - per established c2s session, one writer goroutine that drains the session's bounded
-//     outbound queue, sends keepalives and watches for silence; the handler waits for it;
+//     Server.wg, which Shutdown waits for. A c2s session's handler hands over to a fresh
+//     goroutine, also counted in Server.wg, once the resource is bound (so that the stack
+//     grown by the TLS handshake and the login is not kept), and ends;
+//   - per c2s session, a flusher goroutine while output is queued: started by whoever
+//     queues into an empty queue, it writes until the queue is empty and ends, so an idle
+//     session has none. The session's end waits for it;
+//   - per c2s session, a timer (time.AfterFunc) that looks at the session every
+//     min(KeepAlive, IdleTimeout/4): its callback runs briefly on a goroutine of its own,
+//     queues a keepalive or an XEP-0199 ping, or aborts a silent session, and writes
+//     nothing itself. The session's end stops it; a callback that runs afterwards does
+//     nothing;
 //   - per WebSocket connection, one pump goroutine that reads messages, so that reads can be
 //     interrupted and time out like a net.Conn's; the transport's close waits for it;
 //   - per component link, one writer goroutine, waited for by the link's handler.
 //
 // Routing never blocks: a stanza is put on the destination's queue or, when the queue is
-// full, the destination (a peer that does not read) is disconnected.
+// full, the destination (a peer that does not read) is disconnected. A session's output is
+// written in the order it was queued (one flusher at a time); the bind result is queued
+// before the session is routable, and the closing stream error is written by the session's
+// end after the flusher has finished and the queue is closed.
 //
 // # Lock order
 //
 // Server.mu (listeners, tracked connections, shutdown state) and router.mu (sessions and
 // component links by address) are never held together, and no lock is held while writing to
-// the network or while calling into loginrelay. session.mu and link.mu guard per-connection
-// state only and are leaves: nothing else is locked while they are held. Session
+// the network or while calling into loginrelay. session.mu, outQueue.mu and link.mu guard
+// per-connection state only and are leaves: nothing else is locked while they are held.
+// session.tickMu serialises the timer's callbacks with the session's end; session.mu and
+// outQueue.mu may be taken under it, never the other way round. Session
 // availability, read by the router under router.mu, is an atomic and needs no lock.
 package xmppd

@@ -158,7 +158,6 @@ func (ss *session) loginSucceeded(log *slog.Logger, x *loginrelay.Exchange, repl
 	ss.authed = true
 	ss.bare = j.String()
 	ss.cb = x.Link()
-	ss.log = ss.log.With("user", ss.bare)
 	s.m.logins.WithLabelValues("success").Inc()
 	log.Info("login", "outcome", "success", "user", ss.bare, "callbridge", linkName(x))
 	return true, nil

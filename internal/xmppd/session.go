@@ -38,7 +38,8 @@ func (s *Server) handleC2S(nc net.Conn) {
 type session struct {
 	srv     *Server
 	t       transport
-	log     *slog.Logger
+	log     sessionLog
+	remote  string
 	started time.Time
 
 	// ctx is cancelled by abort (and when the session ends): it cuts short a relayed login.
@@ -58,10 +59,18 @@ type session struct {
 	available atomic.Bool
 	fullJID   atomic.Pointer[string] // full, for other goroutines
 
-	// The writer goroutine's queue and channels, made when the session is bound.
-	out        outQueue
-	closeReq   chan closeRequest
-	writerDone chan struct{}
+	// Output once the session is bound: the queue a flusher goroutine drains, and when
+	// something was last written (for keepalives).
+	out       outQueue
+	lastWrite activity
+
+	// The session's timer (keepalives, pings, the idle timeout), armed once bound. tickMu
+	// serialises its callbacks with stopTimer; it is taken before session.mu and outQueue.mu.
+	tickMu      sync.Mutex
+	timer       *time.Timer
+	tickStopped bool
+	pingedAt    time.Time // lastRead when the last ping was sent
+	pings       int
 
 	mu        sync.Mutex // guards the fields below
 	aborted   bool
@@ -82,30 +91,44 @@ func newID() string {
 }
 
 func (s *Server) runSession(t transport) {
-	ss := &session{srv: s, t: t, started: time.Now()}
-	ss.log = s.log.With("transport", t.kind(), "remote", t.remoteAddr())
+	ss := &session{srv: s, t: t, started: time.Now(), remote: t.remoteAddr()}
+	ss.log = sessionLog{ss}
 	ss.ctx, ss.cancel = context.WithCancelCause(s.ctx)
-	defer ss.cancel(nil)
 	if !s.admit() {
 		ss.log.Warn("client refused: too many sessions", "max_sessions", s.cfg.MaxSessions)
 		ss.reject(stream.ResourceConstraint, "the server has too many sessions")
+		ss.cancel(nil)
 		return
 	}
-	defer s.release()
 	if !s.track(ss) {
 		ss.reject(stream.SystemShutdown, "the server is shutting down")
+		s.release()
+		ss.cancel(nil)
 		return
 	}
-	defer s.untrack(ss)
 	g := s.m.sessions.WithLabelValues(t.kind())
 	g.Inc()
-	defer g.Dec()
-	ss.log.Info("client connected")
-	err := ss.negotiate()
-	if err == nil {
-		err = ss.serveStanzas()
+	done := func(err error) {
+		ss.end(err)
+		g.Dec()
+		s.untrack(ss)
+		s.release()
 	}
-	ss.end(err)
+	ss.log.Info("client connected")
+	if err := ss.negotiate(); err != nil {
+		done(err)
+		return
+	}
+	// The session is bound. Its stanzas are read on a fresh goroutine and this one ends:
+	// its stack grew during the TLS handshake and the login, and an idle session would keep
+	// that growth for its whole life. The context only served the login: cancelling it
+	// drops it from the server's.
+	ss.cancel(nil)
+	s.wg.Add(1) // this goroutine holds a count until it returns, so Shutdown is still waiting
+	go func() {
+		defer s.wg.Done()
+		done(ss.serveStanzas())
+	}()
 }
 
 // reject answers a connection that is not served with a stream error.
@@ -332,18 +355,18 @@ func (ss *session) bind(iq *stream.Element) error {
 	ss.resource = full.Resourcepart()
 	ss.full = full.String()
 	ss.fullJID.Store(&ss.full)
-	ss.log = ss.log.With("jid", ss.full)
 
-	// The bind result goes first in the queue, and the writer starts only once the session
-	// is routable: a client that has its JID can be sent to, and nothing routed to it can
-	// overtake the result.
-	ss.out.init()
-	ss.closeReq = make(chan closeRequest, 1)
-	ss.writerDone = make(chan struct{})
+	// The bind result goes first in the queue, and its flusher starts only once the
+	// session is routable: a client that has its JID can be sent to, and nothing routed to
+	// it can overtake the result. From here on the handler goroutine writes nothing until
+	// the session ends; flushers do.
+	ss.lastWrite.touch()
+	ss.out.hold()
 	ss.deliver(result(iq, "", []byte(`<bind xmlns="`+nsBind+`"><jid>`+stream.Escape(ss.full)+`</jid></bind>`)))
 	ss.bound = true
 	old := ss.srv.router.bind(ss)
-	go ss.writeLoop()
+	go ss.flushLoop()
+	ss.startTimer()
 	if old != nil {
 		ss.log.Info("resource taken over by a new session; closing the old one")
 		old.abort(stream.Conflict, "replaced by a new session for the same resource")
@@ -369,46 +392,88 @@ func (ss *session) bindAgain() error {
 // deliver implements endpoint: it queues e for the client.
 func (ss *session) deliver(e *stream.Element) { ss.send(e.AppendFrame(nil, stream.NSClient)) }
 
-// send queues an element already serialised. A client that lets its queue fill up does not
-// read: it is disconnected rather than allowed to hold anyone up.
+// send queues an element already serialised, and starts a flusher if none runs. A client
+// that lets its queue fill up does not read: it is disconnected rather than allowed to hold
+// anyone up.
 func (ss *session) send(b []byte) {
-	if !ss.out.push(b) {
+	ok, start := ss.out.push(b)
+	if !ok {
 		ss.overflow()
+		return
+	}
+	if start {
+		go ss.flushLoop()
 	}
 }
 
 // outQueue is a session's outbound queue. It is bounded like a channel of queueLen elements
 // and queueBytes bytes, but holds memory only for what is queued: an idle session, the
-// common case, holds none (a channel of queueLen would hold 12 KiB).
+// common case, holds none (a channel of queueLen would hold 12 KiB). An empty element is a
+// keepalive.
+//
+// A flusher goroutine drains it while it has something: push asks its caller to start one
+// when none runs, and the flusher ends when it finds the queue empty. So an idle session
+// has no goroutine for its output.
 type outQueue struct {
-	mu    sync.Mutex
-	items [][]byte
-	bytes int
-	ready chan struct{} // has a value when items may be non-empty
+	mu       sync.Mutex
+	items    [][]byte
+	bytes    int
+	flushing bool // a flusher runs (or will, or the queue is drained by hand, in a benchmark)
+	closed   bool // the session is ending or its connection failed: nothing more is queued
+	flushers sync.WaitGroup
 }
 
-func (q *outQueue) init() { q.ready = make(chan struct{}, 1) }
-
-// push queues b, or reports false when the queue is full.
-func (q *outQueue) push(b []byte) bool {
+// push queues b. It reports false when the queue is full, and start when the caller must
+// start a flusher. Once the queue is closed, b is dropped.
+func (q *outQueue) push(b []byte) (ok, start bool) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return true, false
+	}
 	if len(q.items) >= queueLen || q.bytes+len(b) > queueBytes {
-		q.mu.Unlock()
-		return false
+		return false, false
 	}
 	q.items = append(q.items, b)
 	q.bytes += len(b)
-	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
+	if q.flushing {
+		return true, false
 	}
+	q.flushing = true
+	q.flushers.Add(1)
+	return true, true
+}
+
+// hold makes the caller the starter of the next flusher: until it starts one, what is
+// queued waits.
+func (q *outQueue) hold() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.flushing = true
+	q.flushers.Add(1)
+}
+
+// pushKeepalive queues a keepalive if nothing is queued or being written.
+func (q *outQueue) pushKeepalive() (start bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || q.flushing || len(q.items) > 0 {
+		return false
+	}
+	q.items = append(q.items, nil)
+	q.flushing = true
+	q.flushers.Add(1)
 	return true
 }
 
 // take moves everything queued to the end of dst.
 func (q *outQueue) take(dst [][]byte) [][]byte {
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.takeLocked(dst)
+}
+
+func (q *outQueue) takeLocked(dst [][]byte) [][]byte {
 	dst = append(dst, q.items...)
 	clear(q.items)
 	q.items = q.items[:0]
@@ -416,35 +481,95 @@ func (q *outQueue) take(dst [][]byte) [][]byte {
 		q.items = nil // a burst's memory is not kept
 	}
 	q.bytes = 0
-	q.mu.Unlock()
 	return dst
 }
 
-// writeQueued writes everything queued: on TCP in one write, on WebSocket one message each.
-func (ss *session) writeQueued() error {
+// next is take for the flusher: when there is nothing to write (or the queue is closed) it
+// reports false, and the flusher must end.
+func (q *outQueue) next(dst [][]byte) ([][]byte, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || len(q.items) == 0 {
+		q.flushing = false
+		return dst, false
+	}
+	return q.takeLocked(dst), true
+}
+
+// stop closes the queue without waiting (the connection failed).
+func (q *outQueue) stop() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+}
+
+// close closes the queue, waits for the flusher and returns what it left.
+func (q *outQueue) close() [][]byte {
+	q.stop()
+	q.flushers.Wait()
+	return q.take(nil)
+}
+
+// flushLoop is a flusher: it writes what is queued until the queue is empty.
+func (ss *session) flushLoop() {
+	defer ss.out.flushers.Done()
 	var arr [8][]byte
-	batch := ss.out.take(arr[:0])
+	for {
+		batch, ok := ss.out.next(arr[:0])
+		if !ok {
+			return
+		}
+		err := ss.writeBatch(batch)
+		clear(batch)
+		if err != nil {
+			ss.out.stop()
+			ss.writeFailed(err)
+			ss.out.next(nil) // clears flushing
+			return
+		}
+		ss.lastWrite.touch()
+	}
+}
+
+// writeBatch writes elements taken from the queue: on TCP in one write, on WebSocket one
+// message each. An empty element is a keepalive.
+func (ss *session) writeBatch(batch [][]byte) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if _, tcp := ss.t.(*tcpTransport); tcp && len(batch) > 1 {
+	if _, tcp := ss.t.(*tcpTransport); tcp {
+		if len(batch) == 1 && len(batch[0]) > 0 {
+			return ss.t.write(batch[0])
+		}
 		n := 0
 		for _, b := range batch {
-			n += len(b)
+			n += max(len(b), 1)
 		}
 		buf := make([]byte, 0, n)
 		for _, b := range batch {
+			if len(b) == 0 {
+				b = keepaliveSpace
+			}
 			buf = append(buf, b...)
 		}
 		return ss.t.write(buf)
 	}
 	for _, b := range batch {
-		if err := ss.t.write(b); err != nil {
+		var err error
+		if len(b) == 0 {
+			err = ss.t.keepalive()
+		} else {
+			err = ss.t.write(b)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// keepaliveSpace is a whitespace keepalive in a TCP stream [RFC 6120 §4.6.1].
+var keepaliveSpace = []byte(" ")
 
 func (ss *session) overflow() {
 	if aborted, _, _ := ss.abortReason(); aborted {
@@ -456,60 +581,58 @@ func (ss *session) overflow() {
 	ss.t.close(true)
 }
 
-// writeLoop writes queued elements, keepalives and pings, and finally the end of the
-// stream. It owns the transport's write side once the session is bound.
-func (ss *session) writeLoop() {
-	defer close(ss.writerDone)
+// tickInterval is how often a bound session's timer looks at it.
+func (ss *session) tickInterval() time.Duration {
 	cfg := ss.srv.cfg
-	tick := time.NewTicker(max(min(cfg.KeepAlive, cfg.IdleTimeout/4), 5*time.Millisecond))
-	defer tick.Stop()
-	lastWrite := time.Now()
-	var pingedAt time.Time // lastRead when the last ping was sent
-	pings := 0
-	for {
-		select {
-		case <-ss.out.ready:
-			if err := ss.writeQueued(); err != nil {
-				ss.writeFailed(err)
-				return
-			}
-			lastWrite = time.Now()
-		case <-tick.C:
-			lastRead := ss.t.lastRead()
-			idle := time.Since(lastRead)
-			switch {
-			case idle >= cfg.IdleTimeout:
-				ss.abort(stream.ConnectionTimeout, fmt.Sprintf("nothing received for %s", cfg.IdleTimeout.Round(time.Millisecond)))
-			case idle >= cfg.IdleTimeout/2 && !pingedAt.Equal(lastRead):
-				pingedAt = lastRead
-				pings++
-				ping := newStanza("iq", "get", fmt.Sprintf("ping-%d", pings), ss.srv.domain, ss.full, []byte(`<ping xmlns="`+nsPing+`"/>`))
-				if err := ss.t.write(ping.AppendFrame(nil, stream.NSClient)); err != nil {
-					ss.writeFailed(err)
-					return
-				}
-				lastWrite = time.Now()
-			case time.Since(lastWrite) >= cfg.KeepAlive:
-				if err := ss.t.keepalive(); err != nil {
-					ss.writeFailed(err)
-					return
-				}
-				lastWrite = time.Now()
-			}
-		case req := <-ss.closeReq:
-			if req.goodbye {
-				ss.flush()
-				if err := ss.t.writeClose(req.cond, req.text); err != nil {
-					ss.log.Debug("could not write the end of the stream", "err", err)
-				}
-			}
-			return
-		}
+	return max(min(cfg.KeepAlive, cfg.IdleTimeout/4), 5*time.Millisecond)
+}
+
+// startTimer arms the session's timer. Its callback runs on a goroutine of its own, briefly,
+// and writes nothing itself: it queues pings and keepalives like any other output.
+func (ss *session) startTimer() {
+	ss.tickMu.Lock()
+	defer ss.tickMu.Unlock()
+	ss.timer = time.AfterFunc(ss.tickInterval(), ss.tick)
+}
+
+// stopTimer stops the timer; once it returns, no callback does anything.
+func (ss *session) stopTimer() {
+	ss.tickMu.Lock()
+	defer ss.tickMu.Unlock()
+	ss.tickStopped = true
+	if ss.timer != nil {
+		ss.timer.Stop()
 	}
 }
 
-// flush writes what is still queued, without waiting for more.
-func (ss *session) flush() { _ = ss.writeQueued() }
+// tick watches for silence: an XEP-0199 ping when half the idle timeout has passed without
+// a byte from the client, connection-timeout when all of it has; and a keepalive when
+// nothing was written for KeepAlive.
+func (ss *session) tick() {
+	ss.tickMu.Lock()
+	defer ss.tickMu.Unlock()
+	if ss.tickStopped {
+		return
+	}
+	cfg := ss.srv.cfg
+	lastRead := ss.t.lastRead()
+	idle := time.Since(lastRead)
+	switch {
+	case idle >= cfg.IdleTimeout:
+		ss.abort(stream.ConnectionTimeout, fmt.Sprintf("nothing received for %s", cfg.IdleTimeout.Round(time.Millisecond)))
+		return
+	case idle >= cfg.IdleTimeout/2 && !ss.pingedAt.Equal(lastRead):
+		ss.pingedAt = lastRead
+		ss.pings++
+		ping := newStanza("iq", "get", fmt.Sprintf("ping-%d", ss.pings), ss.srv.domain, ss.full, []byte(`<ping xmlns="`+nsPing+`"/>`))
+		ss.deliver(ping)
+	case time.Since(ss.lastWrite.last()) >= cfg.KeepAlive:
+		if ss.out.pushKeepalive() {
+			go ss.flushLoop()
+		}
+	}
+	ss.timer.Reset(ss.tickInterval())
+}
 
 func (ss *session) writeFailed(err error) {
 	if aborted, _, _ := ss.abortReason(); aborted {
@@ -524,7 +647,7 @@ func (ss *session) writeFailed(err error) {
 // serveStanzas reads stanzas until the stream ends [RFC 6120 §8].
 func (ss *session) serveStanzas() error {
 	for {
-		e, err := ss.t.next(time.Time{}) // silence is watched by the writer
+		e, err := ss.t.next(time.Time{}) // silence is watched by the session's timer
 		if err != nil {
 			return err
 		}
@@ -661,11 +784,17 @@ func (ss *session) end(err error) {
 		s.m.streamErrs.WithLabelValues(req.cond).Inc()
 	}
 	if ss.bound {
-		select {
-		case ss.closeReq <- req:
-		case <-ss.writerDone:
+		// No more timer callbacks or flushers; then what is left in the queue, and the end
+		// of the stream last.
+		ss.stopTimer()
+		left := ss.out.close()
+		if req.goodbye {
+			if err := ss.writeBatch(left); err != nil {
+				ss.log.Debug("could not write what was queued", "err", err)
+			} else if err := ss.t.writeClose(req.cond, req.text); err != nil {
+				ss.log.Debug("could not write the end of the stream", "err", err)
+			}
 		}
-		<-ss.writerDone
 	} else if req.goodbye {
 		if !ss.headerSent {
 			_ = ss.t.writeOpen(ss.header(""))
@@ -707,6 +836,42 @@ func timeoutText(ss *session) string {
 		return "not authenticated in time"
 	}
 	return "the connection timed out"
+}
+
+// sessionLog logs with the session's attributes (transport, remote address, user, JID).
+// They are added to each line rather than kept preformatted in a logger of the session's
+// own (slog's With): a session logs at its start and end, and an idle one should not hold
+// a copy of its attributes' text.
+type sessionLog struct{ ss *session }
+
+func (l sessionLog) Debug(msg string, args ...any) { l.log(slog.LevelDebug, msg, args) }
+func (l sessionLog) Info(msg string, args ...any)  { l.log(slog.LevelInfo, msg, args) }
+func (l sessionLog) Warn(msg string, args ...any)  { l.log(slog.LevelWarn, msg, args) }
+
+// With returns a logger with the session's attributes and args, for a few lines in a row.
+func (l sessionLog) With(args ...any) *slog.Logger {
+	return l.ss.srv.log.With(append(l.attrs(), args...)...)
+}
+
+func (l sessionLog) attrs() []any {
+	ss := l.ss
+	a := make([]any, 0, 12)
+	a = append(a, "transport", ss.t.kind(), "remote", ss.remote)
+	if full := ss.fullJID.Load(); full != nil {
+		return append(a, "user", ss.bare, "jid", *full)
+	}
+	if ss.authed {
+		a = append(a, "user", ss.bare)
+	}
+	return a
+}
+
+func (l sessionLog) log(level slog.Level, msg string, args []any) {
+	lg := l.ss.srv.log
+	if !lg.Enabled(context.Background(), level) {
+		return
+	}
+	lg.Log(context.Background(), level, msg, append(l.attrs(), args...)...)
 }
 
 // discard is an endpoint that drops what it is given (errors about stanzas the server sent

@@ -28,9 +28,10 @@ var errInterrupted = errors.New("read interrupted")
 // transport carries one client's XML stream: a TCP connection (with STARTTLS) or a
 // WebSocket. The session logic is written once over it.
 //
-// Reads (readOpen, next) happen on the session's handler goroutine only; writes on one
-// goroutine at a time (the handler while negotiating, then the session's writer); interrupt
-// and close(true) may be called from any goroutine.
+// Reads (readOpen, next) happen on the session's reading goroutine only; writes on one
+// goroutine at a time (the handler while negotiating, then the session's flushers, one
+// after the other, and last the session's end); interrupt and close(true) may be called
+// from any goroutine.
 type transport interface {
 	kind() string
 	remoteAddr() string
@@ -116,10 +117,11 @@ func newTCPTransport(nc net.Conn, limits stream.Limits, writeTimeout time.Durati
 
 // Read buffer sizes. Before STARTTLS only a stream header and <starttls/> arrive. After it,
 // tls.Conn holds each decrypted record already, so a small buffer in front of it costs a
-// few more calls for a large stanza and saves 3 KiB on every idle session.
+// few more calls (one per 256 bytes, a copy from its buffer) for a large stanza and saves
+// 3.75 KiB on every idle session against bufio's default.
 const (
 	preTLSBuffer = 512
-	tlsBuffer    = 1024
+	tlsBuffer    = 256
 )
 
 func (t *tcpTransport) kind() string       { return transportTCP }

@@ -94,14 +94,17 @@ func (h *Harness) ConnectCallBridge(t testing.TB, name string) *CallBridge {
 			t.Fatalf("registry: add %s: %v", name, err)
 		}
 	}
+	start := time.Now()
 	cb, err := h.StartCallBridge(context.Background(), name, s, DialOptions{ClientCert: &h.ClientCert.Cert})
 	if err != nil {
 		t.Fatalf("connect call bridge %s: %v", name, err)
 	}
 	t.Cleanup(cb.Close)
-	h.WaitLinks(t, func(ls []string) bool {
-		for _, l := range ls {
-			if l == cb.JID {
+	// This link, not an older one of the same name that it is replacing, must be up (and
+	// so attached to the login relay).
+	Eventually(t, 5*time.Second, "call bridge link "+cb.JID+" up", func() bool {
+		for _, l := range h.Server.Links() {
+			if l.JID == cb.JID && !l.ConnectedSince.Before(start) {
 				return true
 			}
 		}
