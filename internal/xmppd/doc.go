@@ -2,6 +2,9 @@
 // with STARTTLS [RFC 6120] and over WebSocket [RFC 7395], and the component port on which
 // Call Bridges register [XEP-0114].
 //
+// Client sessions may enable stream management [XEP-0198]: acknowledgements, and
+// resumption on a new connection after the old one was lost (sm.go).
+//
 // The server stores no passwords. Every SASL exchange [RFC 6120 §6] is relayed, step by step,
 // over a component link to a connected Call Bridge (package loginrelay), which runs the SASL
 // server side and decides; without a connected Call Bridge a login fails at once with
@@ -29,6 +32,11 @@
 //     queues a keepalive or an XEP-0199 ping, or aborts a silent session, and writes
 //     nothing itself. The session's end stops it; a callback that runs afterwards does
 //     nothing;
+//   - a session detached by XEP-0198 (its connection lost, waiting to be resumed) has no
+//     goroutine: a time.AfterFunc expires it, and its end (expiry, abort, Shutdown) runs
+//     on a goroutine counted in Server.wg, added under session.mu while the session is
+//     still tracked, so before Shutdown waits. A resumption hands the session to the
+//     connection that resumed it, whose reading goroutine then serves it;
 //   - per WebSocket connection, one pump goroutine that reads messages, so that reads can be
 //     interrupted and time out like a net.Conn's; the transport's close waits for it;
 //   - per component link, one writer goroutine, waited for by the link's handler.
@@ -46,6 +54,8 @@
 // the network or while calling into loginrelay. session.mu, outQueue.mu and link.mu guard
 // per-connection state only and are leaves: nothing else is locked while they are held.
 // session.tickMu serialises the timer's callbacks with the session's end; session.mu and
-// outQueue.mu may be taken under it, never the other way round. Session
+// outQueue.mu may be taken under it, never the other way round. Server.smMu (XEP-0198
+// resumption ids) is a leaf. A session's transport is replaced by a resumption under
+// session.mu, while neither its reader nor a flusher runs. Session
 // availability, read by the router under router.mu, is an atomic and needs no lock.
 package xmppd

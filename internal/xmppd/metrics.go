@@ -9,13 +9,16 @@ import (
 
 // metrics are the server's Prometheus series.
 type metrics struct {
-	sessions   *prometheus.GaugeVec   // transport
-	logins     *prometheus.CounterVec // outcome
-	links      prometheus.Gauge
-	handshakes *prometheus.CounterVec // outcome
-	routed     *prometheus.CounterVec // kind, destination
-	streamErrs *prometheus.CounterVec // condition
-	gatherer   prometheus.Gatherer
+	sessions     *prometheus.GaugeVec   // transport
+	logins       *prometheus.CounterVec // outcome
+	links        prometheus.Gauge
+	handshakes   *prometheus.CounterVec // outcome
+	routed       *prometheus.CounterVec // kind, destination
+	streamErrs   *prometheus.CounterVec // condition
+	detached     prometheus.Gauge
+	resumed      prometheus.Counter
+	resumeFailed prometheus.Counter
+	gatherer     prometheus.Gatherer
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, prometheus.Gatherer, error) {
@@ -51,6 +54,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, prometheus.Gatherer, error
 			Namespace: "confab", Subsystem: "xmpp", Name: "stream_errors_total",
 			Help: "Stream errors sent, by condition.",
 		}, []string{"condition"}),
+		detached: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "confab", Subsystem: "xmpp", Name: "sessions_detached",
+			Help: "Client sessions that lost their connection and wait to be resumed (XEP-0198).",
+		}),
+		resumed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "confab", Subsystem: "xmpp", Name: "resumptions_total",
+			Help: "Client sessions resumed on a new connection (XEP-0198).",
+		}),
+		resumeFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "confab", Subsystem: "xmpp", Name: "resumptions_failed_total",
+			Help: "Resumptions refused: unknown or expired id, another account's, or a bad request (XEP-0198).",
+		}),
 	}
 	var err error
 	m.sessions = register(reg, m.sessions, &err)
@@ -59,6 +74,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, prometheus.Gatherer, error
 	m.handshakes = register(reg, m.handshakes, &err)
 	m.routed = register(reg, m.routed, &err)
 	m.streamErrs = register(reg, m.streamErrs, &err)
+	m.detached = register(reg, m.detached, &err)
+	m.resumed = register(reg, m.resumed, &err)
+	m.resumeFailed = register(reg, m.resumeFailed, &err)
 	if err != nil {
 		return nil, nil, err
 	}

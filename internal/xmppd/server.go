@@ -35,6 +35,7 @@ const (
 	DefaultWriteTimeout       = 10 * time.Second
 	DefaultKeepAlive          = 60 * time.Second
 	DefaultRelayTimeout       = 10 * time.Second
+	DefaultResumeTimeout      = 5 * time.Minute
 )
 
 // componentThrottle is the default of Config.ComponentThrottle: 10 failed component
@@ -101,6 +102,10 @@ type Config struct {
 	// KeepAlive is the interval of whitespace keepalives on a stream that has nothing else to
 	// send (default 60s).
 	KeepAlive time.Duration
+	// ResumeTimeout is how long a client session that enabled resumption [XEP-0198] stays
+	// bound and keeps what is sent to it after losing its connection (default 5m). A client
+	// may ask for less ('max' in <enable/>), not more.
+	ResumeTimeout time.Duration
 	// DuplicateComponent is KickOld (the default) or Reject.
 	DuplicateComponent string
 	// RelayTimeout bounds each step of a relayed login (default 10s).
@@ -148,6 +153,9 @@ type Server struct {
 	tlsComp *tls.Config
 	relay   *loginrelay.Client
 	router  router
+	// smIDs maps XEP-0198 resumption ids to their sessions; smMu is a leaf.
+	smMu  sync.Mutex
+	smIDs map[string]*session
 	// compFails counts failed component handshakes per source address.
 	compFails *throttle.Throttle
 	m         *metrics
@@ -204,6 +212,7 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&cfg.KeepAlive, DefaultKeepAlive)
 	setDefault(&cfg.RelayTimeout, DefaultRelayTimeout)
+	setDefault(&cfg.ResumeTimeout, DefaultResumeTimeout)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -227,6 +236,7 @@ func New(cfg Config) (*Server, error) {
 		m:         m,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[tracked]struct{}),
+		smIDs:     make(map[string]*session),
 	}
 	s.m.gatherer = gatherer
 	s.compFails = throttle.New(cfg.ComponentThrottle, componentThrottle(), nil)

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"mellium.im/xmpp/jid"
 
 	"confab.dev/confab/internal/loginrelay"
@@ -37,10 +38,16 @@ func (s *Server) handleC2S(nc net.Conn) {
 // session is one client's stream, from connection to close, on either transport.
 type session struct {
 	srv     *Server
-	t       transport
 	log     sessionLog
-	remote  string
 	started time.Time
+
+	// The transport, its kind and remote address, and the gauge it is counted in: set on
+	// the reading goroutine, replaced by a resumption under mu. The reader and the flushers
+	// use t directly (a resumption happens while neither runs); others call transport().
+	t      transport
+	kind   string
+	remote string
+	gauge  prometheus.Gauge
 
 	// ctx is cancelled by abort (and when the session ends): it cuts short a relayed login.
 	ctx    context.Context
@@ -55,6 +62,7 @@ type session struct {
 	full         string          // alice@example.com/resource
 	cb           loginrelay.Link // the Call Bridge that authenticated the session
 	bound        bool
+	resumed      *session // the earlier session this connection resumed
 
 	available atomic.Bool
 	fullJID   atomic.Pointer[string] // full, for other goroutines
@@ -72,16 +80,19 @@ type session struct {
 	pingedAt    time.Time // lastRead when the last ping was sent
 	pings       int
 
-	mu        sync.Mutex // guards the fields below
+	mu        sync.Mutex // guards the fields below, and t, kind and remote
 	aborted   bool
 	abortCond string
 	abortText string
 	directed  map[string]struct{} // addresses the client sent directed available presence to
+	sm        smState             // XEP-0198 resumption (sm.go)
+	state     sessionState
 }
 
 type closeRequest struct {
 	goodbye    bool // the peer can still be written to
 	cond, text string
+	app        []byte // an application-specific condition, after cond
 }
 
 func newID() string {
@@ -91,7 +102,7 @@ func newID() string {
 }
 
 func (s *Server) runSession(t transport) {
-	ss := &session{srv: s, t: t, started: time.Now(), remote: t.remoteAddr()}
+	ss := &session{srv: s, t: t, started: time.Now(), remote: t.remoteAddr(), kind: t.kind()}
 	ss.log = sessionLog{ss}
 	ss.ctx, ss.cancel = context.WithCancelCause(s.ctx)
 	if !s.admit() {
@@ -106,29 +117,48 @@ func (s *Server) runSession(t transport) {
 		ss.cancel(nil)
 		return
 	}
-	g := s.m.sessions.WithLabelValues(t.kind())
-	g.Inc()
-	done := func(err error) {
-		ss.end(err)
-		g.Dec()
+	ss.gauge = s.m.sessions.WithLabelValues(t.kind())
+	ss.gauge.Inc()
+	ss.log.Info("client connected")
+	target, err := ss.negotiate()
+	if err != nil {
+		ss.finish(err)
+		return
+	}
+	ss.cancel(nil) // the context only served the login: cancelling it drops it from the server's
+	if target != ss {
+		// The connection resumed an earlier session [XEP-0198], which now owns the transport;
+		// this one was never bound and ends without a word.
+		ss.gauge.Dec()
 		s.untrack(ss)
 		s.release()
 	}
-	ss.log.Info("client connected")
-	if err := ss.negotiate(); err != nil {
-		done(err)
-		return
-	}
-	// The session is bound. Its stanzas are read on a fresh goroutine and this one ends:
-	// its stack grew during the TLS handshake and the login, and an idle session would keep
-	// that growth for its whole life. The context only served the login: cancelling it
-	// drops it from the server's.
-	ss.cancel(nil)
+	// The session is bound (or resumed). Its stanzas are read on a fresh goroutine and this
+	// one ends: its stack grew during the TLS handshake and the login, and an idle session
+	// would keep that growth for its whole life.
 	s.wg.Add(1) // this goroutine holds a count until it returns, so Shutdown is still waiting
 	go func() {
 		defer s.wg.Done()
-		done(ss.serveStanzas())
+		target.serve()
 	}()
+}
+
+// serve reads the bound session's stanzas until its transport ends; then the session ends,
+// or waits detached for a resumption [XEP-0198].
+func (ss *session) serve() {
+	err := ss.serveStanzas()
+	if ss.detach(err) {
+		return
+	}
+	ss.finish(err)
+}
+
+// finish ends the session and gives back what it held on the server.
+func (ss *session) finish(err error) {
+	s := ss.srv
+	ss.end(err)
+	s.untrack(ss)
+	s.release()
 }
 
 // reject answers a connection that is not served with a stream error.
@@ -142,10 +172,24 @@ func (ss *session) reject(cond, text string) {
 
 // String implements tracked; it may be called from any goroutine.
 func (ss *session) String() string {
+	ss.mu.Lock()
+	kind, remote, detached := ss.kind, ss.remote, ss.state == stateDetached
+	ss.mu.Unlock()
 	if full := ss.fullJID.Load(); full != nil {
-		return ss.t.kind() + " " + *full + " from " + ss.t.remoteAddr()
+		if detached {
+			return "detached " + *full
+		}
+		return kind + " " + *full + " from " + remote
 	}
-	return ss.t.kind() + " client " + ss.t.remoteAddr()
+	return kind + " client " + remote
+}
+
+// transport returns the session's transport, for goroutines other than its reader and
+// flusher (a resumption replaces it).
+func (ss *session) transport() transport {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.t
 }
 
 func (ss *session) header(to string) stream.Header {
@@ -156,7 +200,7 @@ func (ss *session) header(to string) stream.Header {
 func (ss *session) shutdown() { ss.abort(stream.SystemShutdown, "the XMPP server is shutting down") }
 
 // kill implements tracked.
-func (ss *session) kill() { ss.abort("", "killed"); ss.t.close(true) }
+func (ss *session) kill() { ss.abort("", "killed"); ss.transport().close(true) }
 
 // abort ends the session from another goroutine: the stream is closed with cond (nothing
 // is sent when cond is empty). The first reason wins.
@@ -167,9 +211,13 @@ func (ss *session) abort(cond, text string) {
 		return
 	}
 	ss.aborted, ss.abortCond, ss.abortText = true, cond, text
+	t := ss.t
+	if ss.state == stateDetached && !ss.sm.reserved {
+		ss.endDetachedLocked() // no goroutine serves a detached session
+	}
 	ss.mu.Unlock()
 	ss.cancel(fmt.Errorf("session aborted: %s %s", cond, text))
-	ss.t.interrupt()
+	t.interrupt()
 }
 
 func (ss *session) abortReason() (bool, string, string) {
@@ -181,8 +229,20 @@ func (ss *session) abortReason() (bool, string, string) {
 // write writes one element while negotiating (the handler goroutine owns the transport).
 func (ss *session) write(b []byte) error { return ss.t.write(b) }
 
-// negotiate runs the stream from its first header to a bound resource [RFC 6120 §4.3].
-func (ss *session) negotiate() error {
+// negotiate runs the stream from its first header to a bound resource [RFC 6120 §4.3], or
+// to the resumption of an earlier session [XEP-0198], which it returns.
+func (ss *session) negotiate() (*session, error) {
+	err := ss.negotiateStreams()
+	if err != nil {
+		return nil, err
+	}
+	if ss.resumed != nil {
+		return ss.resumed, nil
+	}
+	return ss, nil
+}
+
+func (ss *session) negotiateStreams() error {
 	s := ss.srv
 	authDeadline := ss.started.Add(s.cfg.AuthTimeout)
 	for {
@@ -251,7 +311,7 @@ func (ss *session) features() []byte {
 		}
 		b = append(b, `</mechanisms>`...)
 	default:
-		b = append(b, `<bind xmlns="`+nsBind+`"/><session xmlns="`+nsSession+`"><optional/></session>`...)
+		b = append(b, `<bind xmlns="`+nsBind+`"/><session xmlns="`+nsSession+`"><optional/></session><sm xmlns="`+nsSM+`"/>`...)
 	}
 	return append(b, "</stream:features>"...)
 }
@@ -304,6 +364,13 @@ func (ss *session) negotiateStep(deadline time.Time) (restart bool, err error) {
 		default:
 			if e.Name == (xname(stream.NSClient, "iq")) && e.Get("type") == "set" && payload(e) == (xname(nsBind, "bind")) {
 				return false, ss.bind(e)
+			}
+			if e.Name.Space == nsSM {
+				done, err := ss.smBeforeBind(e)
+				if err != nil || done {
+					return false, err
+				}
+				continue
 			}
 			if e.IsStanza() {
 				return false, &stream.Error{Condition: stream.NotAuthorized, Text: "bind a resource first"}
@@ -392,11 +459,17 @@ func (ss *session) bindAgain() error {
 // deliver implements endpoint: it queues e for the client.
 func (ss *session) deliver(e *stream.Element) { ss.send(e.AppendFrame(nil, stream.NSClient)) }
 
-// send queues an element already serialised, and starts a flusher if none runs. A client
-// that lets its queue fill up does not read: it is disconnected rather than allowed to hold
+// send queues a stanza already serialised, and starts a flusher if none runs. A client that
+// lets its queue fill up does not read: it is disconnected rather than allowed to hold
 // anyone up.
-func (ss *session) send(b []byte) {
-	ok, start := ss.out.push(b)
+func (ss *session) send(b []byte) { ss.queue(b, true) }
+
+// sendNonza queues an element that is not a stanza (XEP-0198's <a/>, <r/>, <enabled/>...):
+// it is not counted, nor kept for a resumption.
+func (ss *session) sendNonza(b []byte) { ss.queue(b, false) }
+
+func (ss *session) queue(b []byte, stanza bool) {
+	ok, start := ss.out.push(b, stanza)
 	if !ok {
 		ss.overflow()
 		return
@@ -414,6 +487,10 @@ func (ss *session) send(b []byte) {
 // A flusher goroutine drains it while it has something: push asks its caller to start one
 // when none runs, and the flusher ends when it finds the queue empty. So an idle session
 // has no goroutine for its output.
+//
+// With stream management [XEP-0198] enabled, the stanzas queued are also counted and kept,
+// in order, until the client acknowledges them, within the same bounds; while the session
+// is detached they are only kept, to be sent when it resumes.
 type outQueue struct {
 	mu       sync.Mutex
 	items    [][]byte
@@ -421,27 +498,58 @@ type outQueue struct {
 	flushing bool // a flusher runs (or will, or the queue is drained by hand, in a benchmark)
 	closed   bool // the session is ending or its connection failed: nothing more is queued
 	flushers sync.WaitGroup
+
+	sm       bool     // stream management is enabled
+	detached bool     // no transport: stanzas are kept, nothing is written
+	sent     uint32   // stanzas queued since enabled (mod 2^32)
+	acked    uint32   // the client's last h
+	received uint32   // stanzas handled from the client since enabled (mod 2^32)
+	unacked  [][]byte // stanzas queued and not acknowledged, oldest first
+	unackedN int      // their bytes
+	sinceReq int      // stanzas queued since the last <r/>
+	reqOut   bool     // an <r/> awaits its <a/>
 }
 
 // push queues b. It reports false when the queue is full, and start when the caller must
 // start a flusher. Once the queue is closed, b is dropped.
-func (q *outQueue) push(b []byte) (ok, start bool) {
+func (q *outQueue) push(b []byte, stanza bool) (ok, start bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return true, false
+	}
+	if stanza && q.sm {
+		if len(q.unacked) >= queueLen || q.unackedN+len(b) > queueBytes {
+			return false, false
+		}
+		q.unacked = append(q.unacked, b)
+		q.unackedN += len(b)
+		q.sent++
+		q.sinceReq++
+	}
+	if q.detached {
+		return true, false // kept in unacked if it is a stanza; a nonza is moot
 	}
 	if len(q.items) >= queueLen || q.bytes+len(b) > queueBytes {
 		return false, false
 	}
 	q.items = append(q.items, b)
 	q.bytes += len(b)
-	if q.flushing {
-		return true, false
+	if stanza && q.sm && q.sinceReq >= ackEvery && !q.reqOut {
+		q.items = append(q.items, smRequest)
+		q.sinceReq, q.reqOut = 0, true
+	}
+	return true, q.startLocked()
+}
+
+// startLocked reports whether the caller must start a flusher, and counts it.
+func (q *outQueue) startLocked() bool {
+	if q.flushing || len(q.items) == 0 {
+		return false
 	}
 	q.flushing = true
 	q.flushers.Add(1)
-	return true, true
+	return true
 }
 
 // hold makes the caller the starter of the next flusher: until it starts one, what is
@@ -453,17 +561,22 @@ func (q *outQueue) hold() {
 	q.flushers.Add(1)
 }
 
-// pushKeepalive queues a keepalive if nothing is queued or being written.
+// pushKeepalive queues a keepalive if nothing is queued or being written; with stream
+// management, an <r/> instead if stanzas await their acknowledgement and none was asked
+// for.
 func (q *outQueue) pushKeepalive() (start bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed || q.flushing || len(q.items) > 0 {
+	if q.closed || q.detached || q.flushing || len(q.items) > 0 {
 		return false
 	}
-	q.items = append(q.items, nil)
-	q.flushing = true
-	q.flushers.Add(1)
-	return true
+	if q.sm && len(q.unacked) > 0 && !q.reqOut {
+		q.items = append(q.items, smRequest)
+		q.sinceReq, q.reqOut = 0, true
+	} else {
+		q.items = append(q.items, nil)
+	}
+	return q.startLocked()
 }
 
 // take moves everything queued to the end of dst.
@@ -484,16 +597,23 @@ func (q *outQueue) takeLocked(dst [][]byte) [][]byte {
 	return dst
 }
 
-// next is take for the flusher: when there is nothing to write (or the queue is closed) it
-// reports false, and the flusher must end.
+// next is take for the flusher: when there is nothing to write (or the queue is closed or
+// detached) it reports false, and the flusher must end.
 func (q *outQueue) next(dst [][]byte) ([][]byte, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed || len(q.items) == 0 {
+	if q.closed || q.detached || len(q.items) == 0 {
 		q.flushing = false
 		return dst, false
 	}
 	return q.takeLocked(dst), true
+}
+
+// flusherExit records that the flusher ended early (its write failed).
+func (q *outQueue) flusherExit() {
+	q.mu.Lock()
+	q.flushing = false
+	q.mu.Unlock()
 }
 
 // stop closes the queue without waiting (the connection failed).
@@ -503,11 +623,16 @@ func (q *outQueue) stop() {
 	q.mu.Unlock()
 }
 
-// close closes the queue, waits for the flusher and returns what it left.
-func (q *outQueue) close() [][]byte {
+// close closes the queue, waits for the flusher and returns what it left, and the stanzas
+// never acknowledged (with stream management).
+func (q *outQueue) close() (left, unacked [][]byte) {
 	q.stop()
 	q.flushers.Wait()
-	return q.take(nil)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	unacked = q.unacked
+	q.unacked, q.unackedN = nil, 0
+	return q.takeLocked(nil), unacked
 }
 
 // flushLoop is a flusher: it writes what is queued until the queue is empty.
@@ -522,9 +647,8 @@ func (ss *session) flushLoop() {
 		err := ss.writeBatch(batch)
 		clear(batch)
 		if err != nil {
-			ss.out.stop()
 			ss.writeFailed(err)
-			ss.out.next(nil) // clears flushing
+			ss.out.flusherExit()
 			return
 		}
 		ss.lastWrite.touch()
@@ -578,7 +702,7 @@ func (ss *session) overflow() {
 	ss.log.Warn("outbound queue full: the client does not read; disconnecting it")
 	ss.srv.m.streamErrs.WithLabelValues(stream.PolicyViolation).Inc()
 	ss.abort("", "outbound queue full")
-	ss.t.close(true)
+	ss.transport().close(true)
 }
 
 // tickInterval is how often a bound session's timer looks at it.
@@ -592,7 +716,12 @@ func (ss *session) tickInterval() time.Duration {
 func (ss *session) startTimer() {
 	ss.tickMu.Lock()
 	defer ss.tickMu.Unlock()
-	ss.timer = time.AfterFunc(ss.tickInterval(), ss.tick)
+	ss.tickStopped = false
+	if ss.timer == nil {
+		ss.timer = time.AfterFunc(ss.tickInterval(), ss.tick)
+	} else {
+		ss.timer.Reset(ss.tickInterval())
+	}
 }
 
 // stopTimer stops the timer; once it returns, no callback does anything.
@@ -606,8 +735,8 @@ func (ss *session) stopTimer() {
 }
 
 // tick watches for silence: an XEP-0199 ping when half the idle timeout has passed without
-// a byte from the client, connection-timeout when all of it has; and a keepalive when
-// nothing was written for KeepAlive.
+// a byte from the client, connection-timeout when all of it has (a resumable session is
+// detached instead); and a keepalive when nothing was written for KeepAlive.
 func (ss *session) tick() {
 	ss.tickMu.Lock()
 	defer ss.tickMu.Unlock()
@@ -615,11 +744,14 @@ func (ss *session) tick() {
 		return
 	}
 	cfg := ss.srv.cfg
-	lastRead := ss.t.lastRead()
+	lastRead := ss.transport().lastRead()
 	idle := time.Since(lastRead)
 	switch {
 	case idle >= cfg.IdleTimeout:
-		ss.abort(stream.ConnectionTimeout, fmt.Sprintf("nothing received for %s", cfg.IdleTimeout.Round(time.Millisecond)))
+		text := fmt.Sprintf("nothing received for %s", cfg.IdleTimeout.Round(time.Millisecond))
+		if !ss.drop(text) {
+			ss.abort(stream.ConnectionTimeout, text)
+		}
 		return
 	case idle >= cfg.IdleTimeout/2 && !ss.pingedAt.Equal(lastRead):
 		ss.pingedAt = lastRead
@@ -634,14 +766,20 @@ func (ss *session) tick() {
 	ss.timer.Reset(ss.tickInterval())
 }
 
+// writeFailed handles a failed write: the connection is lost. A resumable session is
+// detached; any other ends.
 func (ss *session) writeFailed(err error) {
 	if aborted, _, _ := ss.abortReason(); aborted {
 		ss.log.Debug("write to client failed after the session was ended", "err", err)
 	} else {
 		ss.log.Info("write to client failed; closing", "err", err)
 	}
+	if ss.drop("write failed") {
+		return
+	}
+	ss.out.stop()
 	ss.abort("", "write failed")
-	ss.t.close(true)
+	ss.transport().close(true)
 }
 
 // serveStanzas reads stanzas until the stream ends [RFC 6120 §8].
@@ -662,6 +800,9 @@ func (ss *session) handle(e *stream.Element) error {
 		ss.log.Info("client sent a stream error", "error", e.String())
 		return errPeerError
 	}
+	if e.Name.Space == nsSM {
+		return ss.smElement(e)
+	}
 	if !e.IsStanza() || e.Name.Space != stream.NSClient {
 		return &stream.Error{Condition: stream.UnsupportedStanza, Text: "<" + e.Name.Local + "/> is not a stanza of jabber:client"}
 	}
@@ -673,6 +814,7 @@ func (ss *session) handle(e *stream.Element) error {
 			return &stream.Error{Condition: stream.InvalidFrom, Text: "'from' must be your own address, " + ss.full}
 		}
 	}
+	ss.out.handled()
 	e.Set("from", ss.full)
 	to := e.Get("to")
 	if to != "" {
@@ -748,12 +890,29 @@ func (ss *session) end(err error) {
 	if ss.bound {
 		s.router.unbind(ss)
 	}
-	req := closeRequest{goodbye: true}
+	ss.mu.Lock()
+	linkless := ss.sm.linkless // detached: the connection is gone already
+	ss.state = stateEnding
+	ss.mu.Unlock()
+	ss.smForget()
+	if linkless {
+		s.m.detached.Dec()
+	}
+	req := closeRequest{goodbye: !linkless}
 	reason := "closed"
 	aborted, acond, atext := ss.abortReason()
 	var se *stream.Error
 	var te *tlsError
+	var hce *handledCountError
 	switch {
+	case linkless:
+		reason = "timeout"
+		if aborted {
+			reason = "error"
+			if acond == stream.SystemShutdown || acond == stream.Conflict {
+				reason = "closed"
+			}
+		}
 	case aborted:
 		req.cond, req.text = acond, atext
 		req.goodbye = acond != ""
@@ -769,6 +928,9 @@ func (ss *session) end(err error) {
 	case errors.As(err, &se):
 		req.cond, req.text = se.Condition, se.Text
 		reason = "error"
+	case errors.As(err, &hce):
+		req.cond, req.text, req.app = undefinedCondition, hce.Error(), hce.appCondition()
+		reason = "error"
 	case isTimeout(err):
 		req.cond, req.text = stream.ConnectionTimeout, timeoutText(ss)
 		reason = "timeout"
@@ -783,15 +945,17 @@ func (ss *session) end(err error) {
 	if req.cond != "" {
 		s.m.streamErrs.WithLabelValues(req.cond).Inc()
 	}
+	var unacked [][]byte
 	if ss.bound {
 		// No more timer callbacks or flushers; then what is left in the queue, and the end
 		// of the stream last.
 		ss.stopTimer()
-		left := ss.out.close()
+		var left [][]byte
+		left, unacked = ss.out.close()
 		if req.goodbye {
 			if err := ss.writeBatch(left); err != nil {
 				ss.log.Debug("could not write what was queued", "err", err)
-			} else if err := ss.t.writeClose(req.cond, req.text); err != nil {
+			} else if err := ss.writeEnd(req); err != nil {
 				ss.log.Debug("could not write the end of the stream", "err", err)
 			}
 		}
@@ -799,9 +963,12 @@ func (ss *session) end(err error) {
 		if !ss.headerSent {
 			_ = ss.t.writeOpen(ss.header(""))
 		}
-		_ = ss.t.writeClose(req.cond, req.text)
+		_ = ss.writeEnd(req)
 	}
-	ss.t.close(!req.goodbye)
+	if !linkless {
+		ss.t.close(!req.goodbye)
+		ss.gauge.Dec()
+	}
 	ss.cancel(nil)
 
 	attrs := []any{"duration", time.Since(ss.started).Round(time.Millisecond), "reason", reason}
@@ -823,9 +990,23 @@ func (ss *session) end(err error) {
 	for to := range directed {
 		s.route(newStanza("presence", "unavailable", "", ss.full, to, nil), discard{})
 	}
+	ss.bounceUnacked(unacked)
 	if ss.cb != nil {
 		s.relay.SessionEnded(ss.cb, ss.full, reason)
 	}
+}
+
+// writeEnd writes the stream error of req, if any, and the end of the stream.
+func (ss *session) writeEnd(req closeRequest) error {
+	if req.app == nil {
+		return ss.t.writeClose(req.cond, req.text)
+	}
+	b := appendStreamError(nil, req.cond, req.text)
+	b = append(b[:len(b)-len("</stream:error>")], req.app...)
+	if err := ss.t.write(append(b, "</stream:error>"...)); err != nil {
+		return err
+	}
+	return ss.t.writeClose("", "")
 }
 
 func timeoutText(ss *session) string {
@@ -856,7 +1037,9 @@ func (l sessionLog) With(args ...any) *slog.Logger {
 func (l sessionLog) attrs() []any {
 	ss := l.ss
 	a := make([]any, 0, 12)
-	a = append(a, "transport", ss.t.kind(), "remote", ss.remote)
+	ss.mu.Lock()
+	a = append(a, "transport", ss.kind, "remote", ss.remote)
+	ss.mu.Unlock()
 	if full := ss.fullJID.Load(); full != nil {
 		return append(a, "user", ss.bare, "jid", *full)
 	}

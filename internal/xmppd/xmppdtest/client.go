@@ -40,6 +40,7 @@ type wire interface {
 	startTLS(cfg *tls.Config) error
 	restart()
 	close() error
+	drop() error
 }
 
 // Client is a small XMPP client for tests. It is not safe for concurrent use.
@@ -491,6 +492,16 @@ func (c *Client) ExpectClosed() error {
 	}
 }
 
+// Drop closes the connection without ending the stream, as a lost network would (the
+// server sees the connection end, not a </stream>).
+func (c *Client) Drop() {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	_ = c.w.drop()
+}
+
 // Close ends the stream and the connection.
 func (c *Client) Close() {
 	if c.closed {
@@ -593,6 +604,8 @@ func (w *tcpWire) startTLS(cfg *tls.Config) error {
 
 func (w *tcpWire) restart() { w.r = stream.NewReader(w.br, stream.Limits{MaxStanza: 4 << 20}) }
 
+func (w *tcpWire) drop() error { return w.raw.Close() }
+
 func (w *tcpWire) close() error {
 	_ = w.send([]byte(stream.Close))
 	return w.nc.Close()
@@ -644,6 +657,8 @@ func (w *wsWire) next(deadline time.Time) (*stream.Element, error) {
 
 func (w *wsWire) startTLS(*tls.Config) error { return errors.New("no STARTTLS over WebSocket") }
 func (w *wsWire) restart()                   {}
+
+func (w *wsWire) drop() error { return w.c.CloseNow() }
 
 func (w *wsWire) close() error {
 	_ = w.send([]byte(`<close xmlns="` + stream.NSFraming + `"/>`))
