@@ -95,7 +95,10 @@ async function openSession(username, password) {
   });
   app.xmpp = xmpp;
   app.stopping = false;
-  if (resumable(xmpp)) xmpp.reconnect.start();
+  // Reconnecting is on from now: a lost socket is reopened when the session can be resumed
+  // (known only once the server has answered <enable/>, which may come after "online");
+  // connectionInterrupted ends the session at once when it cannot.
+  xmpp.reconnect.start();
   xmpp.on("offline", () => sessionLost(xmpp));
   xmpp.on("disconnect", () => connectionInterrupted(xmpp));
   // After a lost socket, a resumed session is the same session; "online" means a new one,
@@ -389,9 +392,9 @@ async function enterMeeting(spaceJid, spaceName, name) {
   $("participant-count").textContent = "0";
   $("meeting-name").textContent = spaceName || spaceJid;
   const m = new Meeting(app.xmpp, spaceJid, name, {
-    onParticipant: (p) => {
+    onParticipant: (p, isNew) => {
       renderParticipant(p);
-      if (m.joined && !p.self) systemLine(`${p.name} joined`);
+      if (m.joined && !p.self && isNew) systemLine(`${p.name} joined`);
     },
     onParticipantLeft: (p) => {
       const li = $("participants").querySelector(`li[data-participant-id="${CSS.escape(p.id)}"]`);

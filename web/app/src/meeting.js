@@ -39,7 +39,7 @@ export async function lookup(xmpp, callBridgeJid, callId, passcode) {
 }
 
 // Meeting is one joined space: it tracks the participants and the chat, and tells the page
-// through callbacks. Events: onParticipant(p), onParticipantLeft(p), onChat(m), onEnded(msg).
+// through callbacks. Events: onParticipant(p, isNew), onParticipantLeft(p), onChat(m), onEnded(msg).
 export class Meeting {
   constructor(xmpp, spaceJid, name, handlers) {
     this.xmpp = xmpp;
@@ -126,9 +126,10 @@ export class Meeting {
       role: p.attrs.role || "",
       self: p.attrs.self === "true",
     };
+    const known = this.participants.has(pid);
     this.participants.set(pid, participant);
     if (participant.self) this.selfId = pid;
-    this.h.onParticipant?.(participant);
+    this.h.onParticipant?.(participant, !known);
     if (participant.self && this.joinWaiter) {
       clearTimeout(this.joinTimer);
       this.joined = true;

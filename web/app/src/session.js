@@ -38,9 +38,10 @@ export async function connect({ service, domain, username, password, resource, o
     },
   });
   // No reconnecting while signing in: a refused sign-in is shown at once. Once online, the
-  // app turns it on if the session can be resumed (resumable, below).
+  // app turns it on, for sessions that can be resumed (resumable, below).
   xmpp.reconnect.stop();
   scramSHA1(xmpp.saslFactory);
+  countEveryStanza(xmpp);
   xmpp.on("error", (err) => onLog?.(`xmpp error: ${err && err.message}`));
   try {
     await xmpp.start();
@@ -57,8 +58,10 @@ export async function connect({ service, domain, username, password, resource, o
 // reconnect, the session resumed and whatever was in flight either way resent, so the person
 // stays in the meeting. Without it, a lost connection ends the session.
 export function resumable(xmpp) {
+  // The id stays while the socket is down (@xmpp/stream-management clears 'enabled' then)
+  // and is cleared when a resumption fails or the session goes offline.
   const sm = xmpp.streamManagement;
-  return !!(sm && sm.enabled && sm.id);
+  return !!(sm && sm.id);
 }
 
 // resumeWindowMs is how long the server keeps a lost session for resumption (its 'max', in
@@ -66,4 +69,21 @@ export function resumable(xmpp) {
 export function resumeWindowMs(xmpp) {
   const max = Number(xmpp.streamManagement && xmpp.streamManagement.max);
   return Math.min(max > 0 ? max : 60, 300) * 1000;
+}
+
+// countEveryStanza works around @xmpp/client 0.14: its stream management counts incoming
+// stanzas in a middleware that runs after the IQ caller's, and the IQ caller keeps the
+// replies to the app's own requests to itself, so 'h' leaves them out. XEP-0198 counts every
+// stanza; with too small an 'h' a resumed session is sent those replies, and everything
+// after them, a second time. Each incoming stanza the module did not count is counted here
+// (the middleware runs synchronously between these two listeners).
+function countEveryStanza(xmpp) {
+  const sm = xmpp.streamManagement;
+  let before = 0;
+  xmpp.prependListener("element", () => {
+    before = sm.inbound;
+  });
+  xmpp.on("element", (el) => {
+    if (["iq", "message", "presence"].includes(el.name) && sm.inbound === before) sm.inbound += 1;
+  });
 }
