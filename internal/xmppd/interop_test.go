@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -34,8 +35,15 @@ func runPeer(t *testing.T, ctx context.Context, name string, args ...string) (<-
 // runPeerEnv is runPeer with extra environment variables.
 func runPeerEnv(t *testing.T, ctx context.Context, env []string, name string, args ...string) (<-chan step, func() (error, string)) {
 	t.Helper()
+	return runPeerIO(t, ctx, env, nil, name, args...)
+}
+
+// runPeerIO is runPeerEnv with the client's standard input.
+func runPeerIO(t *testing.T, ctx context.Context, env []string, stdin io.Reader, name string, args ...string) (<-chan step, func() (error, string)) {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = stdin
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -178,5 +186,69 @@ func TestInteropXMPPJS(t *testing.T) {
 	}
 	if got := metricValue(t, h, `confab_xmpp_logins_total{outcome="success"}`); got != 2 {
 		t.Errorf("successful logins = %v, want 2", got)
+	}
+}
+
+// TestInteropXMPPJSResume: @xmpp/client, which enables stream management with resumption
+// on its own, loses its WebSocket; messages are sent to it meanwhile; it reconnects,
+// resumes (XEP-0198) and gets each of them once, in order.
+func TestInteropXMPPJSResume(t *testing.T) {
+	node := testenv.LookPath(t, "node")
+	testenv.File(t, "testdata/node/node_modules/@xmpp/client/package.json", "npm packages of internal/xmppd/testdata/node (npm ci)")
+	args := nodeArgs(t, node)
+	h := xmppdtest.Start(t, xmppdtest.Options{})
+	bob := h.Login(t, "bob")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmds, cmdw := io.Pipe()
+	defer cmdw.Close()
+	command := func(c string) {
+		t.Helper()
+		if _, err := io.WriteString(cmdw, c+"\n"); err != nil {
+			t.Fatalf("command %s: %v", c, err)
+		}
+	}
+	args = append(args, "testdata/node/resume.js", h.WebSocketURL, h.Domain, "alice", h.Users["alice"])
+	steps, wait := runPeerIO(t, ctx, []string{"NODE_EXTRA_CA_CERTS=" + h.CAFile}, cmds, node, args...)
+
+	on := expectStep(t, steps, wait, "online")
+	if on.Body == "" {
+		t.Fatal("xmpp.js has no resumption id")
+	}
+	message := func(body string) {
+		t.Helper()
+		if s := expectStep(t, steps, wait, "message"); s.Body != body {
+			t.Errorf("xmpp.js got message %q, want %q", s.Body, body)
+		}
+	}
+	send := func(body string) {
+		bob.Send(t, `<message type="chat" to="`+on.JID+`" id="`+body+`"><body>`+body+`</body></message>`)
+	}
+	send("before")
+	message("before")
+
+	command("drop")
+	expectStep(t, steps, wait, "disconnected")
+	waitDetached(t, h, 1)
+	send("while-away-1")
+	send("while-away-2")
+	ping(t, bob, "sent")
+
+	command("resume")
+	expectStep(t, steps, wait, "resumed")
+	message("while-away-1")
+	message("while-away-2")
+	send("after")
+	message("after") // and nothing twice before it
+	command("quit")
+	expectStep(t, steps, wait, "stopped")
+	cmdw.Close() // the command's stdin copier ends, so Wait can return
+	for range steps {
+	}
+	if err, stderr := wait(); err != nil {
+		t.Fatalf("xmpp.js client: %v\n%s", err, stderr)
+	}
+	if got := metricValue(t, h, `confab_xmpp_resumptions_total`); got != 1 {
+		t.Errorf("resumptions = %v, want 1", got)
 	}
 }
