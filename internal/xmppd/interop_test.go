@@ -202,23 +202,50 @@ func TestInteropXMPPJSResume(t *testing.T) {
 	defer cancel()
 	cmds, cmdw := io.Pipe()
 	defer cmdw.Close()
+	args = append(args, "testdata/node/resume.js", h.WebSocketURL, h.Domain, "alice", h.Users["alice"])
+	steps, wait := runPeerIO(t, ctx, []string{"NODE_EXTRA_CA_CERTS=" + h.CAFile}, cmds, node, args...)
+
+	testResumeInterop(t, h, bob, steps, wait, cmdw)
+}
+
+// TestInteropSlixmppResume: slixmpp with its xep_0198 plugin loses its TCP connection;
+// messages are sent to it meanwhile; it connects again, resumes (XEP-0198) and gets each
+// of them once, in order.
+func TestInteropSlixmppResume(t *testing.T) {
+	python := testenv.File(t, "/usr/bin/python3", "python3 (Debian package python3)")
+	if err := exec.Command(python, "-c", "import slixmpp").Run(); err != nil {
+		testenv.Missing(t, "slixmpp (Debian package python3-slixmpp)")
+	}
+	h := xmppdtest.Start(t, xmppdtest.Options{})
+	bob := h.Login(t, "bob")
+	_, port, _ := strings.Cut(h.C2SAddr, ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmds, cmdw := io.Pipe()
+	defer cmdw.Close()
+	steps, wait := runPeerIO(t, ctx, nil, cmds, python, "testdata/slixmpp_resume.py",
+		"--jid", "alice@"+h.Domain, "--password", h.Users["alice"], "--port", port, "--ca", h.CAFile)
+	testResumeInterop(t, h, bob, steps, wait, cmdw)
+}
+
+// testResumeInterop drives a resume interop client (see testdata/node/resume.js and
+// testdata/slixmpp_resume.py) through a lost connection and a resumption.
+func testResumeInterop(t *testing.T, h *xmppdtest.Harness, bob *xmppdtest.Client, steps <-chan step, wait func() (error, string), cmdw io.WriteCloser) {
+	t.Helper()
 	command := func(c string) {
 		t.Helper()
 		if _, err := io.WriteString(cmdw, c+"\n"); err != nil {
 			t.Fatalf("command %s: %v", c, err)
 		}
 	}
-	args = append(args, "testdata/node/resume.js", h.WebSocketURL, h.Domain, "alice", h.Users["alice"])
-	steps, wait := runPeerIO(t, ctx, []string{"NODE_EXTRA_CA_CERTS=" + h.CAFile}, cmds, node, args...)
-
 	on := expectStep(t, steps, wait, "online")
 	if on.Body == "" {
-		t.Fatal("xmpp.js has no resumption id")
+		t.Fatal("the client has no resumption id")
 	}
 	message := func(body string) {
 		t.Helper()
 		if s := expectStep(t, steps, wait, "message"); s.Body != body {
-			t.Errorf("xmpp.js got message %q, want %q", s.Body, body)
+			t.Errorf("the client got message %q, want %q", s.Body, body)
 		}
 	}
 	send := func(body string) {
@@ -246,7 +273,7 @@ func TestInteropXMPPJSResume(t *testing.T) {
 	for range steps {
 	}
 	if err, stderr := wait(); err != nil {
-		t.Fatalf("xmpp.js client: %v\n%s", err, stderr)
+		t.Fatalf("client: %v\n%s", err, stderr)
 	}
 	if got := metricValue(t, h, `confab_xmpp_resumptions_total`); got != 1 {
 		t.Errorf("resumptions = %v, want 1", got)
