@@ -30,7 +30,7 @@ if [[ -n "${QUICK:-}" ]]; then
 	rates="50 100 200 400"
 else
 	login_s=8s; plain_s=5s; rate_s=5s; rt_s=8s; idle_big=10000
-	rates="50 100 150 200 300 400 500 600 800 1000"
+	rates="50 100 200 300 400 500 600 700 800 1000 1200 1400 1600"
 fi
 
 cleanup() {
