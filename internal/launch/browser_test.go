@@ -32,13 +32,7 @@ func TestBrowserMeeting(t *testing.T) {
 	gctx := guest.Context(t, 90*time.Second)
 
 	// Alice signs in and joins the demo space from her list.
-	run(t, actx, "open the sign-in page", chromedp.Navigate(app+"/"), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
-	wait(t, actx, "ready")
-	run(t, actx, "sign in",
-		chromedp.SendKeys(chromedp.CSS("#signin-username"), "alice"),
-		chromedp.SendKeys(chromedp.CSS("#signin-password"), "correct horse battery"),
-		chromedp.Click(chromedp.CSS("#signin-submit")))
-	wait(t, actx, "signed-in")
+	signIn(t, actx, app, "alice", "correct horse battery")
 	spaceSel := `#spaces-list button[data-space-jid^="` + u.Demo.ID + `@"]`
 	run(t, actx, "the demo space is listed", chromedp.WaitVisible(chromedp.CSS(spaceSel)))
 	alice.Screenshot(t, actx, "1-alice-signed-in")
@@ -105,6 +99,18 @@ func TestBrowserMeeting(t *testing.T) {
 	if calls := u.CallBridge.Meetings.Calls(); len(calls) != 0 {
 		t.Errorf("calls after everyone left: %+v", calls)
 	}
+}
+
+// signIn opens the web app at app in ctx's tab and signs in.
+func signIn(t *testing.T, ctx context.Context, app, user, password string) {
+	t.Helper()
+	run(t, ctx, "open the sign-in page", chromedp.Navigate(app+"/"), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
+	wait(t, ctx, "ready")
+	run(t, ctx, "sign in",
+		chromedp.SendKeys(chromedp.CSS("#signin-username"), user),
+		chromedp.SendKeys(chromedp.CSS("#signin-password"), password),
+		chromedp.Click(chromedp.CSS("#signin-submit")))
+	wait(t, ctx, "signed-in")
 }
 
 func serverLeaf(t *testing.T, u *Up) *x509.Certificate {

@@ -34,13 +34,7 @@ func TestBrowserResume(t *testing.T) {
 	actx := alice.Context(t, 120*time.Second)
 	gctx := guest.Context(t, 120*time.Second)
 
-	run(t, actx, "open the sign-in page", chromedp.Navigate(proxied+"/"), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
-	wait(t, actx, "ready")
-	run(t, actx, "sign in",
-		chromedp.SendKeys(chromedp.CSS("#signin-username"), "alice"),
-		chromedp.SendKeys(chromedp.CSS("#signin-password"), "correct horse battery"),
-		chromedp.Click(chromedp.CSS("#signin-submit")))
-	wait(t, actx, "signed-in")
+	signIn(t, actx, proxied, "alice", "correct horse battery")
 	spaceSel := `#spaces-list button[data-space-jid^="` + u.Demo.ID + `@"]`
 	run(t, actx, "join the demo space", chromedp.WaitVisible(chromedp.CSS(spaceSel)), chromedp.Click(chromedp.CSS(spaceSel)))
 	wait(t, actx, "in-meeting")
