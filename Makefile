@@ -1,5 +1,6 @@
 # Confab: `make test` installs the test peers (Debian and npm packages) and runs every test
-# with the race detector, then govulncheck; `make run` starts Confab on its embedded defaults.
+# with the race detector, fuzzes every fuzz target for 15 s, then runs govulncheck; `make run`
+# starts Confab on its embedded defaults.
 GO ?= go
 # The toolchain every target builds with (scripts/env.sh says why).
 export GOTOOLCHAIN := $(shell . ./scripts/env.sh && echo $$GOTOOLCHAIN)
@@ -8,6 +9,7 @@ export GOTOOLCHAIN := $(shell . ./scripts/env.sh && echo $$GOTOOLCHAIN)
 
 test: test-deps vet
 	CONFAB_REQUIRE_PEERS=1 $(GO) test -race -timeout 25m ./...
+	./scripts/fuzz.sh 15s
 	./scripts/govulncheck.sh
 
 test-deps:

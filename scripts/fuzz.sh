@@ -4,11 +4,11 @@
 # `go test` replays it from then on.
 #
 #   scripts/fuzz.sh                 every target, 10 minutes each, two at a time
-#   scripts/fuzz.sh 30s             every target, 30 seconds each (what CI can afford)
+#   scripts/fuzz.sh 15s             every target, 15 seconds each (what `make test`, and so CI, runs)
 #   scripts/fuzz.sh 1h Reader       targets whose name matches the regexp, an hour each
 #
 # JOBS (default 2) targets run at once, each with one fuzzing worker; LOGDIR (default a new
-# temporary directory) keeps each target's log.
+# temporary directory) keeps each target's log. The exit status is 1 if any target failed.
 set -euo pipefail
 . "$(dirname "$0")/../scripts/env.sh"
 
@@ -33,6 +33,7 @@ run_one() {
 		result=ok
 	else
 		result=FAIL
+		: >"$logdir/failed"
 	fi
 	secs=$(($(date +%s) - start))
 	execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
@@ -51,3 +52,7 @@ while read -r pkg target; do
 	running=$((running + 1))
 done <<<"$targets"
 wait
+if [ -e "$logdir/failed" ]; then
+	echo "a fuzz target failed: its log is in $logdir, the input that failed in the package's testdata/fuzz/" >&2
+	exit 1
+fi
