@@ -64,7 +64,18 @@ func TestClassifyTLSErrorHandshakes(t *testing.T) {
 		_, err = io.Copy(io.Discard, c) // until the client gives up
 		return err
 	}
-	hangUp := func(c net.Conn) error { return c.Close() }
+	// hangUp reads the client's hello, then closes: a FIN. Closing with the hello unread
+	// would make the kernel answer with a reset instead, which is another case.
+	hangUp := func(c net.Conn) error {
+		hdr := make([]byte, 5) // a TLS record header; the hello fits one record
+		if _, err := io.ReadFull(c, hdr); err != nil {
+			return err
+		}
+		if _, err := io.CopyN(io.Discard, c, int64(hdr[3])<<8|int64(hdr[4])); err != nil {
+			return err
+		}
+		return c.Close()
+	}
 
 	tests := []struct {
 		name       string
