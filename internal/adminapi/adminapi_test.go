@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"confab.dev/confab/internal/clocktest"
+
 	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/passhash"
 	"confab.dev/confab/internal/secret"
@@ -79,30 +81,13 @@ func (b *lockedBuffer) String() string {
 }
 
 // clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type env struct {
 	ts    *httptest.Server
 	srv   *server
 	store *store.Store
 	link  *fakeLink
 	logs  *lockedBuffer
-	clock *clock
+	clock *clocktest.Clock
 }
 
 const (
@@ -124,7 +109,7 @@ func newEnv(t *testing.T) *env {
 	if err := st.AddAPIUser(context.Background(), testUser, h); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{store: st, link: &fakeLink{}, logs: &lockedBuffer{}, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}}
+	e := &env{store: st, link: &fakeLink{}, logs: &lockedBuffer{}, clock: clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
 	handler := New(Options{
 		Store: st, Link: e.link, Version: "1.2.3", Now: e.clock.Now,
 		Logger:           slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

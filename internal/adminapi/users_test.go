@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"confab.dev/confab/internal/clocktest"
 	"confab.dev/confab/internal/passhash"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/users"
@@ -43,7 +44,7 @@ func newUsersEnv(t *testing.T, o users.Options) *usersEnv {
 	if _, err := st.UpdateXMPPConfig(ctx, func(c *store.XMPPConfig) error { c.Domain = "example.com"; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{store: st, link: &fakeLink{}, logs: &lockedBuffer{}, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}}
+	e := &env{store: st, link: &fakeLink{}, logs: &lockedBuffer{}, clock: clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	o.Store, o.Logger = st, logger
 	svc := users.New(o)

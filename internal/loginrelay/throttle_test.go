@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"confab.dev/confab/internal/clocktest"
 
 	"github.com/xdg-go/scram"
 
@@ -30,31 +31,14 @@ func (d *countingDir) CheckPlain(ctx context.Context, user, pass string) error {
 	return d.Directory.CheckPlain(ctx, user, pass)
 }
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // throttled returns a fixture whose Responder throttles with account and source, counts its
 // directory lookups and runs on a test clock.
-func throttledFixture(t *testing.T, account, source throttle.Config) (*fixture, *countingDir, *testClock) {
+func throttledFixture(t *testing.T, account, source throttle.Config) (*fixture, *countingDir, *clocktest.Clock) {
 	f := newFixture(t, 0)
 	dir := &countingDir{Directory: f.dir}
-	clock := &testClock{t: time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC))
 	f.resp.Dir = dir
-	f.resp.Now = clock.now
+	f.resp.Now = clock.Now
 	f.resp.AccountThrottle = account
 	f.resp.SourceThrottle = source
 	return f, dir, clock
@@ -132,7 +116,7 @@ func TestThrottleBlockEndsAndSuccessClears(t *testing.T) {
 		{0, "alice", "correct horse", "success"},
 	}
 	for i, s := range steps {
-		clock.advance(s.advance)
+		clock.Advance(s.advance)
 		if got := login(t, f, MechPLAIN, s.user, s.pass, "198.51.100.7:4000"); got != s.want {
 			t.Fatalf("step %d (%s): %q, want %q", i, s.user, got, s.want)
 		}
@@ -169,15 +153,15 @@ func TestThrottleBySource(t *testing.T) {
 // an initial response is caught at its first message, and the Call Bridge that already
 // answered it is told to drop the exchange.
 func TestThrottleSharedByCallBridges(t *testing.T) {
-	clock := &testClock{t: time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC))
 	f := newFixture(t, 0)
 	f.client.SetThrottle(throttle.Config{MaxFailures: 4, Window: time.Minute, Block: 10 * time.Second, MaxBlock: time.Minute},
-		throttle.Config{Off: true}, clock.now)
+		throttle.Config{Off: true}, clock.Now)
 	// Each Call Bridge would block a name only after 3 failures of its own.
 	perBridge := throttle.Config{MaxFailures: 3, Window: time.Minute, Block: 10 * time.Second, MaxBlock: time.Minute}
 	dir1, dir2 := &countingDir{Directory: f.dir}, &countingDir{Directory: f.dir}
-	f.resp.Dir, f.resp.Now, f.resp.AccountThrottle, f.resp.SourceThrottle = dir1, clock.now, perBridge, throttle.Config{Off: true}
-	resp2 := &Responder{Domain: domain, Dir: dir2, Now: clock.now, AccountThrottle: perBridge, SourceThrottle: throttle.Config{Off: true}}
+	f.resp.Dir, f.resp.Now, f.resp.AccountThrottle, f.resp.SourceThrottle = dir1, clock.Now, perBridge, throttle.Config{Off: true}
+	resp2 := &Responder{Domain: domain, Dir: dir2, Now: clock.Now, AccountThrottle: perBridge, SourceThrottle: throttle.Config{Off: true}}
 	l2 := &pipeLink{t: t, jid: "cb2." + domain, client: f.client, resp: resp2}
 	f.client.Attach(l2)
 
@@ -225,7 +209,7 @@ func TestThrottleSharedByCallBridges(t *testing.T) {
 		t.Errorf("after the block the Call Bridge got %q; want one abort", w[before:])
 	}
 
-	clock.advance(10 * time.Second)
+	clock.Advance(10 * time.Second)
 	if g := login(t, f, MechPLAIN, "alice", "correct horse", addr); g != "success" {
 		t.Errorf("after the block: %q, want success", g)
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"confab.dev/confab/internal/clocktest"
+
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/stream"
 )
@@ -23,23 +25,6 @@ const (
 )
 
 // clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // lockedBuffer collects log output.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -127,7 +112,7 @@ func (r *recorder) all() []*stream.Element {
 type env struct {
 	st    *store.Store
 	svc   *Service
-	clock *clock
+	clock *clocktest.Clock
 	logs  *lockedBuffer
 	link  *recorder
 	up    *linkFlag
@@ -161,7 +146,7 @@ func newEnv(t *testing.T) *env {
 	if err := st.SetXMPPConfig(ctx, store.XMPPConfig{UniqueName: "cb1", Domain: domain}); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{st: st, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, logs: &lockedBuffer{},
+	e := &env{st: st, clock: clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), logs: &lockedBuffer{},
 		link: &recorder{}, up: &linkFlag{}}
 	e.svc = New(Options{
 		Store: st, Now: e.clock.Now, LinkUp: e.up.Up,

@@ -2,31 +2,15 @@ package throttle
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
+
+	"confab.dev/confab/internal/clocktest"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newTest(cfg Config) (*Throttle, *clock) {
-	c := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	return New(cfg, Config{}, c.now), c
+func newTest(cfg Config) (*Throttle, *clocktest.Clock) {
+	c := clocktest.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	return New(cfg, Config{}, c.Now), c
 }
 
 func TestBlockAndDoubling(t *testing.T) {
@@ -51,7 +35,7 @@ func TestBlockAndDoubling(t *testing.T) {
 		{35 * time.Second, false, 0},
 	}
 	for i, s := range steps {
-		c.advance(s.advance)
+		c.Advance(s.advance)
 		var got time.Duration
 		if s.fail {
 			got = th.Fail("k")
@@ -71,7 +55,7 @@ func TestWindowAndForgiveness(t *testing.T) {
 	th, c := newTest(Config{MaxFailures: 3, Window: time.Minute, Block: 10 * time.Second, MaxBlock: time.Minute})
 	th.Fail("k")
 	th.Fail("k")
-	c.advance(61 * time.Second) // those two fell out of the window
+	c.Advance(61 * time.Second) // those two fell out of the window
 	if d := th.Fail("k"); d != 0 {
 		t.Fatalf("blocked for %s by failures outside the window", d)
 	}
@@ -80,7 +64,7 @@ func TestWindowAndForgiveness(t *testing.T) {
 		t.Fatalf("block = %s, want 10s", d)
 	}
 	// Quiet for MaxBlock after the block: the next block is a first one again.
-	c.advance(10*time.Second + time.Minute + time.Second)
+	c.Advance(10*time.Second + time.Minute + time.Second)
 	th.Fail("k")
 	th.Fail("k")
 	if d := th.Fail("k"); d != 10*time.Second {

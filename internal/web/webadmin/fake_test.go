@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"confab.dev/confab/internal/clocktest"
+
 	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/web/webadmin"
 )
@@ -235,29 +237,12 @@ type adminEnv struct {
 	b      *fakeBackend
 	srv    *httptest.Server
 	client *http.Client
-	clock  *clock
-}
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+	clock  *clocktest.Clock
 }
 
 func newAdminEnv(t *testing.T) *adminEnv {
 	t.Helper()
-	e := &adminEnv{b: newFakeBackend(), clock: &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}}
+	e := &adminEnv{b: newFakeBackend(), clock: clocktest.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))}
 	mux := http.NewServeMux()
 	log := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mux.Handle(webadmin.Prefix, webadmin.New(webadmin.Options{Backend: e.b, Now: e.clock.Now, Logger: log}))
