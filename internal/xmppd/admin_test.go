@@ -50,14 +50,7 @@ func TestMetricsAfterLogin(t *testing.T) {
 	h := xmppdtest.Start(t, xmppdtest.Options{})
 	alice := h.Login(t, "alice")
 	ws := h.LoginWebSocket(t, "bob")
-	c, err := h.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
+	c := h.DialTLS(t)
 	_ = c.Auth("PLAIN", "alice", "wrong")
 	alice.Send(t, `<message to="`+ws.JID+`" id="m"><body>x</body></message>`)
 	ws.Expect(t, "message", xmppdtest.IsKind("message", "m"))

@@ -234,14 +234,7 @@ func TestCallBridgeLostMidLogin(t *testing.T) {
 			}
 		}
 	}()
-	c, err := h.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
+	c := h.DialTLS(t)
 	err = c.Auth("PLAIN", "alice", h.Users["alice"])
 	var se *xmppdtest.SASLError
 	if !errors.As(err, &se) || se.Condition != "temporary-auth-failure" || !strings.Contains(se.Text, "disconnected") {
@@ -261,14 +254,7 @@ func TestRelayTimeout(t *testing.T) {
 	}
 	defer link.Close("", "")
 	xmppdtest.Eventually(t, 5*time.Second, "the link", func() bool { return len(h.Server.Links()) == 1 })
-	c, err := h.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
+	c := h.DialTLS(t)
 	start := time.Now()
 	err = c.Auth("SCRAM-SHA-256", "alice", h.Users["alice"])
 	var se *xmppdtest.SASLError

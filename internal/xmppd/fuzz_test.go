@@ -55,14 +55,7 @@ func FuzzClientInput(f *testing.F) {
 		_ = nc.Close()
 
 		// After login over TLS.
-		c, err := h.Dial()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if err := c.StartTLS(); err != nil {
-			t.Fatal(err)
-		}
+		c := h.DialTLS(t)
 		if err := c.Auth("PLAIN", "alice", h.Users["alice"]); err != nil {
 			t.Fatal(err)
 		}

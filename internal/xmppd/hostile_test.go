@@ -402,14 +402,7 @@ func trickleHeader(t *testing.T, h *xmppdtest.Harness) string {
 }
 
 func silentMidSASL(t *testing.T, h *xmppdtest.Harness) string {
-	c, err := h.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
+	c := h.DialTLS(t)
 	c.Send(t, `<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="SCRAM-SHA-256">biwsbj1hbGljZSxyPWZ5a28rZDJsYmJGZ09OUnYyOXhrbFE=</auth>`)
 	if e, err := c.Next(); err != nil || e.Name.Local != "challenge" {
 		t.Fatalf("got %v, %v; want a challenge", e, err)
@@ -418,14 +411,7 @@ func silentMidSASL(t *testing.T, h *xmppdtest.Harness) string {
 }
 
 func silentBeforeBind(t *testing.T, h *xmppdtest.Harness) string {
-	c, err := h.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
+	c := h.DialTLS(t)
 	if err := c.Auth("PLAIN", "alice", h.Users["alice"]); err != nil {
 		t.Fatal(err)
 	}
@@ -481,18 +467,11 @@ func badTo(t *testing.T, h *xmppdtest.Harness) string {
 }
 
 func badBind(t *testing.T, h *xmppdtest.Harness) string {
-	c, err := h.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
+	c := h.DialTLS(t)
 	if err := c.Auth("PLAIN", "alice", h.Users["alice"]); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Bind(strings.Repeat("r", 1100)) // a resourcepart is at most 1023 bytes
+	_, err := c.Bind(strings.Repeat("r", 1100)) // a resourcepart is at most 1023 bytes
 	if err == nil || !strings.Contains(err.Error(), "bad-request") {
 		t.Fatalf("bind of a 1100-byte resource: %v, want bad-request", err)
 	}

@@ -62,15 +62,8 @@ func TestLoginFailures(t *testing.T) {
 	h := xmppdtest.Start(t, xmppdtest.Options{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := h.Dial()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if err := c.StartTLS(); err != nil {
-				t.Fatal(err)
-			}
-			err = c.Auth(tt.mech, tt.user, tt.pass)
+			c := h.DialTLS(t)
+			err := c.Auth(tt.mech, tt.user, tt.pass)
 			var se *xmppdtest.SASLError
 			if !errors.As(err, &se) || se.Condition != tt.wantCond {
 				t.Fatalf("auth error = %v, want SASL failure %s", err, tt.wantCond)
@@ -85,16 +78,9 @@ func TestLoginFailures(t *testing.T) {
 
 func TestNoCallBridgeFailsAtOnce(t *testing.T) {
 	h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true})
-	c, err := h.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
+	c := h.DialTLS(t)
 	start := time.Now()
-	err = c.Auth("SCRAM-SHA-256", "alice", h.Users["alice"])
+	err := c.Auth("SCRAM-SHA-256", "alice", h.Users["alice"])
 	elapsed := time.Since(start)
 	var se *xmppdtest.SASLError
 	if !errors.As(err, &se) {

@@ -170,14 +170,7 @@ func TestOpenTimeout(t *testing.T) {
 
 func TestAuthTimeout(t *testing.T) {
 	h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.AuthTimeout = 300 * time.Millisecond }})
-	c, err := h.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
+	c := h.DialTLS(t)
 	if se := c.ExpectStreamError(t); se.Condition != "connection-timeout" {
 		t.Errorf("unauthenticated stream got %s, want connection-timeout", se.Condition)
 	}
@@ -273,14 +266,7 @@ func TestResourceConflictReplacesOldSession(t *testing.T) {
 
 func TestTooManyAuthFailures(t *testing.T) {
 	h := xmppdtest.Start(t, xmppdtest.Options{})
-	c, err := h.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
+	c := h.DialTLS(t)
 	var last error
 	for i := 0; i < 5; i++ {
 		last = c.Auth("PLAIN", "alice", "wrong")
@@ -313,14 +299,7 @@ func TestSASLAbortAndBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := h.Dial()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if err := c.StartTLS(); err != nil {
-				t.Fatal(err)
-			}
+			c := h.DialTLS(t)
 			for i, s := range tt.steps {
 				c.Send(t, s)
 				e, err := c.Next()

@@ -108,14 +108,7 @@ func TestComponentSecretThrottle(t *testing.T) {
 func TestNoSecretsInLogs(t *testing.T) {
 	logs := &logBuffer{}
 	h := xmppdtest.Start(t, xmppdtest.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	c, err := h.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
+	c := h.DialTLS(t)
 	const wrongPassword = "wrong-password-4f9a1c"
 	if err := c.Auth("PLAIN", "alice", wrongPassword); err == nil {
 		t.Fatal("a wrong password was accepted")

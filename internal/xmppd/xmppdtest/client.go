@@ -177,9 +177,9 @@ func (h *Harness) HTTPClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: h.ClientTLS("")}}
 }
 
-// Login connects over TCP, negotiates TLS, authenticates user with SCRAM-SHA-256 and binds
-// a resource, failing the test on any error. The client is closed when the test ends.
-func (h *Harness) Login(t testing.TB, user string) *Client {
+// DialTLS connects over TCP and negotiates TLS (STARTTLS), failing the test on any error.
+// The client is closed when the test ends.
+func (h *Harness) DialTLS(t testing.TB) *Client {
 	t.Helper()
 	c, err := h.Dial()
 	if err != nil {
@@ -189,6 +189,14 @@ func (h *Harness) Login(t testing.TB, user string) *Client {
 	if err := c.StartTLS(); err != nil {
 		t.Fatalf("starttls: %v", err)
 	}
+	return c
+}
+
+// Login connects over TCP, negotiates TLS, authenticates user with SCRAM-SHA-256 and binds
+// a resource, failing the test on any error. The client is closed when the test ends.
+func (h *Harness) Login(t testing.TB, user string) *Client {
+	t.Helper()
+	c := h.DialTLS(t)
 	h.login(t, c, user)
 	return c
 }
