@@ -377,6 +377,7 @@ func TestLinkConflictKeepsTheBackoff(t *testing.T) {
 	l := link.New(config(""), o)
 	start(t, l)
 	waitFor(t, l, "registration", registered)
+	e.srv.WaitConnected(t, "cb1.example.com") // the server's side may record the link a moment later
 	if err := e.srv.Send([]byte(`<stream:error><conflict xmlns="urn:ietf:params:xml:ns:xmpp-streams"/></stream:error>`)); err != nil {
 		t.Fatal(err)
 	}
