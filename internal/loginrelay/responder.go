@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/xml"
 	"errors"
 	"log/slog"
 	"strings"
@@ -172,7 +171,7 @@ func (r *Responder) HandleIQ(ctx context.Context, el *stream.Element) []byte {
 	req, err := decodeRequest(el)
 	if err != nil {
 		r.logger().Warn("login relay: unreadable request", "err", err)
-		return errorIQ(el, "modify", "bad-request")
+		return stream.ErrorReply(el, stream.StanzaError{Type: stream.ErrModify, Condition: "bad-request"})
 	}
 	if req.Auth == nil && req.Response == nil && req.Abort == nil {
 		return nil
@@ -180,7 +179,7 @@ func (r *Responder) HandleIQ(ctx context.Context, el *stream.Element) []byte {
 	if from := el.Get("from"); r.Domain != "" && from != r.Domain {
 		// Only the XMPP server may ask; a client's IQ routed here must not reach the SASL code.
 		r.logger().Warn("login relay: request from someone other than the XMPP server refused", "from", from)
-		return errorIQ(el, "cancel", "forbidden")
+		return stream.ErrorReply(el, stream.StanzaError{Type: stream.ErrCancel, Condition: "forbidden"})
 	}
 	var p any
 	switch {
@@ -213,12 +212,6 @@ func (r *Responder) HandleMessage(m *stream.Element) bool {
 		r.OnSessionEnd(v.End.JID, v.End.Reason)
 	}
 	return true
-}
-
-func errorIQ(el *stream.Element, typ, cond string) []byte {
-	e := stanzaError{Type: typ}
-	e.Condition.XMLName = xml.Name{Space: stream.NSStanzaErr, Local: cond}
-	return marshal(iq{Type: "error", ID: el.Get("id"), From: el.Get("to"), To: el.Get("from"), Payload: e})
 }
 
 func (r *Responder) auth(ctx context.Context, a *authPayload) any {

@@ -10,107 +10,61 @@ import (
 // Every login crosses the relay four times (two requests, two answers), and encoding/xml's
 // reflection and its re-reading of an element the link has already parsed once were a
 // tenth of a login's CPU on the XMPP server and Call Bridge together. The relay's own
-// elements are flat and written one way, so they are written by hand here and, when they
-// arrive in that form, read by a scanner; anything else falls back to encoding/xml.
+// elements are flat and written one way, so they are written with stream.Builder and, when
+// they arrive in that form, read by a scanner; anything else falls back to encoding/xml.
 // TestWireMatchesEncodingXML and FuzzFastChild check that both paths agree.
 
-// wattr is an attribute to write; an empty value is left out when omitEmpty is set (as
-// encoding/xml's omitempty does).
-type wattr struct {
-	name, value string
-	omitEmpty   bool
-}
-
-// writeStart writes a start tag declaring ns, as encoding/xml writes it.
-func writeStart(buf *bytes.Buffer, name, ns string, attrs ...wattr) {
-	buf.WriteByte('<')
-	buf.WriteString(name)
-	buf.WriteString(` xmlns="`)
-	escapeAttr(buf, ns)
-	buf.WriteByte('"')
-	for _, a := range attrs {
-		if a.omitEmpty && a.value == "" {
-			continue
-		}
-		buf.WriteByte(' ')
-		buf.WriteString(a.name)
-		buf.WriteString(`="`)
-		escapeAttr(buf, a.value)
-		buf.WriteByte('"')
-	}
-	buf.WriteByte('>')
-}
-
-func writeEnd(buf *bytes.Buffer, name string) {
-	buf.WriteString("</")
-	buf.WriteString(name)
-	buf.WriteByte('>')
-}
-
-func escapeAttr(buf *bytes.Buffer, s string) { _ = xml.EscapeText(buf, []byte(s)) }
-
-// writeElem writes a whole flat element: attributes and escaped text.
-func writeElem(buf *bytes.Buffer, name, text string, attrs ...wattr) {
-	writeStart(buf, name, NS, attrs...)
-	_ = xml.EscapeText(buf, []byte(text))
-	writeEnd(buf, name)
-}
-
 // wirePayload is a payload that writes itself.
-type wirePayload interface{ writeTo(buf *bytes.Buffer) }
+type wirePayload interface{ writeTo(x *stream.Builder) }
 
-func (p authPayload) writeTo(buf *bytes.Buffer) {
-	writeElem(buf, "auth", p.Data, wattr{"session", p.Session, false}, wattr{"mechanism", p.Mechanism, false},
-		wattr{"addr", p.Addr, true}, wattr{"transport", p.Transport, true})
+func (p authPayload) writeTo(x *stream.Builder) {
+	x.Elem("auth", p.Data, "xmlns", NS, "session", p.Session, "mechanism", p.Mechanism, "addr", p.Addr, "transport", p.Transport)
 }
 
-func (p responsePayload) writeTo(buf *bytes.Buffer) {
-	writeElem(buf, "response", p.Data, wattr{"session", p.Session, false})
+func (p responsePayload) writeTo(x *stream.Builder) {
+	x.Elem("response", p.Data, "xmlns", NS, "session", p.Session)
 }
 
-func (p abortPayload) writeTo(buf *bytes.Buffer) {
-	writeElem(buf, "abort", "", wattr{"session", p.Session, false})
+func (p abortPayload) writeTo(x *stream.Builder) {
+	x.Elem("abort", "", "xmlns", NS, "session", p.Session)
 }
 
-func (p challengePayload) writeTo(buf *bytes.Buffer) {
-	writeElem(buf, "challenge", p.Data, wattr{"session", p.Session, false})
+func (p challengePayload) writeTo(x *stream.Builder) {
+	x.Elem("challenge", p.Data, "xmlns", NS, "session", p.Session)
 }
 
-func (p successPayload) writeTo(buf *bytes.Buffer) {
-	writeElem(buf, "success", p.Data, wattr{"session", p.Session, false}, wattr{"jid", p.JID, false})
+func (p successPayload) writeTo(x *stream.Builder) {
+	x.Elem("success", p.Data, "xmlns", NS, "session", p.Session, "jid", p.JID)
 }
 
-func (p failurePayload) writeTo(buf *bytes.Buffer) {
-	writeStart(buf, "failure", NS, wattr{"session", p.Session, false}, wattr{"condition", p.Condition, false})
+func (p failurePayload) writeTo(x *stream.Builder) {
+	x.Open("failure", "xmlns", NS, "session", p.Session, "condition", p.Condition)
 	if p.Text != "" {
-		writeElem(buf, "text", p.Text)
+		x.Elem("text", p.Text, "xmlns", NS)
 	}
-	writeEnd(buf, "failure")
+	x.End("failure")
 }
 
-func (p sessionEndPayload) writeTo(buf *bytes.Buffer) {
-	writeElem(buf, "session-end", "", wattr{"jid", p.JID, false}, wattr{"reason", p.Reason, true})
+func (p sessionEndPayload) writeTo(x *stream.Builder) {
+	x.Elem("session-end", "", "xmlns", NS, "jid", p.JID, "reason", p.Reason)
 }
 
 // marshal serialises an iq or message of the relay.
 func marshal(v any) []byte {
-	var buf bytes.Buffer
 	switch v := v.(type) {
 	case iq:
 		if p, ok := v.Payload.(wirePayload); ok {
-			buf.Grow(256)
-			writeStart(&buf, "iq", stream.NSComponent, wattr{"type", v.Type, false}, wattr{"id", v.ID, false},
-				wattr{"from", v.From, true}, wattr{"to", v.To, true})
-			p.writeTo(&buf)
-			writeEnd(&buf, "iq")
-			return buf.Bytes()
+			x := stream.Builder{B: make([]byte, 0, 256)}
+			x.Open("iq", "xmlns", stream.NSComponent, "type", v.Type, "id", v.ID, "from", v.From, "to", v.To)
+			p.writeTo(&x)
+			return x.End("iq").B
 		}
 	case message:
 		if p, ok := v.Payload.(wirePayload); ok {
-			writeStart(&buf, "message", stream.NSComponent, wattr{"from", v.From, true}, wattr{"to", v.To, true})
-			p.writeTo(&buf)
-			writeEnd(&buf, "message")
-			return buf.Bytes()
+			x := stream.Builder{B: make([]byte, 0, 256)}
+			x.Open("message", "xmlns", stream.NSComponent, "from", v.From, "to", v.To)
+			p.writeTo(&x)
+			return x.End("message").B
 		}
 	}
 	b, err := xml.Marshal(v)

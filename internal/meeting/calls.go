@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"confab.dev/confab/internal/stream"
 )
 
 // Errors of the call methods.
@@ -298,14 +300,14 @@ func (s *Service) participantLocked(spaceID, full string) *participant {
 // presence is the presence of participant p sent to the full JID to: available when typ is
 // "", else typ ("unavailable"); self marks a participant's own presence.
 func presence(p *participant, to, typ string, self bool) []byte {
-	var x xb
-	x.open("presence", "type", typ, "from", p.occupantJID(), "to", to)
+	var x stream.Builder
+	x.Open("presence", "type", typ, "from", p.occupantJID(), "to", to)
 	selfAttr := ""
 	if self {
 		selfAttr = "true"
 	}
-	x.empty("participant", "xmlns", NS, "id", p.id, "name", p.name, "jid", p.bare, "role", p.role, "self", selfAttr)
-	return x.end("presence").b
+	x.Empty("participant", "xmlns", NS, "id", p.id, "name", p.name, "jid", p.bare, "role", p.role, "self", selfAttr)
+	return x.End("presence").B
 }
 
 func localpart(bare string) string {

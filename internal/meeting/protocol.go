@@ -77,7 +77,7 @@ func (s *Service) reply(conn Sender, e *stream.Element, typ, condition, text str
 		return
 	}
 	s.mu.Lock()
-	s.queue(conn, errorReply(e, typ, condition, text))
+	s.queue(conn, stream.ErrorReply(e, stream.StanzaError{Type: typ, Condition: condition, Text: text}))
 	s.mu.Unlock()
 }
 
@@ -121,9 +121,9 @@ func (s *Service) handleService(ctx context.Context, conn Sender, e *stream.Elem
 }
 
 // iqResult starts a result answering the IQ e.
-func iqResult(e *stream.Element) *xb {
-	var x xb
-	x.open("iq", "type", "result", "id", e.Get("id"), "from", e.Get("to"), "to", e.Get("from"))
+func iqResult(e *stream.Element) *stream.Builder {
+	var x stream.Builder
+	x.Open("iq", "type", "result", "id", e.Get("id"), "from", e.Get("to"), "to", e.Get("from"))
 	return &x
 }
 
@@ -153,13 +153,13 @@ func (s *Service) listSpaces(ctx context.Context, conn Sender, e *stream.Element
 		return
 	}
 	x := iqResult(e)
-	x.open("spaces", "xmlns", NS)
+	x.Open("spaces", "xmlns", NS)
 	for _, sp := range spaces {
-		x.empty("space", "jid", sp.ID+"@"+cb, "name", sp.Name, "callId", sp.CallID, "uri", sp.URI)
+		x.Empty("space", "jid", sp.ID+"@"+cb, "name", sp.Name, "callId", sp.CallID, "uri", sp.URI)
 	}
-	x.end("spaces").end("iq")
+	x.End("spaces").End("iq")
 	s.mu.Lock()
-	s.queue(conn, x.b)
+	s.queue(conn, x.B)
 	s.mu.Unlock()
 }
 
@@ -203,11 +203,11 @@ func (s *Service) lookup(ctx context.Context, conn Sender, e *stream.Element, fr
 	s.throttle.Reset(key)
 	s.mu.Unlock()
 	x := iqResult(e)
-	x.open("lookup", "xmlns", NS)
-	x.empty("space", "jid", sp.ID+"@"+cb, "name", sp.Name, "callId", sp.CallID, "uri", sp.URI)
-	x.end("lookup").end("iq")
+	x.Open("lookup", "xmlns", NS)
+	x.Empty("space", "jid", sp.ID+"@"+cb, "name", sp.Name, "callId", sp.CallID, "uri", sp.URI)
+	x.End("lookup").End("iq")
 	s.mu.Lock()
-	s.queue(conn, x.b)
+	s.queue(conn, x.B)
 	s.mu.Unlock()
 }
 
@@ -259,12 +259,12 @@ func (s *Service) join(ctx context.Context, conn Sender, e *stream.Element, from
 	full, bare := from.String(), from.Bare().String()
 	spaceID, spaceJID := to.Localpart(), to.Bare().String()
 	refuse := func(typ, condition, text string) {
-		var x xb
-		x.open("presence", "type", "error", "id", e.Get("id"), "from", spaceJID, "to", e.Get("from"))
-		x.stanzaError(typ, condition, text)
-		x.end("presence")
+		var x stream.Builder
+		x.Open("presence", "type", "error", "id", e.Get("id"), "from", spaceJID, "to", e.Get("from"))
+		stream.StanzaError{Type: typ, Condition: condition, Text: text}.Append(&x)
+		x.End("presence")
 		s.mu.Lock()
-		s.queue(conn, x.b)
+		s.queue(conn, x.B)
 		s.mu.Unlock()
 	}
 
@@ -378,14 +378,14 @@ func (s *Service) chat(conn Sender, e *stream.Element, spaceID, full string) {
 	defer s.mu.Unlock()
 	sender := s.participantLocked(spaceID, full)
 	if sender == nil {
-		s.queue(conn, errorReply(e, "cancel", "not-acceptable", "Join the space before sending to it"))
+		s.queue(conn, stream.ErrorReply(e, stream.StanzaError{Type: "cancel", Condition: "not-acceptable", Text: "Join the space before sending to it"}))
 		return
 	}
 	for _, q := range sender.call.parts {
-		var x xb
-		x.open("message", "type", "groupchat", "id", e.Get("id"), "from", sender.occupantJID(), "to", q.full)
-		x.open("body").text(body).end("body")
-		x.empty("participant", "xmlns", NS, "id", sender.id, "name", sender.name)
-		s.queue(q.conn, x.end("message").b)
+		var x stream.Builder
+		x.Open("message", "type", "groupchat", "id", e.Get("id"), "from", sender.occupantJID(), "to", q.full)
+		x.Open("body").Text(body).End("body")
+		x.Empty("participant", "xmlns", NS, "id", sender.id, "name", sender.name)
+		s.queue(q.conn, x.End("message").B)
 	}
 }

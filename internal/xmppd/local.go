@@ -42,25 +42,23 @@ func result(iq *stream.Element, from string, inner []byte) *stream.Element {
 	return newStanza("iq", "result", iq.Get("id"), from, iq.Get("from"), inner)
 }
 
-// errorReply is the stanza error [RFC 6120 §8.3] answering e.
-func errorReply(e *stream.Element, from, cond, typ string) *stream.Element {
+// errorReply is the stanza error [RFC 6120 §8.3] answering e, from the address e was sent to
+// unless from is set.
+func errorReply(e *stream.Element, from string, se stream.StanzaError) *stream.Element {
 	if from == "" {
 		from = e.Get("to")
 	}
-	inner := []byte(`<error type="` + typ + `"><` + cond + ` xmlns="` + stream.NSStanzaErr + `"/></error>`)
-	return newStanza(e.Name.Local, "error", e.Get("id"), from, e.Get("from"), inner)
+	var x stream.Builder
+	return newStanza(e.Name.Local, "error", e.Get("id"), from, e.Get("from"), se.Append(&x).B)
 }
 
 // bounce answers e with a stanza error, unless e must not be answered: an error never gets
 // an error in reply, nor does an iq result [RFC 6120 §8.3.1].
 func (s *Server) bounce(e *stream.Element, src endpoint, cond, typ string) {
-	switch t := e.Get("type"); {
-	case t == "error":
-		return
-	case e.Name.Local == "iq" && t == "result":
+	if !stream.Answerable(e) {
 		return
 	}
-	src.deliver(errorReply(e, "", cond, typ))
+	src.deliver(errorReply(e, "", stream.StanzaError{Type: typ, Condition: cond}))
 }
 
 // payload returns the name of the first child element of e (an iq's payload).
@@ -138,6 +136,6 @@ func (s *Server) serverStanza(e *stream.Element, src endpoint) {
 	case typ == "set" && p == xml.Name{Space: nsSession, Local: "session"}:
 		src.deliver(result(e, "", nil))
 	default:
-		src.deliver(errorReply(e, "", "service-unavailable", "cancel"))
+		src.deliver(errorReply(e, "", stream.StanzaError{Type: "cancel", Condition: "service-unavailable"}))
 	}
 }

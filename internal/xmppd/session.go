@@ -397,7 +397,7 @@ func (ss *session) bind(iq *stream.Element) error {
 		Resource string `xml:"resource"`
 	}
 	if err := decodePayload(iq, &req); err != nil {
-		if err := ss.write(errorReply(iq, "", "bad-request", "modify").AppendFrame(nil, stream.NSClient)); err != nil {
+		if err := ss.write(errorReply(iq, "", stream.StanzaError{Type: "modify", Condition: "bad-request"}).AppendFrame(nil, stream.NSClient)); err != nil {
 			return err
 		}
 		return ss.bindAgain()
@@ -413,7 +413,7 @@ func (ss *session) bind(iq *stream.Element) error {
 	full, err := bare.WithResource(res)
 	if err != nil {
 		// Not a valid resourcepart: refuse this request; the client may try another.
-		reply := errorReply(iq, "", "bad-request", "modify")
+		reply := errorReply(iq, "", stream.StanzaError{Type: "modify", Condition: "bad-request"})
 		if err := ss.write(reply.AppendFrame(nil, stream.NSClient)); err != nil {
 			return err
 		}

@@ -475,9 +475,9 @@ func (ss *session) bounceUnacked(unacked [][]byte) {
 		switch typ := e.Get("type"); {
 		case typ == "error":
 		case e.Name.Local == "message":
-			s.route(errorReply(e, ss.full, "recipient-unavailable", "wait"), discard{})
+			s.route(errorReply(e, ss.full, stream.StanzaError{Type: "wait", Condition: "recipient-unavailable"}), discard{})
 		case e.Name.Local == "iq" && (typ == "get" || typ == "set"):
-			s.route(errorReply(e, ss.full, "service-unavailable", "cancel"), discard{})
+			s.route(errorReply(e, ss.full, stream.StanzaError{Type: "cancel", Condition: "service-unavailable"}), discard{})
 		}
 	}
 }

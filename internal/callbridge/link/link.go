@@ -753,7 +753,7 @@ func (l *Link) read(ctx context.Context, c *component.Conn, queue chan<- *stream
 				continue
 			}
 			if isPingRequest(e) {
-				if err := c.Write(iqResult(e)); err != nil {
+				if err := c.Write(stream.Result(e)); err != nil {
 					return err
 				}
 				continue
@@ -778,7 +778,7 @@ func (l *Link) dispatch(ctx context.Context, c *component.Conn, queue <-chan *st
 			continue
 		}
 		if e.Name.Local == "iq" && (e.Get("type") == "get" || e.Get("type") == "set") {
-			_ = c.Write(iqError(e, "cancel", "service-unavailable"))
+			_ = c.Write(stream.ErrorReply(e, stream.StanzaError{Type: stream.ErrCancel, Condition: "service-unavailable"}))
 		}
 	}
 }

@@ -20,11 +20,9 @@ func domainOf(cfg store.XMPPConfig) string {
 
 // pingIQ is an XEP-0199 ping from the component to the server's domain.
 func pingIQ(from, to string, seq uint64) []byte {
-	b := []byte(`<iq type="get" id="` + pingPrefix + strconv.FormatUint(seq, 10) + `" from="`)
-	b = stream.AppendEscaped(b, from)
-	b = append(b, `" to="`...)
-	b = stream.AppendEscaped(b, to)
-	return append(b, `"><ping xmlns="`+NSPing+`"/></iq>`...)
+	var x stream.Builder
+	x.Open("iq", "type", "get", "id", pingPrefix+strconv.FormatUint(seq, 10), "from", from, "to", to)
+	return x.Empty("ping", "xmlns", NSPing).End("iq").B
 }
 
 // isPingResult reports whether e answers one of the Link's pings. An error answer counts
@@ -46,42 +44,4 @@ func isPingRequest(e *stream.Element) bool {
 		return false
 	}
 	return v.Ping != nil
-}
-
-// iqResult is the empty result answering the IQ request e.
-func iqResult(e *stream.Element) []byte {
-	return appendReplyStart(nil, e, "result", true)
-}
-
-// iqError answers the IQ request e with a stanza error.
-func iqError(e *stream.Element, typ, condition string) []byte {
-	b := appendReplyStart(nil, e, "error", false)
-	b = append(b, `<error type="`...)
-	b = stream.AppendEscaped(b, typ)
-	b = append(b, `"><`...)
-	b = append(b, condition...)
-	b = append(b, ` xmlns="`+stream.NSStanzaErr+`"/></error></iq>`...)
-	return b
-}
-
-// appendReplyStart writes the start tag of a reply to the IQ e, with from and to swapped;
-// empty closes it at once.
-func appendReplyStart(b []byte, e *stream.Element, typ string, empty bool) []byte {
-	b = append(b, `<iq type="`...)
-	b = append(b, typ...)
-	b = append(b, '"')
-	for _, a := range [...][2]string{{"id", e.Get("id")}, {"from", e.Get("to")}, {"to", e.Get("from")}} {
-		if a[1] == "" {
-			continue
-		}
-		b = append(b, ' ')
-		b = append(b, a[0]...)
-		b = append(b, `="`...)
-		b = stream.AppendEscaped(b, a[1])
-		b = append(b, '"')
-	}
-	if empty {
-		return append(b, "/>"...)
-	}
-	return append(b, '>')
 }
