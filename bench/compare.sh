@@ -62,10 +62,10 @@ if ((${#need[@]})); then
 fi
 
 # --- the tool ------------------------------------------------------------------------------
-log "building confab"
+log "building confab-bench"
 mkdir -p "$work/bin"
-go build -o "$work/bin/confab" ./cmd/confab
-confab="$work/bin/confab"
+go build -o "$work/bin/confab-bench" ./cmd/confab-bench
+bench="$work/bin/confab-bench"
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo "open files: $(ulimit -n)" >&2
 if (( $(ulimit -n) < idle_big + 1000 )); then
@@ -75,7 +75,7 @@ fi
 
 mkdir -p "$results"
 rm -f "$results"/*.json
-"$confab" bench cert -dir "$work/certs" -domain bench.example >&2
+"$bench" cert -dir "$work/certs" -domain bench.example >&2
 {
 	echo "date: $(date -u +%FT%TZ)"
 	echo "uptime: $(uptime)"
@@ -97,13 +97,13 @@ field() { grep -m1 "\"$2\":" "$1" | sed 's/.*: *\([0-9.]*\).*/\1/'; }
 
 run() { # run NAME SCENARIO ARGS...: one run, result in $results/NAME.json
 	local name=$1 scenario=$2; shift 2
-	"$confab" bench "$scenario" -info "$work/$s/info.json" -out "$results/$name.json" "$@" || echo "run $name failed" >&2
+	"$bench" "$scenario" -info "$work/$s/info.json" -out "$results/$name.json" "$@" || echo "run $name failed" >&2
 }
 
 start_server() {
 	log "$s: starting"
 	rm -rf "${work:?}/$s"
-	"$confab" bench serve -server "$s" -dir "$work/$s" -certs "$work/certs" -users 20 >&2 &
+	"$bench" serve -server "$s" -dir "$work/$s" -certs "$work/certs" -users 20 >&2 &
 	serve_pid=$!
 	for _ in $(seq 1 600); do
 		[[ -f "$work/$s/info.json" ]] && break
@@ -166,8 +166,8 @@ done
 echo "runs finished $(date -u +%T) after $(( $(date +%s) - began ))s: load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$results/machine.txt" >&2
 
 log "table"
-"$confab" bench report "$results"/*.json | tee "$results/table.md"
-"$confab" bench report -json "$results"/*.json > "$results/figures.json"
+"$bench" report "$results"/*.json | tee "$results/table.md"
+"$bench" report -json "$results"/*.json > "$results/figures.json"
 
 log "plots"
 (cd bench/plot && go run . -out "$results" "$results"/*.json) || echo "plots failed (see above)" >&2

@@ -11,7 +11,7 @@
 # The roles run as separate processes, as deployed — `confab xmpp` (its [limits]
 # max_sessions sized for the run; `confab up` is fixed at 10000 client connections, fewer
 # than 10000 sessions plus the logins in flight) and `confab callbridge`, which decides
-# every login from its store — and the load comes from `confab bench idle` and `confab bench
+# every login from its store — and the load comes from `confab-bench idle` and `confab bench
 # login` (SCRAM-SHA-256 over STARTTLS). Everything listens on 127.0.0.1, runs from a
 # temporary directory, and is stopped when the script ends, whatever happens; each wait has
 # a deadline. The exit status is 1 if a login or a session failed, or the goroutines grew
@@ -137,8 +137,11 @@ if [[ -z $bin ]]; then
 	(cd "$repo" && go build -o "$dir/confab" ./cmd/confab)
 	bin=$dir/confab
 fi
+log "building confab-bench"
+(cd "$repo" && go build -o "$dir/confab-bench" ./cmd/confab-bench)
+benchbin=$dir/confab-bench
 domain=soak.example
-"$bin" bench cert -dir "$dir/certs" -domain "$domain" >&2
+"$benchbin" cert -dir "$dir/certs" -domain "$domain" >&2
 ca=$dir/certs/ca.pem
 c2s=$(free_port) comp=$(free_port) ws=$(free_port) admin=$(free_port) api=$(free_port) web=$(free_port)
 
@@ -226,7 +229,7 @@ sample baseline >>"$csv"
 } >"$dir/machine.txt"
 cat "$dir/machine.txt" >&2
 
-bench=("$bin" bench)
+bench=("$benchbin")
 target=(-addr "127.0.0.1:$c2s" -domain "$domain" -ca "$ca" -users "$users" -password "$password")
 
 # --- the sessions -----------------------------------------------------------------------------

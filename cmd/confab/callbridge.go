@@ -11,12 +11,12 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/config"
 	"confab.dev/confab/internal/launch"
 	"confab.dev/confab/internal/passhash"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
-	"confab.dev/confab/internal/users"
 )
 
 // callBridgeFlags reads `confab callbridge` flags over the config file's settings.

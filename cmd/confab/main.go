@@ -7,7 +7,6 @@
 //	confab callbridge             the Call Bridge (REST API and web admin 8445)
 //	confab callbridge api-user .. API and web admin accounts
 //	confab diagnose               run the Call Bridge ↔ XMPP signalling steps once and explain each
-//	confab bench                  a load tool for XMPP servers on loopback (Confab, Prosody, ejabberd)
 //	confab version
 package main
 
@@ -70,7 +69,6 @@ commands:
   xmpp          run the XMPP server; "confab xmpp callbridge" manages registered Call Bridges
   callbridge    run the Call Bridge; "confab callbridge api-user" manages API accounts
   diagnose      check the Call Bridge's link to an XMPP server step by step
-  bench         load an XMPP server on loopback (logins, idle sessions, round trips)
   version       print the version
 
 "confab <command> -h" describes each command's flags.
@@ -90,8 +88,6 @@ func run(ctx context.Context, args []string, io stdio) error {
 		return runCallBridge(ctx, args[1:], io)
 	case "diagnose":
 		return runDiagnose(ctx, args[1:], io)
-	case "bench":
-		return runBench(ctx, args[1:], io)
 	case "version", "-version", "--version":
 		fmt.Fprintln(io.out, "confab", version)
 		return nil

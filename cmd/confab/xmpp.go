@@ -12,11 +12,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"confab.dev/confab/internal/cbregistry"
 	"confab.dev/confab/internal/config"
 	"confab.dev/confab/internal/launch"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/xmppd"
+	"confab.dev/confab/internal/xmppd/callbridges"
 )
 
 // xmppFlags reads `confab xmpp` flags over the config file's settings.
@@ -121,7 +121,7 @@ func runXMPPCallBridge(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	reg, err := cbregistry.Open(cfg.Registry)
+	reg, err := callbridges.Open(cfg.Registry)
 	if err != nil {
 		return err
 	}

@@ -26,10 +26,10 @@ import (
 	"time"
 
 	"confab.dev/confab/internal/callbridge/linkstate"
-	"confab.dev/confab/internal/meeting"
+	"confab.dev/confab/internal/callbridge/meeting"
+	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/throttle"
-	"confab.dev/confab/internal/users"
 )
 
 // Link is the Call Bridge's link to its XMPP server, as the API sees it.

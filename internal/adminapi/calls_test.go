@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"confab.dev/confab/internal/meeting"
+	"confab.dev/confab/internal/callbridge/meeting"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/stream"
 )

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"net/http"
 
-	"confab.dev/confab/internal/meeting"
+	"confab.dev/confab/internal/callbridge/meeting"
 	"confab.dev/confab/internal/store"
 )
 

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/passhash"
 	"confab.dev/confab/internal/store"
-	"confab.dev/confab/internal/users"
 )
 
 // fuzzEndpoints are the requests FuzzRequestBody sends arbitrary bodies to; {space} is a space

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/store"
-	"confab.dev/confab/internal/users"
 )
 
 // ldapRoutes registers /ldapServers, /ldapMappings, /ldapSources and /ldapSyncs.

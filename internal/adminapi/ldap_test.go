@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"confab.dev/confab/internal/users"
-	"confab.dev/confab/internal/users/ldaptest"
+	"confab.dev/confab/internal/callbridge/users"
+	"confab.dev/confab/internal/callbridge/users/ldaptest"
 )
 
 type ldapServerGot struct {

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"net/http"
 
+	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
-	"confab.dev/confab/internal/users"
 )
 
 // userRoutes registers /users (CMS's GET, and Confab's POST, PUT and DELETE for local users)

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/clocktest"
 	"confab.dev/confab/internal/passhash"
 	"confab.dev/confab/internal/store"
-	"confab.dev/confab/internal/users"
 )
 
 // usersEnv is an env whose API serves users and LDAP through a users.Service; the store's XMPP

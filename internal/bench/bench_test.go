@@ -19,12 +19,12 @@ import (
 
 	"confab.dev/confab/internal/bench"
 	"confab.dev/confab/internal/bench/benchserve"
+	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/loginrelay"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/stream"
-	"confab.dev/confab/internal/users"
 )
 
 // The benchmarks here measure the floor of a login: the server's CPU cost of a TLS

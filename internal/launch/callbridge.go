@@ -19,14 +19,14 @@ import (
 	"confab.dev/confab/internal/adminapi"
 	"confab.dev/confab/internal/callbridge/link"
 	"confab.dev/confab/internal/callbridge/linkstate"
+	"confab.dev/confab/internal/callbridge/meeting"
+	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/component"
 	"confab.dev/confab/internal/config"
 	"confab.dev/confab/internal/loginrelay"
-	"confab.dev/confab/internal/meeting"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/stream"
-	"confab.dev/confab/internal/users"
 	"confab.dev/confab/internal/web/webapp"
 )
 

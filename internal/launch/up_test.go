@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"confab.dev/confab/internal/callbridge/linkstate"
+	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/secret"
-	"confab.dev/confab/internal/users"
 )
 
 // startUp runs `confab up` in-process on free loopback ports, in a data directory of the

@@ -15,16 +15,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"confab.dev/confab/internal/cbregistry"
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/config"
 	"confab.dev/confab/internal/xmppd"
+	"confab.dev/confab/internal/xmppd/callbridges"
 )
 
 // XMPP is a running `confab xmpp`.
 type XMPP struct {
 	Server   *xmppd.Server
-	Registry *cbregistry.Registry
+	Registry *callbridges.Registry
 	// Addrs are the bound listener addresses (a port of 0 in the config is resolved here).
 	Addrs struct{ C2S, Component, WebSocket, Admin string }
 	// CAFile is the CA that signed the server certificate when Confab generated it ("" when
@@ -93,7 +93,7 @@ func StartXMPP(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg prome
 			return nil, fmt.Errorf("tls.client_ca %s: no PEM certificates", cfg.TLS.ClientCA)
 		}
 	}
-	x.Registry, err = cbregistry.Open(cfg.Registry)
+	x.Registry, err = callbridges.Open(cfg.Registry)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ type User struct {
 
 	Name, Email, CDRTag string
 
-	// Credentials of a local user, as encoded by internal/users; empty for LDAP users and in
+	// Credentials of a local user, as encoded by internal/callbridge/users; empty for LDAP users and in
 	// the results of ListUsers.
 	SCRAMSHA1, SCRAMSHA256, PasswordHash string
 

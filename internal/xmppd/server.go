@@ -61,7 +61,7 @@ const (
 	Reject = "reject"
 )
 
-// Registry is the set of Call Bridges allowed to register; *cbregistry.Registry satisfies it.
+// Registry is the set of Call Bridges allowed to register; *callbridges.Registry satisfies it.
 type Registry interface {
 	Lookup(name string) (secret.Secret, bool)
 }

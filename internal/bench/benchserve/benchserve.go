@@ -20,13 +20,13 @@ import (
 	"time"
 
 	"confab.dev/confab/internal/callbridge/linkstate"
+	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/config"
 	"confab.dev/confab/internal/launch"
 	"confab.dev/confab/internal/peers"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
-	"confab.dev/confab/internal/users"
 )
 
 // Servers that can be started.

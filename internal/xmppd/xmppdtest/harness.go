@@ -33,11 +33,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"confab.dev/confab/internal/cbregistry"
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/loginrelay"
 	"confab.dev/confab/internal/throttle"
 	"confab.dev/confab/internal/xmppd"
+	"confab.dev/confab/internal/xmppd/callbridges"
 )
 
 // DefaultUsers are the users of the test Call Bridges' directory, by username.
@@ -93,7 +93,7 @@ type Harness struct {
 	ClientCert *certs.Pair
 	// RegistryPath is the Call Bridge registry file; Registry is it, opened.
 	RegistryPath string
-	Registry     *cbregistry.Registry
+	Registry     *callbridges.Registry
 	// Users maps usernames to passwords; Directory holds them for the test Call Bridges.
 	Users     map[string]string
 	Directory *loginrelay.MemoryDirectory
@@ -133,7 +133,7 @@ func Start(t testing.TB, o Options) *Harness {
 
 	var err error
 	h.RegistryPath = filepath.Join(h.dir, "callbridges.toml")
-	if h.Registry, err = cbregistry.Open(h.RegistryPath); err != nil {
+	if h.Registry, err = callbridges.Open(h.RegistryPath); err != nil {
 		t.Fatalf("open registry: %v", err)
 	}
 	if _, err := h.Registry.Add(DefaultCallBridge); err != nil {

@@ -1,4 +1,4 @@
-package cbregistry
+package callbridges
 
 import (
 	"context"

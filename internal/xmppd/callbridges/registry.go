@@ -1,4 +1,4 @@
-// Package cbregistry keeps the list of Call Bridges allowed to register with an XMPP server
+// Package callbridges keeps the list of Call Bridges allowed to register with an XMPP server
 // as components, each with its shared secret: the equivalent of Cisco Meeting Server's MMP
 // commands `xmpp callbridge add <name>` (generates and prints a secret), `add-secret` (sets a
 // given one), `list` and `del`.
@@ -7,7 +7,7 @@
 // temporary file renamed over it), so that a reader never sees half a file. Several processes
 // may share it: the XMPP server reads it and Watches it, while the command line edits it;
 // every change re-reads the file first, so one writer does not undo another's change.
-package cbregistry
+package callbridges
 
 import (
 	"bytes"
@@ -85,7 +85,7 @@ func Open(path string) (*Registry, error) {
 	dir := filepath.Dir(path)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("cbregistry: %w", err)
+			return nil, fmt.Errorf("callbridges: %w", err)
 		}
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
@@ -107,16 +107,16 @@ func (r *Registry) Path() string { return r.path }
 // becomes the first label of the component's JID.
 func ValidName(name string) error {
 	if len(name) == 0 || len(name) > 63 {
-		return fmt.Errorf("cbregistry: invalid name %q: must be 1 to 63 characters", name)
+		return fmt.Errorf("callbridges: invalid name %q: must be 1 to 63 characters", name)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-			return fmt.Errorf("cbregistry: invalid name %q: only letters, digits and hyphens are allowed", name)
+			return fmt.Errorf("callbridges: invalid name %q: only letters, digits and hyphens are allowed", name)
 		}
 	}
 	if name[0] == '-' || name[len(name)-1] == '-' {
-		return fmt.Errorf("cbregistry: invalid name %q: must not start or end with a hyphen", name)
+		return fmt.Errorf("callbridges: invalid name %q: must not start or end with a hyphen", name)
 	}
 	return nil
 }
@@ -141,7 +141,7 @@ func (r *Registry) Add(name string) (secret.Secret, error) {
 	err := r.modify(func(m map[string]Entry) error {
 		key := canonical(name)
 		if _, ok := m[key]; ok {
-			return fmt.Errorf("cbregistry: %s: %w", key, ErrExists)
+			return fmt.Errorf("callbridges: %s: %w", key, ErrExists)
 		}
 		m[key] = Entry{Name: key, Secret: s, Created: now()}
 		return nil
@@ -158,7 +158,7 @@ func (r *Registry) SetSecret(name string, s secret.Secret) error {
 		return err
 	}
 	if strings.TrimSpace(s.Reveal()) == "" {
-		return errors.New("cbregistry: empty secret")
+		return errors.New("callbridges: empty secret")
 	}
 	return r.modify(func(m map[string]Entry) error {
 		key := canonical(name)
@@ -177,7 +177,7 @@ func (r *Registry) Delete(name string) error {
 	return r.modify(func(m map[string]Entry) error {
 		key := canonical(name)
 		if _, ok := m[key]; !ok {
-			return fmt.Errorf("cbregistry: %s: %w", key, ErrNotFound)
+			return fmt.Errorf("callbridges: %s: %w", key, ErrNotFound)
 		}
 		delete(m, key)
 		return nil
@@ -236,7 +236,7 @@ func (r *Registry) modify(f func(map[string]Entry) error) error {
 func (r *Registry) reload() error {
 	data, err := os.ReadFile(r.path)
 	if err != nil {
-		return fmt.Errorf("cbregistry: %w", err)
+		return fmt.Errorf("callbridges: %w", err)
 	}
 	return r.adopt(data)
 }
@@ -251,7 +251,7 @@ func (r *Registry) adopt(data []byte) error {
 	}
 	m, err := decode(data)
 	if err != nil {
-		return fmt.Errorf("cbregistry: %s: %w", r.path, err)
+		return fmt.Errorf("callbridges: %s: %w", r.path, err)
 	}
 	r.mu.Lock()
 	r.entries, r.raw = m, data
@@ -301,7 +301,7 @@ func encode(m map[string]Entry) []byte {
 	slices.SortFunc(f.CallBridge, func(a, b fileEntry) int { return strings.Compare(a.Name, b.Name) })
 	body, err := toml.Marshal(f)
 	if err != nil {
-		panic("cbregistry: marshal: " + err.Error()) // strings and times only
+		panic("callbridges: marshal: " + err.Error()) // strings and times only
 	}
 	return append([]byte(fileHeader), body...)
 }
@@ -312,13 +312,13 @@ func writeFile(path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*") // created 0600
 	if err != nil {
-		return fmt.Errorf("cbregistry: %w", err)
+		return fmt.Errorf("callbridges: %w", err)
 	}
 	defer func() {
 		if err != nil {
 			f.Close()
 			os.Remove(f.Name())
-			err = fmt.Errorf("cbregistry: write %s: %w", path, err)
+			err = fmt.Errorf("callbridges: write %s: %w", path, err)
 		}
 	}()
 	if err = f.Chmod(0o600); err != nil {

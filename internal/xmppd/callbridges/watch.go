@@ -1,4 +1,4 @@
-package cbregistry
+package callbridges
 
 import (
 	"bytes"
@@ -25,12 +25,12 @@ const debounce = 50 * time.Millisecond
 func (r *Registry) Watch(ctx context.Context, onChange func()) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("cbregistry: watch: %w", err)
+		return fmt.Errorf("callbridges: watch: %w", err)
 	}
 	defer w.Close()
 	dir, base := filepath.Dir(r.path), filepath.Base(r.path)
 	if err := w.Add(dir); err != nil {
-		return fmt.Errorf("cbregistry: watch %s: %w", dir, err)
+		return fmt.Errorf("callbridges: watch %s: %w", dir, err)
 	}
 	log := r.Logger
 	if log == nil {
@@ -50,14 +50,14 @@ func (r *Registry) Watch(ctx context.Context, onChange func()) error {
 			return nil
 		case ev, ok := <-w.Events:
 			if !ok {
-				return errors.New("cbregistry: watch: event channel closed")
+				return errors.New("callbridges: watch: event channel closed")
 			}
 			if filepath.Base(ev.Name) == base {
 				timer.Reset(debounce)
 			}
 		case err, ok := <-w.Errors:
 			if !ok {
-				return errors.New("cbregistry: watch: error channel closed")
+				return errors.New("callbridges: watch: error channel closed")
 			}
 			log.Warn("call bridge registry: watch error; reloading", "file", r.path, "err", err)
 			timer.Reset(debounce) // events may have been lost

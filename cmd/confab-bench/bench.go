@@ -24,7 +24,7 @@ import (
 	"confab.dev/confab/internal/launch"
 )
 
-const benchUsage = `usage: confab bench <command> [flags]
+const benchUsage = `usage: confab-bench <command> [flags]
 
 Measures XMPP servers on this machine (loopback only): Confab, Prosody, ejabberd.
 
@@ -36,7 +36,7 @@ commands:
   cert        make a CA and a server certificate for serve
   report      print a table of result files
 
-"confab bench <command> -h" describes each command's flags. bench/compare.sh runs them all.
+"confab-bench <command> -h" describes each command's flags. bench/compare.sh runs them all.
 `
 
 func runBench(ctx context.Context, args []string, io stdio) error {
@@ -101,7 +101,7 @@ func runBenchScenario(ctx context.Context, scenario string, args []string, io st
 	fs.StringVar(&out, "out", "", "write the result as JSON to this file")
 	fs.BoolVar(&quiet, "quiet", false, "no progress line")
 	fs.Usage = func() {
-		fmt.Fprintf(io.err, "usage: confab bench %s [flags]\n\n", scenario)
+		fmt.Fprintf(io.err, "usage: confab-bench %s [flags]\n\n", scenario)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -213,7 +213,7 @@ func runBenchServe(ctx context.Context, args []string, io stdio) error {
 	fs.StringVar(&logFile, "log", "", "Confab's log file, at info level (default <dir>/confab.log)")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiles (/debug/pprof/) on this loopback address, for profiling Confab under load")
 	fs.Usage = func() {
-		fmt.Fprintln(io.err, "usage: confab bench serve -dir DIR -certs DIR [flags]\n\nStarts a server for the load tool and runs until interrupted. Confab runs in this\nprocess (XMPP server + Call Bridge with its real user directory); Prosody and ejabberd\nrun as child processes from their Debian packages.")
+		fmt.Fprintln(io.err, "usage: confab-bench serve -dir DIR -certs DIR [flags]\n\nStarts a server for the load tool and runs until interrupted. Confab runs in this\nprocess (XMPP server + Call Bridge with its real user directory); Prosody and ejabberd\nrun as child processes from their Debian packages.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -246,7 +246,7 @@ func runBenchServe(ctx context.Context, args []string, io stdio) error {
 	}
 	defer lf.Close()
 	o.Logger = newLogger(lf, config.Log{Level: "info"})
-	launch.Version = version
+	launch.Version = "bench"
 	if *pprofAddr != "" {
 		if err := bench.CheckLoopback(ctx, *pprofAddr); err != nil {
 			return err

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"confab.dev/confab/internal/callbridge/users/ldaptest"
 	"confab.dev/confab/internal/loginrelay"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
-	"confab.dev/confab/internal/users/ldaptest"
 )
 
 // ldapSetup creates a server (LDAPS when secure), a mapping and a source over ldaptest's

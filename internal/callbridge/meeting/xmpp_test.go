@@ -10,9 +10,9 @@ import (
 
 	"github.com/xdg-go/scram"
 
+	"confab.dev/confab/internal/callbridge/meeting"
 	"confab.dev/confab/internal/component"
 	"confab.dev/confab/internal/loginrelay"
-	"confab.dev/confab/internal/meeting"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/stream"
