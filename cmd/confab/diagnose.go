@@ -5,11 +5,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
 	"confab.dev/confab/internal/config"
 	"confab.dev/confab/internal/diagnose"
+	"confab.dev/confab/internal/discover"
 	"confab.dev/confab/internal/launch"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
@@ -84,8 +86,12 @@ passed, 1 when one failed.`)
 		line, _ := bufio.NewReader(io.in).ReadString('\n')
 		xc.SharedSecret = secret.New(strings.TrimSpace(line))
 	}
+	var resolver *net.Resolver // the system's
+	if trust.DNSServer != "" {
+		resolver = discover.NewResolver(trust.DNSServer, 0)
+	}
 	rep := diagnose.Run(ctx, diagnose.Settings{
-		XMPPConfig: xc, Resolver: trust.Resolver, RootCAs: trust.RootCAs, ClientCert: trust.ClientCert,
+		XMPPConfig: xc, Resolver: resolver, RootCAs: trust.RootCAs, ClientCert: trust.ClientCert,
 		DNSTimeout: *timeout, ConnectTimeout: *timeout, TLSTimeout: *timeout, HandshakeTimeout: *timeout,
 		NoRegister: *noReg,
 	})

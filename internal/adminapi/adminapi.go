@@ -22,14 +22,14 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
+	"confab.dev/confab/internal/callbridge/accounts"
+	"confab.dev/confab/internal/callbridge/link"
 	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/callbridge/meeting"
 	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/store"
-	"confab.dev/confab/internal/throttle"
 )
 
 // Link is the Call Bridge's link to its XMPP server, as the API sees it.
@@ -50,23 +50,23 @@ type Options struct {
 	Store *store.Store // required
 	// Link is the XMPP link; when nil, the status shows it unavailable and changes of the XMPP
 	// settings are only stored.
-	Link    Link
-	Logger  *slog.Logger     // slog.DiscardHandler when nil
-	Version string           // softwareVersion in /system/status
-	Now     func() time.Time // time.Now when nil
+	Link Link
+	// Settings writes the XMPP settings (the Call Bridge's one writer, shared with the web
+	// admin); one over Store and Link when nil.
+	Settings *link.SettingsWriter
+	Logger   *slog.Logger     // slog.DiscardHandler when nil
+	Version  string           // softwareVersion in /system/status
+	Now      func() time.Time // time.Now when nil
 	// AuthFailureDelay is how long a request with wrong credentials waits before its 401, to
 	// slow password guessing; 500ms when zero, none when negative.
 	AuthFailureDelay time.Duration
-	// AccountThrottle and SourceThrottle slow down password guessing further: wrong
-	// credentials are counted per account name (whether it exists or not) and per client
-	// address (IPv4 address, IPv6 /64), and a name or an address that failed too often gets
-	// 429 tooManyAuthenticationFailures with Retry-After, before its credentials are checked,
-	// until its block ends. Zero fields take the defaults: per name, 5 failures within 5
-	// minutes block it for 5s, each further block twice as long up to 1 minute; per address,
-	// 20 failures within 5 minutes block it for 30s, up to 15 minutes.
-	AccountThrottle, SourceThrottle throttle.Config
-	Meetings                        *meeting.Service // spaces, calls and call legs; one over Store when nil
-	Users                           *users.Service   // /users and the LDAP endpoints; not served when nil
+	// Accounts checks credentials (the Call Bridge's one checker, shared with the web
+	// admin); one over Store with its defaults when nil. A name or an address that failed too
+	// often gets 429 tooManyAuthenticationFailures with Retry-After, before its credentials
+	// are checked, until its block ends; too many checks at once get 503.
+	Accounts *accounts.Checker
+	Meetings *meeting.Service // spaces, calls and call legs; one over Store when nil
+	Users    *users.Service   // /users and the LDAP endpoints; not served when nil
 }
 
 // MaxBodyBytes is the largest request body accepted; a larger one is refused with 413.
@@ -86,9 +86,7 @@ type server struct {
 	meetings *meeting.Service // see spaceRoutes
 	users    *users.Service   // see userRoutes
 
-	// applyMu makes "store the XMPP settings, then Apply them" atomic, so that the link ends
-	// up with the settings that were stored last.
-	applyMu sync.Mutex
+	settings *link.SettingsWriter
 }
 
 // handler serves one endpoint. It returns the document to send with status 200 (nil for an
@@ -118,14 +116,19 @@ func New(o Options) http.Handler {
 	if s.link == nil {
 		s.link = noLink{}
 	}
+	s.settings = o.Settings
+	if s.settings == nil {
+		s.settings = &link.SettingsWriter{Store: o.Store, Link: s.link}
+	}
 	s.started = s.now()
 	delay := o.AuthFailureDelay
 	if delay == 0 {
 		delay = 500 * time.Millisecond
 	}
-	s.auth = newAuthenticator(o.Store, s.now, max(delay, 0))
-	s.auth.accounts = throttle.New(o.AccountThrottle, accountThrottle(), s.now)
-	s.auth.sources = throttle.New(o.SourceThrottle, sourceThrottle(), s.now)
+	if o.Accounts == nil {
+		o.Accounts = accounts.New(accounts.Options{Store: o.Store, Now: s.now})
+	}
+	s.auth = &authenticator{accounts: o.Accounts, failDelay: max(delay, 0)}
 	s.routes()
 	return s
 }
@@ -165,10 +168,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	name, err := s.auth.check(r)
-	var blocked *throttledError
+	wait, isThrottled := throttled(err)
 	switch {
-	case errors.As(err, &blocked):
-		secs := int((blocked.wait + time.Second - 1) / time.Second)
+	case isThrottled:
+		secs := int((wait + time.Second - 1) / time.Second)
 		sw.Header().Set("Retry-After", strconv.Itoa(secs))
 		s.write(sw, r, http.StatusTooManyRequests, &Failure{Status: http.StatusTooManyRequests, Name: "tooManyAuthenticationFailures"})
 		s.log.Warn("api request refused: too many authentication failures", "user", name, "remote", r.RemoteAddr, "retry_after_s", secs)
@@ -183,6 +186,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if name != "" {
 			s.log.Warn("api authentication failed", "user", name, "remote", r.RemoteAddr)
 		}
+	case errors.Is(err, accounts.ErrBusy):
+		sw.Header().Set("Retry-After", "1")
+		s.write(sw, r, http.StatusServiceUnavailable, &Failure{Status: http.StatusServiceUnavailable, Name: "tooManyRequests"})
 	default:
 		s.fail(sw, r, err)
 	}

@@ -15,8 +15,8 @@ import (
 // Each setter assigns only when the parameter is present and valid; the first problem is kept
 // and reported by Err, so a handler reads all its parameters and then checks once:
 //
-//	f.String("domain", &cfg.Domain, validDomain)
-//	f.Secret("sharedSecret", &cfg.SharedSecret, validSecret)
+//	f.String("domain", &cfg.Domain, link.ValidDomain)
+//	f.Secret("sharedSecret", &cfg.SharedSecret, link.ValidSecret)
 //	if err := f.Err(); err != nil { return nil, err }
 type Form struct {
 	v   url.Values

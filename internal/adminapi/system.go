@@ -2,9 +2,11 @@ package adminapi
 
 import (
 	"encoding/xml"
+	"errors"
 	"net/http"
 	"time"
 
+	"confab.dev/confab/internal/callbridge/link"
 	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/store"
 )
@@ -32,21 +34,20 @@ func (s *server) setXMPPConfig(w http.ResponseWriter, r *http.Request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	var before store.XMPPConfig
-	c, err := s.store.UpdateXMPPConfig(r.Context(), func(c *store.XMPPConfig) error {
-		before = *c
-		f.String("uniqueName", &c.UniqueName, validUniqueName)
-		f.String("domain", &c.Domain, validDomain)
-		f.String("serverAddressOverride", &c.ServerAddressOverride, validOverride)
-		f.Secret("sharedSecret", &c.SharedSecret, validSecret)
+	before, c, err := s.settings.Update(r.Context(), func(c *store.XMPPConfig) error {
+		f.String("uniqueName", &c.UniqueName, link.ValidUniqueName)
+		f.String("domain", &c.Domain, link.ValidDomain)
+		f.String("serverAddressOverride", &c.ServerAddressOverride, link.ValidOverride)
+		f.Secret("sharedSecret", &c.SharedSecret, link.ValidSecret)
 		return f.Err()
 	})
+	var se *link.SettingError
+	if errors.As(err, &se) {
+		return nil, ParameterError(se.Field, "invalidValue", se.Error())
+	}
 	if err != nil {
 		return nil, err
 	}
-	s.link.Apply(c)
 	s.log.Info("xmpp settings changed", "user", user(r),
 		"uniqueName", c.UniqueName, "domain", c.Domain, "serverAddressOverride", c.ServerAddressOverride,
 		"sharedSecretChanged", c.SharedSecret != before.SharedSecret, "sharedSecretSet", !c.SharedSecret.IsZero())

@@ -1,7 +1,8 @@
-// Package launch turns Confab's configuration files into running roles: it opens stores and
-// registries, makes or loads certificates, binds every listener, serves, and shuts all of it
-// down in order. cmd/confab and `confab up` call it; the role libraries it assembles
-// (xmppd, the Call Bridge) know nothing of files or flags.
+// Package launch turns Confab's configuration files into running roles: it reads
+// configuration, makes or loads certificates, opens the store and the Call Bridge registry,
+// binds every listener, starts the roles (xmppd.Server, callbridge.Bridge) and shuts all of
+// it down in order. cmd/confab and `confab up` call it; the role libraries it assembles know
+// nothing of files or flags.
 //
 // Every goroutine a role starts is owned by its group and waited for in Shutdown.
 package launch
@@ -16,6 +17,9 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"confab.dev/confab/internal/callbridge"
+	"confab.dev/confab/internal/xmppd"
 )
 
 // group runs a role's serving goroutines and remembers the first unexpected error.
@@ -48,7 +52,8 @@ func (g *group) run(name string, f func() error) {
 
 func expectedEnd(err error) bool {
 	return errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, context.Canceled) || err.Error() == "xmppd: server closed"
+		errors.Is(err, context.Canceled) || errors.Is(err, xmppd.ErrServerClosed) ||
+		errors.Is(err, callbridge.ErrBridgeClosed)
 }
 
 // Err returns the first unexpected error, if any.

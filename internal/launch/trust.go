@@ -4,11 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"os"
 
 	"confab.dev/confab/internal/config"
-	"confab.dev/confab/internal/discover"
 )
 
 // LinkTrust is what the Call Bridge needs to reach and verify its XMPP server: the trust
@@ -16,7 +14,7 @@ import (
 type LinkTrust struct {
 	RootCAs    *x509.CertPool   // nil: the system's trust store
 	ClientCert *tls.Certificate // nil: none
-	Resolver   *net.Resolver    // nil: the system resolver
+	DNSServer  string           // "": the system resolver
 }
 
 // LoadLinkTrust reads the [xmpp] section of a Call Bridge configuration.
@@ -40,7 +38,7 @@ func LoadLinkTrust(cfg config.CallBridge) (LinkTrust, error) {
 		t.ClientCert = &c
 	}
 	if cfg.XMPP.DNSServer != "" {
-		t.Resolver = discover.NewResolver(cfg.XMPP.DNSServer, 0)
+		t.DNSServer = cfg.XMPP.DNSServer
 	}
 	return t, nil
 }

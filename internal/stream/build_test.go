@@ -93,3 +93,49 @@ func TestAnswerable(t *testing.T) {
 		}
 	}
 }
+
+func TestPayload(t *testing.T) {
+	tests := []struct {
+		in   string
+		want xml.Name
+	}{
+		{`<iq xmlns="jabber:component:accept" type="set" id="1"><auth xmlns="urn:confab:login:1" session="s">x</auth></iq>`, xml.Name{Space: "urn:confab:login:1", Local: "auth"}},
+		{`<iq xmlns="jabber:component:accept" type="get" id="1"><ping xmlns='urn:xmpp:ping'/></iq>`, xml.Name{Space: "urn:xmpp:ping", Local: "ping"}},
+		{`<message xmlns="jabber:component:accept"><body>hi</body><participant xmlns="urn:confab:meeting:1"/></message>`, xml.Name{Space: "jabber:component:accept", Local: "body"}},
+		{`<presence xmlns="jabber:component:accept"/>`, xml.Name{}},
+		{`<message xmlns="jabber:component:accept">just text</message>`, xml.Name{}},
+		{`<iq xmlns="jabber:component:accept" xmlns:p="urn:p" type="get" id="1"><p:q/></iq>`, xml.Name{Space: "urn:p", Local: "q"}},
+		{`<iq xmlns="jabber:component:accept" type="get" id="1"><q a="x>y" xmlns="urn:q&amp;r"/></iq>`, xml.Name{Space: "urn:q&r", Local: "q"}},
+		{`<iq xmlns="jabber:component:accept" type="get" id="1"> <q a = 'v' xmlns = "urn:q" >t</q></iq>`, xml.Name{Space: "urn:q", Local: "q"}},
+		{`<message xmlns="jabber:component:accept">text<x xmlns="urn:x"/></message>`, xml.Name{Space: "urn:x", Local: "x"}},
+	}
+	for _, tt := range tests {
+		if got := parseOne(t, []byte(tt.in)).Payload(); got != tt.want {
+			t.Errorf("Payload of %s = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzPayload: the scanner and encoding/xml agree wherever the scanner answers.
+func FuzzPayload(f *testing.F) {
+	for _, s := range []string{`<auth xmlns="urn:confab:login:1" session="s">x</auth>`, `<ping xmlns='urn:xmpp:ping'/>`, `<body>x</body>`, ``, `<p:q xmlns:p="urn:p"/>`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, inner string) {
+		doc := `<iq xmlns="jabber:component:accept" type="get" id="1">` + inner + `</iq>`
+		r := NewReader(bytes.NewReader([]byte(doc)), Limits{})
+		e, err := r.Next()
+		if err != nil {
+			return
+		}
+		fast, ok := fastPayload(e.Inner, e.Name.Space)
+		if !ok {
+			return
+		}
+		e2 := e.Clone()
+		e2.Inner = append([]byte("<!---->"), e2.Inner...) // force the encoding/xml path
+		if slow := e2.Payload(); fast != slow {
+			t.Errorf("inner %q: scanner %v, encoding/xml %v", inner, fast, slow)
+		}
+	})
+}

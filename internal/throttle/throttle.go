@@ -68,10 +68,12 @@ type Throttle struct {
 }
 
 type entry struct {
-	fails   []time.Time // within the window, oldest first
-	strikes int         // blocks so far
-	until   time.Time   // blocked until
-	last    time.Time   // last failure
+	fails   []time.Time   // within the window, oldest first
+	strikes int           // blocks so far
+	until   time.Time     // blocked until
+	last    time.Time     // last failure
+	pending int           // attempts counted by Attempt and not yet settled
+	settled chan struct{} // closed when one settles, for Attempts waiting on the budget
 }
 
 // New returns a Throttle for cfg, whose zero fields take the values of def (and then the
@@ -124,7 +126,7 @@ func (t *Throttle) Fail(key string) time.Duration {
 	defer t.mu.Unlock()
 	e := t.entries[key]
 	if e != nil && now.Sub(e.last) > t.cfg.MaxBlock && !now.Before(e.until) {
-		e = nil // quiet long enough: forgiven
+		e.fails, e.strikes = e.fails[:0], 0 // quiet long enough: forgiven
 	}
 	if e == nil {
 		if len(t.entries) >= t.maxKeys {
@@ -181,7 +183,7 @@ func (t *Throttle) Len() int {
 // sweep drops the entries that no longer matter. The caller holds mu.
 func (t *Throttle) sweep(now time.Time) {
 	for k, e := range t.entries {
-		if !now.Before(e.until) && now.Sub(e.last) > t.cfg.MaxBlock {
+		if e.pending == 0 && !now.Before(e.until) && now.Sub(e.last) > t.cfg.MaxBlock {
 			delete(t.entries, k)
 		}
 	}

@@ -1,5 +1,5 @@
 // Package linkstate holds the observable state of a Call Bridge's link to its XMPP server:
-// the steps of the seed document's signalling flow, the events each attempt emits, the
+// the steps of the signalling flow (docs/signalling.md), the events each attempt emits, the
 // CMS-style alarm, and a bounded trace. It is data only, so that the link itself, the REST
 // API, the web admin and `confab diagnose` can share it without importing each other.
 package linkstate
@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Step is one step of the signalling flow (numbered as in the seed document).
+// Step is one step of the signalling flow (numbered as in docs/signalling.md).
 type Step int
 
 // The steps of the flow. Step 1 (a login needs an active link) and step 12 (the XMPP server
@@ -60,7 +60,7 @@ func (s Step) String() string {
 	return "unknown"
 }
 
-// Title is the step as the seed document describes it, for tables and the ladder diagram.
+// Title is the step as docs/signalling.md describes it, for tables and the ladder diagram.
 func (s Step) Title() string {
 	switch s {
 	case StepConfig:

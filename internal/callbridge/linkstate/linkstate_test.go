@@ -49,7 +49,7 @@ func TestStepNames(t *testing.T) {
 	seen := map[string]bool{}
 	for i, s := range Steps {
 		if int(s) != i+2 {
-			t.Errorf("Steps[%d] = %d, want %d (the seed's numbering)", i, s, i+2)
+			t.Errorf("Steps[%d] = %d, want %d (docs/signalling.md's numbering)", i, s, i+2)
 		}
 		if s.String() == "unknown" || s.Title() == "unknown step" {
 			t.Errorf("step %d has no name or title", s)

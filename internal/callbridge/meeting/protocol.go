@@ -1,7 +1,6 @@
 package meeting
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -14,22 +13,16 @@ import (
 	"confab.dev/confab/internal/stream"
 )
 
-// Namespaces of other protocols on the component link that Handle leaves to their owners.
-const (
-	nsLogin = "urn:confab:login:1"
-	nsPing  = "urn:xmpp:ping"
-)
-
 // MaxBodyBytes bounds a chat message's body.
 const MaxBodyBytes = 16 << 10
 
 // Handle handles a stanza that arrived on the component link (conn) if it belongs to the
 // meeting protocol, and reports whether it did. It claims what is addressed to a space
 // (<spaceId>@<callBridgeJid>, with or without a resource), and the requests addressed to
-// the Call Bridge itself (<callBridgeJid>) except IQ results and errors, login relay traffic
-// and XEP-0199 pings, which the link's owner handles, ideally before calling Handle. A
-// request it does not understand is answered with a stanza error; stanzas of type error
-// are never answered.
+// the Call Bridge itself (<callBridgeJid>) except IQ results and errors. The Call Bridge's
+// dispatcher gives the login relay's traffic to its owner (by payload namespace) and the
+// link answers XEP-0199 pings, so neither reaches Handle. A request it does not understand
+// is answered with a stanza error; stanzas of type error are never answered.
 //
 // Handle does not block on the network: its answers are queued and written in order (see
 // the package comment).
@@ -46,8 +39,7 @@ func (s *Service) Handle(ctx context.Context, conn Sender, e *stream.Element) bo
 		return false
 	}
 	kind, typ := e.Name.Local, e.Get("type")
-	if to.Localpart() == "" && (kind == "iq" && (typ == "result" || typ == "error") ||
-		bytes.Contains(e.Inner, []byte(nsLogin)) || bytes.Contains(e.Inner, []byte(nsPing))) {
+	if to.Localpart() == "" && kind == "iq" && (typ == "result" || typ == "error") {
 		return false
 	}
 	defer s.flush()

@@ -310,9 +310,6 @@ func TestUnknownStanzas(t *testing.T) {
 	}{
 		{"another component", `<iq type="get" id="1" from="` + aliceFull + `" to="cb2.example.com"><spaces xmlns="urn:confab:meeting:1"/></iq>`, false, ""},
 		{"iq result to the bridge", `<iq type="result" id="1" from="example.com" to="` + cbJID + `"/>`, false, ""},
-		{"login relay", `<iq type="set" id="1" from="example.com" to="` + cbJID + `"><auth xmlns="urn:confab:login:1" session="s"/></iq>`, false, ""},
-		{"session end", `<message from="example.com" to="` + cbJID + `"><session-end xmlns="urn:confab:login:1" jid="a@example.com/x"/></message>`, false, ""},
-		{"ping", `<iq type="get" id="1" from="example.com" to="` + cbJID + `"><ping xmlns="urn:xmpp:ping"/></iq>`, false, ""},
 		{"unknown iq", `<iq type="get" id="1" from="` + aliceFull + `" to="` + cbJID + `"><query xmlns="jabber:iq:version"/></iq>`, true, "service-unavailable"},
 		{"spaces set", `<iq type="set" id="1" from="` + aliceFull + `" to="` + cbJID + `"><spaces xmlns="urn:confab:meeting:1"/></iq>`, true, "bad-request"},
 		{"message to the bridge", `<message from="` + aliceFull + `" to="` + cbJID + `"><body>hi</body></message>`, true, "service-unavailable"},

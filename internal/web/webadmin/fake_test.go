@@ -1,6 +1,11 @@
 package webadmin_test
 
 import (
+	"path/filepath"
+
+	"confab.dev/confab/internal/callbridge/accounts"
+	"confab.dev/confab/internal/store"
+
 	"context"
 	"errors"
 	"io"
@@ -25,6 +30,7 @@ import (
 type fakeBackend struct {
 	mu       sync.Mutex
 	accounts map[string]string
+	checker  *accounts.Checker // the real checker over a real store, when set
 	settings webadmin.XMPPSettings
 	secret   string
 	sets     []setCall
@@ -70,7 +76,10 @@ func newFakeBackend() *fakeBackend {
 	return b
 }
 
-func (b *fakeBackend) CheckLogin(_ context.Context, user, password string) error {
+func (b *fakeBackend) CheckLogin(ctx context.Context, user, password, remoteAddr string) error {
+	if b.checker != nil {
+		return b.checker.Check(ctx, user, password, remoteAddr)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if p, ok := b.accounts[user]; ok && p == password {
@@ -243,6 +252,17 @@ type adminEnv struct {
 func newAdminEnv(t *testing.T) *adminEnv {
 	t.Helper()
 	e := &adminEnv{b: newFakeBackend(), clock: clocktest.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))}
+	st, err := store.Open(context.Background(), store.Options{DSN: filepath.Join(t.TempDir(), "confab.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e.b.checker = accounts.New(accounts.Options{Store: st, Now: e.clock.Now})
+	for name, pw := range e.b.accounts {
+		if err := e.b.checker.Add(context.Background(), name, pw); err != nil {
+			t.Fatal(err)
+		}
+	}
 	mux := http.NewServeMux()
 	log := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mux.Handle(webadmin.Prefix, webadmin.New(webadmin.Options{Backend: e.b, Now: e.clock.Now, Logger: log}))

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"confab.dev/confab/internal/callbridge/accounts"
 )
 
 // pageData is what every page's template gets.
@@ -85,28 +87,32 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		body := loginBody{Token: s.sessions.preToken(w, r), Next: next, User: user, Error: msg}
 		s.render(w, r, code, "login.html", pageData{Title: "Sign in", Body: body})
 	}
-	key := clientKey(r)
-	if wait := s.limiter.wait(key); wait > 0 {
-		secs := int((wait + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", fmt.Sprint(secs))
-		s.log.Warn("web admin sign-in refused: too many failures", "remote", r.RemoteAddr, "user", user)
-		again(http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts; try again in %d seconds", secs))
-		return
-	}
 	if user == "" || password == "" {
 		again(http.StatusOK, "Enter your username and password")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
-	if err := s.b.CheckLogin(ctx, user, password); err != nil {
-		s.limiter.fail(key)
+	err := s.b.CheckLogin(ctx, user, password, r.RemoteAddr)
+	var te *accounts.ThrottledError
+	switch {
+	case errors.As(err, &te):
+		secs := int((te.RetryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", fmt.Sprint(secs))
+		s.log.Warn("web admin sign-in refused: too many failures", "remote", r.RemoteAddr, "user", user)
+		again(http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts; try again in %d seconds", secs))
+		return
+	case errors.Is(err, accounts.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		s.log.Warn("web admin sign-in refused: too many sign-ins at once", "remote", r.RemoteAddr, "user", user)
+		again(http.StatusServiceUnavailable, "Too many sign-ins at once; try again in a moment")
+		return
+	case err != nil:
 		s.log.Info("web admin sign-in failed", "remote", r.RemoteAddr, "user", user, "err", err)
 		// The same words whether the user exists or not.
 		again(http.StatusOK, "Sign in failed")
 		return
 	}
-	s.limiter.succeed(key)
 	clearPreCookie(w)
 	s.sessions.create(w, r, user)
 	s.log.Info("web admin sign-in", "remote", r.RemoteAddr, "user", user)

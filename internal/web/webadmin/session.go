@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -207,86 +206,6 @@ func (s *server) checked(h http.HandlerFunc) http.HandlerFunc {
 
 func (s *server) forbidden(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusForbidden, "forbidden.html", pageData{Title: "Request refused"})
-}
-
-// ---- sign-in attempts ----------------------------------------------------------------
-
-// limiter slows down password guessing: after maxFailures failed sign-ins from one
-// address within window, that address may not try again until the window has passed.
-type limiter struct {
-	mu  sync.Mutex
-	now func() time.Time
-	m   map[string]*attempts
-}
-
-type attempts struct {
-	first    time.Time
-	failures int
-}
-
-const (
-	maxFailures    = 10
-	failureWindow  = 10 * time.Minute
-	maxLimiterKeys = 10000
-)
-
-func newLimiter(now func() time.Time) *limiter {
-	return &limiter{now: now, m: make(map[string]*attempts)}
-}
-
-func clientKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// wait returns how long the address must wait before it may try again (0: it may now).
-func (l *limiter) wait(key string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	a := l.m[key]
-	if a == nil {
-		return 0
-	}
-	left := failureWindow - l.now().Sub(a.first)
-	if left <= 0 {
-		delete(l.m, key)
-		return 0
-	}
-	if a.failures >= maxFailures {
-		return left
-	}
-	return 0
-}
-
-func (l *limiter) fail(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	a := l.m[key]
-	if a == nil || now.Sub(a.first) > failureWindow {
-		if len(l.m) >= maxLimiterKeys {
-			for k, v := range l.m {
-				if now.Sub(v.first) > failureWindow {
-					delete(l.m, k)
-				}
-			}
-			if len(l.m) >= maxLimiterKeys {
-				return // under a flood: the store's own checks still apply
-			}
-		}
-		a = &attempts{first: now}
-		l.m[key] = a
-	}
-	a.failures++
-}
-
-func (l *limiter) succeed(key string) {
-	l.mu.Lock()
-	delete(l.m, key)
-	l.mu.Unlock()
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }

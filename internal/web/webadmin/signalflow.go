@@ -9,7 +9,7 @@ import (
 	"confab.dev/confab/internal/callbridge/linkstate"
 )
 
-// The signal flow of the seed document as a ladder diagram: four lanes and one row per
+// The signal flow of docs/signalling.md as a ladder diagram: four lanes and one row per
 // step, each row an arrow between the lanes that take part in the step.
 
 type lane int

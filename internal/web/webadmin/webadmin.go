@@ -1,7 +1,7 @@
 // Package webadmin is Confab's web admin, served by the Call Bridge under /admin/ on the
 // admin port (8445, beside the REST API): sign-in with an API user's name and password, the
 // XMPP server settings (Configuration > General), the status of the link to the XMPP
-// server drawn as the seed document's signal flow (a ladder diagram of the twelve steps,
+// server drawn as the signal flow of docs/signalling.md (a ladder diagram of the twelve steps,
 // coloured by their last outcome, updated every second), the active alarms, and lists of
 // users, spaces and active calls.
 //
@@ -41,8 +41,10 @@ var embedded embed.FS
 // the XMPP server, and its meetings. Methods with a context may block on the store.
 type Backend interface {
 	// CheckLogin returns nil if user and password are an API user's (the REST API's
-	// accounts); any error refuses the sign-in.
-	CheckLogin(ctx context.Context, user, password string) error
+	// accounts), checked as the REST API checks them; any error refuses the sign-in: a
+	// *accounts.ThrottledError or accounts.ErrBusy with "try again later" (429), anything
+	// else with "Sign in failed". remoteAddr is the client's, for the throttle.
+	CheckLogin(ctx context.Context, user, password, remoteAddr string) error
 	// XMPPSettings returns the XMPP server settings as stored.
 	XMPPSettings(ctx context.Context) (XMPPSettings, error)
 	// SetXMPPSettings stores the settings and applies them to the link at once. newSecret
@@ -153,7 +155,6 @@ func New(o Options) http.Handler {
 		log:      o.Logger,
 		now:      o.Now,
 		sessions: newSessions(o.Now, o.SessionIdle, o.SessionMax),
-		limiter:  newLimiter(o.Now),
 	}
 	assets, err := fs.Sub(embedded, "assets")
 	if err != nil {
@@ -170,7 +171,6 @@ type server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	sessions *sessions
-	limiter  *limiter
 	static   *webassets.Files
 	pages    map[string]*template.Template
 	mux      *http.ServeMux

@@ -1,0 +1,69 @@
+// Package callbridge is Confab's Call Bridge, as a library: it keeps the link to an XMPP
+// server (package link: steps 2 to 11 of the signalling flow), answers what arrives over it
+// — every client login of the XMPP server (package loginrelay's Responder, checking users of
+// package users) and the meetings browsers take part in (package meeting) — and serves the
+// REST API (package adminapi), the web admin (package webadmin) and the browser app
+// (package webapp) over the users, spaces and settings in its store.
+//
+// # Shape
+//
+// A Bridge is built by New from a Config (only Store is required) and runs in the manner of
+// xmppd.Server: Run keeps the link up until its context ends or Shutdown is called (it then
+// returns ErrBridgeClosed); APIHandler and WebHandler are http.Handlers the caller serves
+// on its own listeners (package launch binds them: 8445 for the API and web admin, 8443 for
+// the browser app). The caller opens the store and closes it after Shutdown.
+//
+// The parts a Bridge holds, each in its own package under internal/callbridge:
+//
+//   - link: the link to the XMPP server, its trace, alarms and backoff; and SettingsWriter,
+//     the one writer of the XMPP settings that the REST API and the web admin both call;
+//   - accounts: the one check of API accounts (REST API, web admin, /metrics): one
+//     throttle, one dummy hash, a bound on concurrent Argon2 checks;
+//   - users: local and LDAP users, the login Directory;
+//   - meeting: spaces, guests, calls and call legs, the meeting protocol.
+//
+// # Dispatch
+//
+// Elements from the XMPP server are routed by the namespace of their payload
+// (stream.Element.Payload, the parsed first child), never by searching their bytes: the
+// login relay's requests to the login workers, its session-end notices to the login
+// responder, everything else to the meeting service, which answers what it does not know
+// with a stanza error. The link answers XEP-0199 pings itself.
+//
+// # Goroutines
+//
+// Every goroutine is owned and waited for:
+//
+//   - the caller's goroutine runs Run, which runs the link (link.Link.Run owns the link's
+//     connect/backoff loop and, while a link is up, its reader, dispatcher and pinger) and
+//     one goroutine, waited for by Run, that ends every call when the link goes down
+//     (resetOnLinkLoss);
+//   - up to Config.LoginWorkers login workers, started by the dispatcher as logins arrive
+//     and kept until Shutdown (a login exchange is slow: Argon2id, an LDAP bind), counted in
+//     Bridge.wg; the dispatcher hands them work over an unbuffered channel and waits when all
+//     are busy, which is the back-pressure on the XMPP server's relay;
+//   - users.Service's LDAP sync goroutine, stopped by Shutdown.
+//
+// Meeting stanzas are handled on the link's dispatcher goroutine, in order; the meeting
+// service queues its answers and writes them after releasing its lock (see package meeting).
+//
+// Shutdown cancels the Bridge's context, which ends Run and the login workers, waits for
+// Bridge.wg, then closes the users service.
+//
+// # Lock order
+//
+// Bridge.mu guards the login pool's size, the current login responder and the run state; it
+// is a leaf, held only for short, non-blocking work. The SettingsWriter's lock is held from
+// reading the stored settings to applying them to the link and may take the store's and the
+// link's own locks under it, never the other way round. The meeting service's, the link's,
+// the account checker's and the users service's locks are their own and are never held while
+// calling back into the Bridge.
+//
+// # What comes next
+//
+// The media server (an SFU, one PeerConnection per participant) will be a package under
+// internal/callbridge, held by the Bridge beside the meeting service, and signalled over the
+// same XMPP sessions (a payload namespace of its own in the dispatcher). Several Call Bridges
+// will share one store (PostgreSQL); each meeting is hosted by one Call Bridge, where its
+// media is.
+package callbridge

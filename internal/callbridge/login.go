@@ -1,0 +1,93 @@
+package callbridge
+
+import (
+	"context"
+	"time"
+
+	"confab.dev/confab/internal/callbridge/linkstate"
+	"confab.dev/confab/internal/callbridge/users"
+	"confab.dev/confab/internal/loginrelay"
+	"confab.dev/confab/internal/stream"
+)
+
+// loginJob is one login relay request and where to answer it; ctx is the link's, which ends
+// when the link does.
+type loginJob struct {
+	ctx context.Context
+	r   *loginrelay.Responder
+	c   conn
+	e   *stream.Element
+}
+
+// login hands a request to an idle login worker, starts a new one while there are fewer than
+// cfg.LoginWorkers, or waits for one to be free (the link's dispatch waits with it, which is
+// the back-pressure: the XMPP server's relay times out what waits too long).
+func (b *Bridge) login(ctx context.Context, job loginJob) {
+	select {
+	case b.loginJobs <- job:
+		return
+	default:
+	}
+	b.mu.Lock()
+	start := b.loginWorkers < b.cfg.LoginWorkers && !b.closed
+	if start {
+		b.loginWorkers++
+		b.wg.Add(1)
+	}
+	b.mu.Unlock()
+	if start {
+		go b.loginWorker(job)
+		return
+	}
+	select {
+	case b.loginJobs <- job:
+	case <-ctx.Done():
+	case <-b.ctx.Done():
+	}
+}
+
+// loginWorker answers job and then every request it is handed, until the Bridge stops.
+func (b *Bridge) loginWorker(job loginJob) {
+	defer b.wg.Done()
+	for {
+		if reply := job.r.HandleIQ(job.ctx, job.e); reply != nil {
+			if err := job.c.Write(reply); err != nil {
+				b.log.Warn("login relay: answer not sent", "err", err)
+			}
+		}
+		select {
+		case job = <-b.loginJobs:
+		case <-b.ctx.Done():
+			return
+		}
+	}
+}
+
+// responderFor returns the login responder of link connection c: one per registration, in
+// the domain the link registered with.
+func (b *Bridge) responderFor(c conn) *loginrelay.Responder {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.respConn == c && b.responder != nil {
+		return b.responder
+	}
+	domain := b.Link.Config().Domain
+	onLogin := users.LoginLogger(b.log)
+	b.responder = &loginrelay.Responder{
+		Domain: domain,
+		Dir:    b.Users.Directory(domain, b.Meetings),
+		Logger: b.log,
+		OnLogin: func(jid string, ok bool, reason string) {
+			onLogin(jid, ok, reason)
+			b.Meetings.LoginResult(jid, ok, reason)
+			outcome := linkstate.Failed
+			if ok {
+				outcome = linkstate.OK
+			}
+			b.Link.Record(linkstate.Event{Step: linkstate.StepLogin, Target: jid, Start: time.Now(), Outcome: outcome, Cause: reason})
+		},
+		OnSessionEnd: b.Meetings.SessionEnded,
+	}
+	b.respConn = c
+	return b.responder
+}
