@@ -18,6 +18,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"confab.dev/confab/internal/loginrelay"
+	"confab.dev/confab/internal/sameorigin"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/stream"
 	"confab.dev/confab/internal/throttle"
@@ -198,8 +199,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("xmppd: DuplicateComponent %q: want %q or %q", cfg.DuplicateComponent, KickOld, Reject)
 	}
 	for _, o := range cfg.AllowedOrigins {
-		if _, err := parseOrigin(o); err != nil {
-			return nil, fmt.Errorf("xmppd: AllowedOrigins: %w", err)
+		if _, err := sameorigin.Of(o); err != nil {
+			return nil, fmt.Errorf("xmppd: AllowedOrigins %q: %w", o, err)
 		}
 	}
 	setDefault(&cfg.MaxStanzaC2S, DefaultMaxStanzaC2S)

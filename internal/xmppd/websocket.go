@@ -8,13 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"confab.dev/confab/internal/sameorigin"
 	"confab.dev/confab/internal/stream"
 )
 
@@ -41,10 +41,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `the WebSocket subprotocol "xmpp" is required (RFC 7395)`, http.StatusBadRequest)
 		return
 	}
-	if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin, r) {
-		s.log.Info("websocket handshake refused: origin not allowed", "remote", r.RemoteAddr, "origin", origin)
-		http.Error(w, "origin not allowed", http.StatusForbidden)
-		return
+	if origin := r.Header.Get("Origin"); origin != "" {
+		// Browsers send an Origin; other clients need none.
+		if err := sameorigin.Allowed(r, origin, s.cfg.AllowedOrigins); err != nil {
+			s.log.Info("websocket handshake refused: origin not allowed", "remote", r.RemoteAddr, "origin", origin, "err", err)
+			http.Error(w, "origin not allowed", http.StatusForbidden)
+			return
+		}
 	}
 	s.mu.Lock()
 	shutting := s.shuttingDown
@@ -77,48 +80,6 @@ func offersSubprotocol(r *http.Request, want string) bool {
 			if strings.TrimSpace(p) == want {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-// parseOrigin normalises an origin "scheme://host[:port]".
-func parseOrigin(o string) (string, error) {
-	u, err := url.Parse(o)
-	if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return "", fmt.Errorf("origin %q: want scheme://host[:port]", o)
-	}
-	scheme := strings.ToLower(u.Scheme)
-	host := strings.ToLower(u.Hostname())
-	port := u.Port()
-	if port == "" {
-		switch scheme {
-		case "https", "wss":
-			port = "443"
-		case "http", "ws":
-			port = "80"
-		}
-	}
-	return scheme + "://" + net.JoinHostPort(host, port), nil
-}
-
-func (s *Server) originAllowed(origin string, r *http.Request) bool {
-	o, err := parseOrigin(origin)
-	if err != nil {
-		return false
-	}
-	if len(s.cfg.AllowedOrigins) == 0 {
-		// Same host only: what the page's own origin looks like behind this listener.
-		scheme := "https"
-		if r.TLS == nil {
-			scheme = "http"
-		}
-		same, err := parseOrigin(scheme + "://" + r.Host)
-		return err == nil && o == same
-	}
-	for _, a := range s.cfg.AllowedOrigins {
-		if want, _ := parseOrigin(a); o == want {
-			return true
 		}
 	}
 	return false

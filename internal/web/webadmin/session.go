@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"confab.dev/confab/internal/web/sameorigin"
+	"confab.dev/confab/internal/sameorigin"
 )
 
 const (

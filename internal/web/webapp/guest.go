@@ -10,7 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"confab.dev/confab/internal/web/sameorigin"
+	"confab.dev/confab/internal/sameorigin"
 )
 
 // Limits of the guest form. The body limit leaves room for the three fields only.

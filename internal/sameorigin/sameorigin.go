@@ -1,8 +1,8 @@
 // Package sameorigin decides whether a state-changing browser request comes from a page of
 // the server it is sent to, by the Origin header browsers attach to such requests (with the
 // Referer as a fallback for the few that omit it). It is the cross-site request forgery
-// check that the browser app and the web admin share; the web admin adds a synchronizer
-// token on top.
+// check that the browser app and the web admin share (the web admin adds a synchronizer
+// token on top), and the Origin check of the XMPP server's WebSocket endpoint (Allowed).
 package sameorigin
 
 import (
@@ -22,23 +22,12 @@ var ErrMissing = errors.New("the request carries neither an Origin nor a Referer
 // the Host header, with default ports made explicit. A browser cannot forge either header,
 // so a page of another site cannot pass it.
 func Check(r *http.Request) error {
-	scheme := "https"
-	if r.TLS == nil {
-		scheme = "http"
-	}
-	own, err := normalize(scheme, r.Host)
-	if err != nil {
-		return fmt.Errorf("host %q: %w", r.Host, err)
-	}
 	if o := r.Header.Get("Origin"); o != "" {
-		got, err := Of(o)
-		if err != nil {
-			return fmt.Errorf("origin %q: %w", o, err)
-		}
-		if got != own {
-			return fmt.Errorf("origin %s is not %s", got, own)
-		}
-		return nil
+		return Allowed(r, o, nil)
+	}
+	own, err := own(r)
+	if err != nil {
+		return err
 	}
 	if ref := r.Header.Get("Referer"); ref != "" {
 		got, err := Of(ref)
@@ -51,6 +40,46 @@ func Check(r *http.Request) error {
 		return nil
 	}
 	return ErrMissing
+}
+
+// Allowed returns nil if origin (an Origin header's value) is the origin r was sent to or,
+// when allowed is not empty, one of allowed (origins such as "https://meet.example.com";
+// default ports are made explicit on both sides).
+func Allowed(r *http.Request, origin string, allowed []string) error {
+	got, err := Of(origin)
+	if err != nil {
+		return fmt.Errorf("origin %q: %w", origin, err)
+	}
+	if len(allowed) == 0 {
+		own, err := own(r)
+		if err != nil {
+			return err
+		}
+		if got != own {
+			return fmt.Errorf("origin %s is not %s", got, own)
+		}
+		return nil
+	}
+	for _, a := range allowed {
+		if want, err := Of(a); err == nil && got == want {
+			return nil
+		}
+	}
+	return fmt.Errorf("origin %s is not among the allowed origins", got)
+}
+
+// own is the origin r was sent to: the scheme of the connection (https when it came over
+// TLS) and the Host header.
+func own(r *http.Request) (string, error) {
+	scheme := "https"
+	if r.TLS == nil {
+		scheme = "http"
+	}
+	o, err := normalize(scheme, r.Host)
+	if err != nil {
+		return "", fmt.Errorf("host %q: %w", r.Host, err)
+	}
+	return o, nil
 }
 
 // Of returns the normalised origin "scheme://host:port" of an origin or URL string. The

@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"confab.dev/confab/internal/web/sameorigin"
+	"confab.dev/confab/internal/sameorigin"
 )
 
 func TestCheck(t *testing.T) {
@@ -57,5 +57,28 @@ func TestCheck(t *testing.T) {
 				t.Errorf("no headers: err %v, want ErrMissing", err)
 			}
 		})
+	}
+}
+
+func TestAllowed(t *testing.T) {
+	r := httptest.NewRequest("GET", "https://meet.example.com/xmpp-websocket", nil)
+	tests := []struct {
+		origin  string
+		allowed []string
+		ok      bool
+	}{
+		{"https://meet.example.com", nil, true},
+		{"https://meet.example.com:443", nil, true},
+		{"https://evil.example", nil, false},
+		{"http://meet.example.com", nil, false},
+		{"null", nil, false},
+		{"https://app.example.com", []string{"https://app.example.com:443"}, true},
+		{"https://meet.example.com", []string{"https://app.example.com"}, false},
+		{"https://app.example.com:8443", []string{"https://app.example.com"}, false},
+	}
+	for _, tt := range tests {
+		if err := sameorigin.Allowed(r, tt.origin, tt.allowed); (err == nil) != tt.ok {
+			t.Errorf("Allowed(%q, %v) = %v, want ok=%v", tt.origin, tt.allowed, err, tt.ok)
+		}
 	}
 }
