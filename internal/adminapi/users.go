@@ -48,7 +48,7 @@ func userFailure(err error) error {
 // "invalidValue" otherwise.
 func fieldFailure(fe *users.FieldError) *Failure {
 	problem := "invalidValue"
-	if fe.Err.Error() == "required" {
+	if errors.Is(fe.Err, users.ErrRequired) {
 		problem = "required"
 	}
 	return ParameterError(fe.Field, problem, fe.Err.Error())

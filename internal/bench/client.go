@@ -7,11 +7,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -88,7 +90,7 @@ func isTimeout(err error) bool {
 
 func isClosed(err error) bool {
 	return errors.Is(err, net.ErrClosed) || errors.Is(err, stream.ErrClosed) || errors.Is(err, errEOF) ||
-		strings.Contains(err.Error(), "EOF") || strings.Contains(err.Error(), "connection reset")
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 var errEOF = errors.New("connection closed by the server")

@@ -311,7 +311,7 @@ func runRoundtrip(ctx context.Context, cfg *Config, r *Result) error {
 			if err == nil {
 				break
 			}
-			if !strings.Contains(err.Error(), "bounced") || time.Now().After(deadline) {
+			if !errors.Is(err, errBounced) || time.Now().After(deadline) {
 				return fmt.Errorf("first round trip: %w", err)
 			}
 			time.Sleep(20 * time.Millisecond) // waiting for the server's route, polled
@@ -426,7 +426,7 @@ func roundtripOnce(c *Conn, to, id, body string) (time.Duration, error) {
 		}
 		if e.Name.Local == "message" && e.Get("id") == id {
 			if e.Get("type") == "error" {
-				return 0, fail(ErrProtocol, fmt.Errorf("message bounced: %s", e.Inner))
+				return 0, fail(ErrProtocol, fmt.Errorf("%w: %s", errBounced, e.Inner))
 			}
 			return time.Since(start), nil
 		}
@@ -470,7 +470,7 @@ func clientLoop(ctx context.Context, c *Conn, ci int, to, body string, window in
 		}
 		delete(sent, id)
 		if e.Get("type") == "error" {
-			rc.failure(fail(ErrProtocol, errors.New("message bounced: "+firstChild(e.Inner))))
+			rc.failure(fail(ErrProtocol, fmt.Errorf("%w: %s", errBounced, firstChild(e.Inner))))
 		} else {
 			rc.success(time.Since(t0), nil)
 		}
@@ -482,3 +482,6 @@ func clientLoop(ctx context.Context, c *Conn, ci int, to, body string, window in
 		}
 	}
 }
+
+// errBounced is a round-trip message that came back as an error.
+var errBounced = errors.New("message bounced")

@@ -35,8 +35,11 @@ type ThrottledError struct {
 	RetryAfter time.Duration // how long the source must wait
 }
 
-func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("meeting: too many failed attempts; try again in %d seconds", e.Seconds())
+func (e *ThrottledError) Error() string { return "meeting: " + e.Text() }
+
+// Text says what happened in words for the participant.
+func (e *ThrottledError) Text() string {
+	return fmt.Sprintf("too many failed attempts; try again in %d seconds", e.Seconds())
 }
 
 // Seconds is RetryAfter in whole seconds, rounded up (at least 1).

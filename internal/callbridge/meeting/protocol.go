@@ -164,7 +164,7 @@ func (s *Service) lookup(ctx context.Context, conn Sender, e *stream.Element, fr
 	if wait > 0 {
 		te := &ThrottledError{RetryAfter: wait}
 		s.log.Warn("meeting: lookup refused: too many failed attempts", "jid", from.String(), "retryAfterSeconds", te.Seconds())
-		s.reply(conn, e, "wait", "forbidden", strings.TrimPrefix(te.Error(), "meeting: "))
+		s.reply(conn, e, "wait", "forbidden", te.Text())
 		return
 	}
 	sp, err := s.st.CoSpaceByCallID(ctx, strings.TrimSpace(callID))

@@ -56,7 +56,13 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
+// ErrRequired is the Err of a FieldError for a required field that is missing.
+var ErrRequired = errors.New("required")
+
 func fieldErr(field, format string, args ...any) *FieldError {
+	if format == "required" && len(args) == 0 {
+		return &FieldError{Field: field, Err: ErrRequired}
+	}
 	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
 }
 

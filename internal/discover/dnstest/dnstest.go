@@ -132,7 +132,7 @@ func Start(t testing.TB, zone Zone) *Server {
 	t.Cleanup(func() {
 		s.Close()
 		for range s.servers {
-			if err := <-errc; err != nil && !strings.Contains(err.Error(), "closed") {
+			if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) {
 				t.Errorf("dnstest: serve: %v", err)
 			}
 		}
