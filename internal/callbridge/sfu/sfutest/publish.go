@@ -100,8 +100,10 @@ func (c *Client) addTrack(kind webrtc.RTPCodecType, spec *VideoTrack) error {
 	c.mu.Lock()
 	c.pubs[v.StreamID+"/"+kind.String()] = pt
 	c.mu.Unlock()
-	c.wg.Add(2)
-	go pt.readRTCP()
+	c.wg.Add(1 + len(pt.layers))
+	for _, l := range pt.layers {
+		go pt.readRTCP(l.spec.RID)
+	}
 	go pt.run()
 	return nil
 }
@@ -248,12 +250,19 @@ func (p *pubTrack) frame() {
 	}
 }
 
-// readRTCP counts key frame requests and asks the layer concerned for a key frame.
-func (p *pubTrack) readRTCP() {
+// readRTCP counts key frame requests about one layer and asks the layer concerned for a
+// key frame.
+func (p *pubTrack) readRTCP(rid string) {
 	defer p.c.wg.Done()
 	buf := make([]byte, 1500)
 	for {
-		n, _, err := p.sender.Read(buf)
+		var n int
+		var err error
+		if rid == "" {
+			n, _, err = p.sender.Read(buf)
+		} else {
+			n, _, err = p.sender.ReadSimulcast(buf, rid)
+		}
 		if err != nil {
 			return
 		}
