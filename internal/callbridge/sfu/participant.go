@@ -674,7 +674,7 @@ func (p *Participant) readRTCP(dt *downTrack, sender *webrtc.RTPSender) {
 		for _, pkt := range pkts {
 			switch pk := pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				dt.pt.owner.c.keyframeRequests.Add(1)
+				p.c.keyframeRequests.Add(1)
 				if l := dt.current.Load(); l != nil {
 					dt.pt.requestKeyframe(l)
 				} else if l := dt.target.Load(); l != nil {

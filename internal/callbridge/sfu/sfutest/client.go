@@ -100,7 +100,7 @@ type RecvTrack struct {
 	Layer        uint8 // of the last frame
 	Switches     []Switch
 	Sources      map[uint32]bool
-	Last         FrameID
+	First, Last  FrameID
 	Ended        bool
 	lastSeq      uint16
 	havePrev     bool
@@ -565,6 +565,9 @@ func (rt *RecvTrack) packet(pkt *rtp.Packet, isRTX bool) {
 	delete(rt.asm, pkt.Timestamp)
 	id, ok := verify(rt.Codec, payloads)
 	rt.Frames++
+	if rt.Frames == 1 {
+		rt.First = id
+	}
 	if ok {
 		rt.Verified++
 	}
