@@ -311,12 +311,11 @@ func (p *Participant) negotiate() {
 		return
 	}
 	offer, err := p.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: restart})
-	if err != nil {
-		p.log.Warn("create offer", "err", err)
-		return
+	if err == nil {
+		err = p.setLocal(offer)
 	}
-	if err := p.setLocal(offer); err != nil {
-		p.log.Warn("set offer", "err", err)
+	if err != nil && !p.gone() {
+		p.log.Warn("server offer", "err", err)
 	}
 }
 
