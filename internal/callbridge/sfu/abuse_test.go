@@ -27,7 +27,9 @@ func TestBadInput(t *testing.T) {
 		call func() error
 		want error
 	}{
-		{"malformed SDP", func() error { return p.HandleDescription(sfu.Description{Type: sfu.Offer, SDP: "v=0\r\nthis is not SDP\r\n"}) }, sfu.ErrBadSDP},
+		{"malformed SDP", func() error {
+			return p.HandleDescription(sfu.Description{Type: sfu.Offer, SDP: "v=0\r\nthis is not SDP\r\n"})
+		}, sfu.ErrBadSDP},
 		{"oversized SDP", func() error {
 			return p.HandleDescription(sfu.Description{Type: sfu.Offer, SDP: opus + strings.Repeat("a=x-padding:0123456789\r\n", 1000)})
 		}, sfu.ErrSDPTooLarge},
