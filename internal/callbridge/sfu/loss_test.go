@@ -1,0 +1,56 @@
+package sfu_test
+
+import (
+	"testing"
+
+	"confab.dev/confab/internal/callbridge/sfu"
+	"confab.dev/confab/internal/callbridge/sfu/sfutest"
+)
+
+// TestLoss: both the publisher's and the subscriber's paths lose 5 % of their RTP packets
+// (a seeded relay); NACK and RTX recover them in both directions, so (nearly) every video
+// frame arrives intact; a PLI from the subscriber brings a key frame from the publisher.
+func TestLoss(t *testing.T) {
+	s := newSFU(t, sfu.Config{})
+	up := sfutest.NewRelay(t, s.UDPAddr(), 0.05, 1)
+	down := sfutest.NewRelay(t, s.UDPAddr(), 0.05, 2)
+	a := sfutest.New(t, s, "room", "a", sfutest.Options{Audio: true, Video: &sfutest.VideoTrack{
+		Layers: []sfutest.Layer{{Width: 640, Height: 360, FrameSize: 2500}}, KeyEvery: 1000}, RewriteSDP: up.RewriteSDP})
+	b := sfutest.New(t, s, "room", "b", sfutest.Options{RewriteSDP: down.RewriteSDP})
+
+	b.WaitFor(wait, "200 frames of a's video", func() bool { return media(b, "a", sfu.Video, "", 200) })
+	rt, _ := b.TrackOf("a", sfu.Video, "")
+	if up.Dropped.Load() == 0 || down.Dropped.Load() == 0 {
+		t.Fatalf("the relays dropped %d and %d packets, want some each", up.Dropped.Load(), down.Dropped.Load())
+	}
+	if rt.RTX == 0 {
+		t.Errorf("the subscriber got no retransmission (%d packets dropped on its path)", down.Dropped.Load())
+	}
+	st := a.P.Stats()
+	if st.RxVideo.RTXPackets == 0 {
+		t.Errorf("the SFU got no retransmission from the publisher (%d packets dropped on its path)", up.Dropped.Load())
+	}
+	// A frame is lost only if a packet and its retransmissions all were.
+	span := int(rt.Last.No-rt.First.No) + 1
+	if float64(rt.Verified) < 0.97*float64(span) {
+		t.Errorf("%d frames intact of the %d sent from the first received to the last, want 97 %%", rt.Verified, span)
+	}
+	if rt.Verified != rt.Frames {
+		t.Errorf("%d of %d complete frames intact", rt.Verified, rt.Frames)
+	}
+	t.Logf("dropped up %d, down %d; retransmitted up %d, down %d; %d frames intact of %d; rx loss %d (%.3f), jitter %v",
+		up.Dropped.Load(), down.Dropped.Load(), st.RxVideo.RTXPackets, rt.RTX, rt.Verified, span,
+		st.RxVideo.PacketsLost, st.RxVideo.LossFraction, st.RxVideo.Jitter)
+
+	keys, plis := rt.Keyframes, a.PLIs()
+	if err := b.SendPLI(rt.ID); err != nil {
+		t.Fatal(err)
+	}
+	b.WaitFor(wait, "a key frame after the PLI", func() bool {
+		now, _ := b.Track(rt.ID)
+		return now.Keyframes > keys && a.PLIs() > plis
+	})
+	if got := b.P.Stats().KeyframeRequests; got == 0 {
+		t.Errorf("the subscriber's stats count %d key frame requests, want at least 1", got)
+	}
+}

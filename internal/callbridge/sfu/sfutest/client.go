@@ -1,0 +1,610 @@
+// Package sfutest is a WebRTC client for tests of the SFU and of what is built on it (the
+// Call Bridge, load tools): a pion PeerConnection that joins a room through the sfu API
+// (the test is the signalling channel), publishes synthetic Opus and VP8/H.264 streams
+// (simulcast if asked) whose frames are a function of (source, layer, frame number), and
+// checks every frame it receives against that function.
+package sfutest
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"confab.dev/confab/internal/callbridge/sfu"
+)
+
+const audioLevelURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+// Layer is one simulcast layer (or the only one) of a video track.
+type Layer struct {
+	RID           string // "" without simulcast
+	Width, Height int
+	FrameSize     int // bytes per frame (default 300)
+}
+
+// VideoTrack describes a video track to publish.
+type VideoTrack struct {
+	Codec    Codec  // VP8 (default) or H264
+	StreamID string // the msid stream id; "screen..." makes it a screen share
+	Layers   []Layer
+	FPS      int // default 30
+	KeyEvery int // a key frame every KeyEvery frames (default 60), and on PLI
+}
+
+// Options configure a Client.
+type Options struct {
+	Audio bool        // publish Opus (with the audio level extension)
+	Video *VideoTrack // publish a camera
+	// Network is "udp" (default) or "tcp" (ICE-TCP).
+	Network string
+	// RewriteSDP rewrites the server's descriptions before use (to point the client at a
+	// relay).
+	RewriteSDP func(string) string
+	// Log receives pion's logs (default: errors only, to the test log).
+	Log logging.LoggerFactory
+}
+
+// Client is a test participant.
+type Client struct {
+	tb   testing.TB
+	Name string
+	Src  uint32 // the source id in the frames it publishes
+	P    *sfu.Participant
+	pc   *webrtc.PeerConnection
+	o    Options
+
+	negMu   sync.Mutex
+	reoffer bool
+
+	qmu   sync.Mutex
+	queue []any // sfu.Description or sfu.Event
+	qwake chan struct{}
+	quit  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+
+	mu        sync.Mutex
+	changed   chan struct{}
+	events    []sfu.Event
+	tracks    map[string]*RecvTrack
+	pubs      map[string]*pubTrack
+	connected bool
+	errs      []error
+}
+
+// RecvTrack is what a client received on one track.
+type RecvTrack struct {
+	ID, StreamID string
+	Kind         sfu.Kind
+	Codec        Codec
+	SSRC         uint32
+	Packets      int
+	RTX          int // packets that came as retransmissions
+	Gaps         int // sequence numbers that were not the previous one + 1 (not counting RTX)
+	Frames       int // complete frames
+	Verified     int // of which the bytes matched the generator
+	Keyframes    int
+	Layer        uint8 // of the last frame
+	Switches     []Switch
+	Sources      map[uint32]bool
+	First, Last  FrameID
+	Ended        bool
+	lastSeq      uint16
+	havePrev     bool
+	asm          map[uint32]*assembly
+}
+
+// Switch is a change of simulcast layer seen by a subscriber.
+type Switch struct {
+	From, To uint8
+	Key      bool // the first frame of the new layer was a key frame
+}
+
+type assembly struct {
+	pkts       map[uint16][]byte
+	start, end int
+}
+
+// New makes a client, joins room as name and sends its first offer. The client is closed
+// at the test's end.
+func New(tb testing.TB, s *sfu.SFU, room, name string, o Options) *Client {
+	tb.Helper()
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	c := &Client{tb: tb, Name: name, Src: h.Sum32(), o: o, qwake: make(chan struct{}, 1), quit: make(chan struct{}),
+		changed: make(chan struct{}), tracks: map[string]*RecvTrack{}, pubs: map[string]*pubTrack{}}
+	pc, err := c.newPC()
+	if err != nil {
+		tb.Fatalf("client %s: %v", name, err)
+	}
+	c.pc = pc
+	if o.Audio {
+		if err := c.addTrack(webrtc.RTPCodecTypeAudio, &VideoTrack{Codec: Opus, StreamID: "cam-" + name, Layers: []Layer{{FrameSize: 60}}, FPS: 50}); err != nil {
+			tb.Fatalf("client %s: audio: %v", name, err)
+		}
+	}
+	if o.Video != nil {
+		if err := c.addTrack(webrtc.RTPCodecTypeVideo, o.Video); err != nil {
+			tb.Fatalf("client %s: video: %v", name, err)
+		}
+	}
+	if !o.Audio && o.Video == nil {
+		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+			if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+				tb.Fatalf("client %s: %v", name, err)
+			}
+		}
+	}
+	pc.OnTrack(c.onTrack)
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		c.mu.Lock()
+		c.connected = st == webrtc.PeerConnectionStateConnected
+		c.notifyLocked()
+		c.mu.Unlock()
+	})
+	p, err := s.Join(room, name, c)
+	if err != nil {
+		pc.Close()
+		tb.Fatalf("client %s: join: %v", name, err)
+	}
+	c.P = p
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand == nil {
+			return
+		}
+		init := cand.ToJSON()
+		sc := sfu.Candidate{Candidate: init.Candidate}
+		if init.SDPMid != nil {
+			sc.SDPMid = *init.SDPMid
+		}
+		if init.SDPMLineIndex != nil {
+			sc.SDPMLineIndex = *init.SDPMLineIndex
+		}
+		if err := p.AddCandidate(sc); err != nil && !errors.Is(err, sfu.ErrParticipantGone) {
+			c.fail(fmt.Errorf("add candidate: %w", err))
+		}
+	})
+	c.wg.Add(1)
+	go c.signalLoop()
+	tb.Cleanup(c.Close)
+	if err := c.Negotiate(); err != nil {
+		tb.Fatalf("client %s: offer: %v", name, err)
+	}
+	return c
+}
+
+func (c *Client) newPC() (*webrtc.PeerConnection, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: audioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	if c.o.Log != nil {
+		se.LoggerFactory = c.o.Log
+	} else {
+		se.LoggerFactory = &logging.DefaultLoggerFactory{Writer: io.Discard, DefaultLogLevel: logging.LogLevelDisabled}
+	}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() }) // traffic only to loopback
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if c.o.Network == "tcp" {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	} else {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+	return api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+}
+
+// Description implements sfu.Signal.
+func (c *Client) Description(d sfu.Description) { c.push(d) }
+
+// Event implements sfu.Signal.
+func (c *Client) Event(e sfu.Event) {
+	c.mu.Lock()
+	c.events = append(c.events, e)
+	c.notifyLocked()
+	c.mu.Unlock()
+}
+
+func (c *Client) push(m any) {
+	c.qmu.Lock()
+	c.queue = append(c.queue, m)
+	c.qmu.Unlock()
+	select {
+	case c.qwake <- struct{}{}:
+	default:
+	}
+}
+
+// signalLoop applies the server's descriptions in order.
+func (c *Client) signalLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.quit:
+			return
+		case <-c.qwake:
+		}
+		for {
+			c.qmu.Lock()
+			if len(c.queue) == 0 {
+				c.qmu.Unlock()
+				break
+			}
+			m := c.queue[0]
+			c.queue = c.queue[1:]
+			c.qmu.Unlock()
+			if d, ok := m.(sfu.Description); ok {
+				if err := c.apply(d); err != nil {
+					c.fail(err)
+				}
+			}
+		}
+	}
+}
+
+// apply takes a server description. The client is the polite peer: a server offer that
+// crosses its own rolls its own back, and it offers again afterwards.
+func (c *Client) apply(d sfu.Description) error {
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	s := d.SDP
+	if c.o.RewriteSDP != nil {
+		s = c.o.RewriteSDP(s)
+	}
+	if d.Type == sfu.Answer {
+		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: s}); err != nil {
+			return fmt.Errorf("set answer: %w", err)
+		}
+		return nil
+	}
+	if c.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+		if err := c.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
+			return fmt.Errorf("rollback: %w", err)
+		}
+		c.reoffer = true
+	}
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: s}); err != nil {
+		return fmt.Errorf("set offer: %w", err)
+	}
+	ans, err := c.pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
+	if err := c.pc.SetLocalDescription(ans); err != nil {
+		return fmt.Errorf("set answer: %w", err)
+	}
+	if err := c.P.HandleDescription(sfu.Description{Type: sfu.Answer, SDP: ans.SDP}); err != nil {
+		return fmt.Errorf("send answer: %w", err)
+	}
+	if c.reoffer {
+		c.reoffer = false
+		return c.offerLocked()
+	}
+	return nil
+}
+
+// Negotiate sends an offer (after adding or removing a track).
+func (c *Client) Negotiate() error {
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	return c.offerLocked()
+}
+
+func (c *Client) offerLocked() error {
+	offer, err := c.pc.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	if err := c.pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	err = c.P.HandleDescription(sfu.Description{Type: sfu.Offer, SDP: offer.SDP})
+	if errors.Is(err, sfu.ErrGlare) {
+		c.reoffer = true // the server's offer is on its way
+		return nil
+	}
+	return err
+}
+
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	c.errs = append(c.errs, err)
+	c.notifyLocked()
+	c.mu.Unlock()
+}
+
+// Errors returns the errors the client met in the background.
+func (c *Client) Errors() []error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]error(nil), c.errs...)
+}
+
+func (c *Client) notifyLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// WaitFor waits until cond holds (checked at every change of the client's state) or the
+// timeout passes, and then fails the test saying what it waited for.
+func (c *Client) WaitFor(timeout time.Duration, what string, cond func() bool) {
+	c.tb.Helper()
+	if err := c.Until(timeout, cond); err != nil {
+		c.tb.Fatalf("client %s: waiting for %s: %v (errors: %v)", c.Name, what, err, c.Errors())
+	}
+}
+
+// Until waits until cond holds or the timeout passes.
+func (c *Client) Until(timeout time.Duration, cond func() bool) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(50 * time.Millisecond) // for conditions on the SFU's state
+	defer poll.Stop()
+	for {
+		c.mu.Lock()
+		ch := c.changed
+		c.mu.Unlock()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-poll.C:
+		case <-deadline.C:
+			return fmt.Errorf("not within %v", timeout)
+		}
+	}
+}
+
+// Connected reports whether the PeerConnection is connected.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connected
+}
+
+// Events returns the events received so far.
+func (c *Client) Events() []sfu.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]sfu.Event(nil), c.events...)
+}
+
+// HasEvent reports whether an event matching f was received.
+func (c *Client) HasEvent(f func(sfu.Event) bool) bool {
+	for _, e := range c.Events() {
+		if f(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Published returns the tracks published by participant (from the events), newest last,
+// without those unpublished since.
+func (c *Client) Published(participant string) []sfu.TrackInfo {
+	var out []sfu.TrackInfo
+	for _, e := range c.Events() {
+		if e.Participant != participant {
+			continue
+		}
+		switch e.Type {
+		case sfu.EventTrackPublished:
+			out = append(out, e.Track)
+		case sfu.EventTrackUnpublished:
+			for i, t := range out {
+				if t.ID == e.Track.ID {
+					out = append(out[:i], out[i+1:]...)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TrackOf returns what was received of participant's track of kind and source.
+func (c *Client) TrackOf(participant string, kind sfu.Kind, source sfu.Source) (RecvTrack, bool) {
+	for _, t := range c.Published(participant) {
+		if t.Kind == kind && (source == "" || t.Source == source) {
+			return c.Track(t.ID)
+		}
+	}
+	return RecvTrack{}, false
+}
+
+// Track returns a copy of what was received on a track (by the server's track id).
+func (c *Client) Track(id string) (RecvTrack, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rt, ok := c.tracks[id]
+	if !ok {
+		return RecvTrack{}, false
+	}
+	cp := *rt
+	cp.Switches = append([]Switch(nil), rt.Switches...)
+	cp.Sources = map[uint32]bool{}
+	for k, v := range rt.Sources {
+		cp.Sources[k] = v
+	}
+	cp.asm = nil
+	return cp, true
+}
+
+// Tracks returns the ids of the tracks received (ended ones too).
+func (c *Client) Tracks() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []string
+	for id := range c.tracks {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// SendPLI asks the SFU for a key frame of a received track.
+func (c *Client) SendPLI(trackID string) error {
+	rt, ok := c.Track(trackID)
+	if !ok {
+		return fmt.Errorf("no track %q", trackID)
+	}
+	return c.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: rt.SSRC}})
+}
+
+func (c *Client) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	kind := sfu.Audio
+	codec := Opus
+	if remote.Kind() == webrtc.RTPCodecTypeVideo {
+		kind = sfu.Video
+		codec = VP8
+		if strings.EqualFold(remote.Codec().MimeType, string(H264)) {
+			codec = H264
+		}
+	}
+	rt := &RecvTrack{ID: remote.ID(), StreamID: remote.StreamID(), Kind: kind, Codec: codec, SSRC: uint32(remote.SSRC()),
+		Sources: map[uint32]bool{}, asm: map[uint32]*assembly{}}
+	c.mu.Lock()
+	select {
+	case <-c.quit:
+		c.mu.Unlock()
+		return
+	default:
+	}
+	c.tracks[rt.ID] = rt
+	c.wg.Add(1)
+	c.notifyLocked()
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		buf := make([]byte, 1500)
+		var pkt rtp.Packet
+		for {
+			n, attrs, err := remote.Read(buf)
+			if err != nil {
+				c.mu.Lock()
+				rt.Ended = true
+				c.notifyLocked()
+				c.mu.Unlock()
+				return
+			}
+			if pkt.Unmarshal(buf[:n]) != nil {
+				continue
+			}
+			isRTX := attrs != nil && attrs.Get(webrtc.AttributeRtxSequenceNumber) != nil
+			c.mu.Lock()
+			rt.packet(&pkt, isRTX)
+			c.notifyLocked()
+			c.mu.Unlock()
+		}
+	}()
+}
+
+// packet records one received packet and completes frames (c.mu held).
+func (rt *RecvTrack) packet(pkt *rtp.Packet, isRTX bool) {
+	rt.Packets++
+	seq := pkt.SequenceNumber
+	if isRTX {
+		rt.RTX++
+	} else {
+		if rt.havePrev && seq != rt.lastSeq+1 {
+			rt.Gaps++
+		}
+		rt.lastSeq, rt.havePrev = seq, true
+	}
+	a := rt.asm[pkt.Timestamp]
+	if a == nil {
+		if len(rt.asm) > 256 {
+			clear(rt.asm)
+		}
+		a = &assembly{pkts: map[uint16][]byte{}, start: -1, end: -1}
+		rt.asm[pkt.Timestamp] = a
+	}
+	a.pkts[seq] = append([]byte(nil), pkt.Payload...)
+	if frameStart(rt.Codec, pkt.Payload) {
+		a.start = int(seq)
+	}
+	if pkt.Marker || rt.Codec == Opus {
+		a.end = int(seq)
+	}
+	if a.start < 0 || a.end < 0 {
+		return
+	}
+	var payloads [][]byte
+	for s := uint16(a.start); ; s++ {
+		p, ok := a.pkts[s]
+		if !ok {
+			return
+		}
+		payloads = append(payloads, p)
+		if s == uint16(a.end) || len(payloads) > 1000 {
+			break
+		}
+	}
+	delete(rt.asm, pkt.Timestamp)
+	id, ok := verify(rt.Codec, payloads)
+	rt.Frames++
+	if rt.Frames == 1 {
+		rt.First = id
+	}
+	if ok {
+		rt.Verified++
+	}
+	if id.Key {
+		rt.Keyframes++
+	}
+	if rt.Frames > 1 && id.Layer != rt.Layer {
+		rt.Switches = append(rt.Switches, Switch{From: rt.Layer, To: id.Layer, Key: id.Key})
+	}
+	rt.Layer, rt.Last = id.Layer, id
+	rt.Sources[id.Src] = true
+}
+
+// Close leaves the room and closes the PeerConnection, waiting for the client's
+// goroutines.
+func (c *Client) Close() {
+	c.once.Do(func() {
+		if c.P != nil {
+			_ = c.P.Leave()
+		}
+		c.mu.Lock()
+		close(c.quit)
+		c.mu.Unlock()
+		for _, p := range c.pubList() {
+			p.stop()
+		}
+		_ = c.pc.GracefulClose()
+		c.wg.Wait()
+	})
+}
+
+// extID finds a negotiated header extension id of a sender.
+func extID(s *webrtc.RTPSender, uri string) uint8 {
+	for _, e := range s.GetParameters().HeaderExtensions {
+		if e.URI == uri {
+			return uint8(e.ID)
+		}
+	}
+	return 0
+}

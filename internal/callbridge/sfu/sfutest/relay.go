@@ -1,0 +1,133 @@
+package sfutest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// Relay is a lossy UDP relay on loopback between clients and the SFU: it drops a seeded
+// fraction of the RTP packets (not STUN, DTLS or RTCP) in both directions. A client uses it
+// with Options.RewriteSDP = relay.RewriteSDP, which points the SFU's UDP candidate at the
+// relay.
+type Relay struct {
+	conn   *net.UDPConn
+	target *net.UDPAddr
+	loss   float64
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+
+	mu       sync.Mutex
+	closed   bool
+	upstream map[string]*net.UDPConn // by client address
+	wg       sync.WaitGroup
+
+	// Dropped counts the RTP packets dropped; Relayed all packets passed on.
+	Dropped, Relayed atomic.Int64
+}
+
+// NewRelay relays to target (the SFU's UDP address), dropping loss (0..1) of the RTP
+// packets as a PCG seeded with seed decides. It is closed at the test's end.
+func NewRelay(tb testing.TB, target *net.UDPAddr, loss float64, seed uint64) *Relay {
+	tb.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatalf("relay: %v", err)
+	}
+	r := &Relay{conn: conn, target: target, loss: loss, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		upstream: map[string]*net.UDPConn{}}
+	r.wg.Add(1)
+	go r.fromClients()
+	tb.Cleanup(r.Close)
+	return r
+}
+
+// Addr is the address clients send to.
+func (r *Relay) Addr() *net.UDPAddr { return r.conn.LocalAddr().(*net.UDPAddr) }
+
+// RewriteSDP replaces the SFU's UDP candidate port with the relay's.
+func (r *Relay) RewriteSDP(s string) string {
+	return strings.ReplaceAll(s, fmt.Sprintf(" %s %d typ host", r.target.IP, r.target.Port),
+		fmt.Sprintf(" %s %d typ host", r.Addr().IP, r.Addr().Port))
+}
+
+// Close stops the relay and waits for its goroutines.
+func (r *Relay) Close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	r.conn.Close()
+	for _, u := range r.upstream {
+		u.Close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+// drop decides whether to drop a packet: RTP only (RFC 7983: first byte 128–191, and not
+// an RTCP packet type 192–223).
+func (r *Relay) drop(b []byte) bool {
+	if len(b) < 2 || b[0] < 128 || b[0] > 191 || (b[1] >= 192 && b[1] <= 223) {
+		return false
+	}
+	r.rngMu.Lock()
+	defer r.rngMu.Unlock()
+	if r.rng.Float64() < r.loss {
+		r.Dropped.Add(1)
+		return true
+	}
+	return false
+}
+
+func (r *Relay) fromClients() {
+	defer r.wg.Done()
+	buf := make([]byte, 1600)
+	for {
+		n, from, err := r.conn.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		u := r.upstream[from.String()]
+		if u == nil && !r.closed {
+			u, err = net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, r.target)
+			if err != nil {
+				r.mu.Unlock()
+				continue
+			}
+			r.upstream[from.String()] = u
+			r.wg.Add(1)
+			go r.fromSFU(u, from)
+		}
+		r.mu.Unlock()
+		if u == nil || r.drop(buf[:n]) {
+			continue
+		}
+		r.Relayed.Add(1)
+		_, _ = u.Write(buf[:n])
+	}
+}
+
+func (r *Relay) fromSFU(u *net.UDPConn, client *net.UDPAddr) {
+	defer r.wg.Done()
+	buf := make([]byte, 1600)
+	for {
+		n, err := u.Read(buf)
+		if err != nil {
+			return
+		}
+		if r.drop(buf[:n]) {
+			continue
+		}
+		r.Relayed.Add(1)
+		_, _ = r.conn.WriteToUDP(buf[:n], client)
+	}
+}

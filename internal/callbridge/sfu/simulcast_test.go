@@ -1,0 +1,86 @@
+package sfu_test
+
+import (
+	"testing"
+
+	"confab.dev/confab/internal/callbridge/sfu"
+	"confab.dev/confab/internal/callbridge/sfu/sfutest"
+)
+
+var threeLayers = []sfutest.Layer{
+	{RID: "q", Width: 320, Height: 180, FrameSize: 200},
+	{RID: "h", Width: 640, Height: 360, FrameSize: 500},
+	{RID: "f", Width: 1280, Height: 720, FrameSize: 1400},
+}
+
+// TestSimulcast: a publisher sends three rids; a subscriber gets the best layer, then the
+// low one when it limits the size it renders or its bandwidth, switching on a key frame
+// requested from the publisher, with no gap in the sequence numbers it sees.
+func TestSimulcast(t *testing.T) {
+	s := newSFU(t, sfu.Config{})
+	pub := sfutest.New(t, s, "room", "pub", sfutest.Options{Video: &sfutest.VideoTrack{Layers: threeLayers}})
+	sub := sfutest.New(t, s, "room", "sub", sfutest.Options{})
+
+	var trackID string
+	sub.WaitFor(wait, "the top layer", func() bool {
+		rt, ok := sub.TrackOf("pub", sfu.Video, sfu.SourceCamera)
+		trackID = rt.ID
+		return ok && rt.Layer == 2 && rt.Verified >= 10
+	})
+	if ti := pub.Published("pub"); len(ti) != 1 || len(ti[0].RIDs) == 0 {
+		t.Errorf("published %+v, want one track with rids", ti)
+	}
+
+	steps := []struct {
+		name  string
+		apply func() error
+		layer uint8
+	}{
+		{"max resolution 320x180", func() error { return sub.P.SetMaxResolution(trackID, 320, 180) }, 0},
+		{"max resolution 640x360", func() error { return sub.P.SetMaxResolution(trackID, 640, 360) }, 1},
+		{"no limit", func() error { return sub.P.SetMaxResolution(trackID, 0, 0) }, 2},
+		{"preferred h", func() error { return sub.P.SetPreferredLayer(trackID, "h") }, 1},
+		{"no preference", func() error { return sub.P.SetPreferredLayer(trackID, "") }, 2},
+		{"bandwidth 100 kbit/s", func() error { return sub.P.SetMaxBitrate(100_000) }, 0},
+		{"bandwidth 10 Mbit/s", func() error { return sub.P.SetMaxBitrate(10_000_000) }, 2},
+	}
+	for _, step := range steps {
+		before, _ := sub.Track(trackID)
+		plis := pub.PLIs()
+		if err := step.apply(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		sub.WaitFor(wait, step.name+": layer switch", func() bool {
+			rt, _ := sub.Track(trackID)
+			return len(rt.Switches) > len(before.Switches) && rt.Layer == step.layer && rt.Verified > before.Verified+5
+		})
+		rt, _ := sub.Track(trackID)
+		sw := rt.Switches[len(before.Switches)]
+		if !sw.Key || sw.To != step.layer {
+			t.Errorf("%s: switch %+v, want to layer %d on a key frame", step.name, sw, step.layer)
+		}
+		if len(rt.Switches) != len(before.Switches)+1 {
+			t.Errorf("%s: switches %+v, want one", step.name, rt.Switches[len(before.Switches):])
+		}
+		if got := pub.PLIs(); got <= plis {
+			t.Errorf("%s: publisher got %d PLIs, had %d: want a key frame request", step.name, got, plis)
+		}
+		if rt.Gaps != 0 {
+			t.Errorf("%s: %d gaps in the sequence numbers, want none", step.name, rt.Gaps)
+		}
+		if rt.Verified != rt.Frames {
+			t.Errorf("%s: %d of %d frames intact", step.name, rt.Verified, rt.Frames)
+		}
+		if !sub.HasEvent(func(e sfu.Event) bool { return e.Type == sfu.EventLayerChanged && e.Track.ID == trackID }) {
+			t.Errorf("%s: no layer-changed event", step.name)
+		}
+	}
+	st := sub.P.Stats()
+	if st.TxVideo.Width != 1280 || st.TxVideo.Layer != "f" {
+		t.Errorf("subscriber's tx video %dx%d layer %q, want 1280x720 f", st.TxVideo.Width, st.TxVideo.Height, st.TxVideo.Layer)
+	}
+	pst := pub.P.Stats()
+	if pst.RxVideo.Width != 1280 || pst.RxVideo.Height != 720 || pst.RxVideo.Codec != "video/VP8" || pst.RxVideo.BitRate == 0 {
+		t.Errorf("publisher's rx video %+v, want VP8 1280x720 with a bit rate", pst.RxVideo)
+	}
+}
