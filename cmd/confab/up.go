@@ -24,6 +24,7 @@ func runUp(ctx context.Context, args []string, io stdio) error {
 	fs.StringVar(&o.Web, "web", "127.0.0.1:8443", "browser app and XMPP over WebSocket (HTTPS)")
 	fs.StringVar(&o.API, "api", "127.0.0.1:8445", "REST API and web admin (HTTPS)")
 	fs.StringVar(&o.Admin, "admin", "127.0.0.1:5290", "XMPP server's metrics and health (HTTP)")
+	fs.StringVar(&o.Media, "media", "", `media (audio, video): one UDP and one TCP port for every participant; default port 10000 on the -web host; "off" for none`)
 	fs.StringVar(&hosts, "hosts", "", "extra comma-separated names or addresses for the generated certificate")
 	fs.StringVar(&o.Log.Format, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.Log.Level, "log-level", "info", "log level: debug, info, warn, error")
@@ -70,7 +71,11 @@ func printUp(io stdio, u *launch.Up) {
 	fmt.Fprintf(w, "  Web app:    %s\n", urlOf(u.CallBridge.Addrs.Web, "/"))
 	fmt.Fprintf(w, "  Web admin:  %s\n", urlOf(u.CallBridge.Addrs.API, "/admin/"))
 	fmt.Fprintf(w, "  REST API:   %s\n", urlOf(u.CallBridge.Addrs.API, "/api/v1/system/status"))
-	fmt.Fprintf(w, "  XMPP:       clients %s (STARTTLS), Call Bridges %s (TLS)\n\n", u.XMPP.Addrs.C2S, u.XMPP.Addrs.Component)
+	fmt.Fprintf(w, "  XMPP:       clients %s (STARTTLS), Call Bridges %s (TLS)\n", u.XMPP.Addrs.C2S, u.XMPP.Addrs.Component)
+	if a := u.CallBridge.Addrs; a.MediaUDP != "" {
+		fmt.Fprintf(w, "  Media:      UDP %s, TCP %s\n", a.MediaUDP, a.MediaTCP)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  Your browser must trust the CA in %s\n", u.Local.CAFile)
 	fmt.Fprintf(w, "  (e.g. import it under Settings > Privacy and security > Manage certificates > Authorities).\n\n")
 	if u.AdminPassword != "" {

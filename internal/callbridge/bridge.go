@@ -19,7 +19,9 @@ import (
 	"confab.dev/confab/internal/callbridge/accounts"
 	"confab.dev/confab/internal/callbridge/link"
 	"confab.dev/confab/internal/callbridge/linkstate"
+	"confab.dev/confab/internal/callbridge/media"
 	"confab.dev/confab/internal/callbridge/meeting"
+	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/discover"
 	"confab.dev/confab/internal/loginrelay"
@@ -56,6 +58,12 @@ type Config struct {
 	// runs in the same process).
 	WebSocket http.Handler
 
+	// Media configures the media server (the SFU: all media on one UDP port and one TCP
+	// port); its zero value listens on port 10000 of every interface. NoMedia turns it off:
+	// meetings are then participant lists and chat.
+	Media   sfu.Config
+	NoMedia bool
+
 	// LoginWorkers bounds the login exchanges run at once (DefaultLoginWorkers when 0).
 	LoginWorkers int
 
@@ -84,6 +92,9 @@ type Bridge struct {
 	Users    *users.Service
 	Meetings *meeting.Service
 	Accounts *accounts.Checker
+	// SFU and Media are the media server and its signalling; nil with Config.NoMedia.
+	SFU   *sfu.SFU
+	Media *media.Service
 	// Settings is the one writer of the XMPP settings (the REST API and the web admin).
 	Settings *link.SettingsWriter
 
@@ -160,6 +171,22 @@ func New(cfg Config) (*Bridge, error) {
 		Now:    cfg.Now,
 		LinkUp: func() bool { return b.Link.Status().State == linkstate.Registered },
 	})
+	if !cfg.NoMedia {
+		mc := cfg.Media
+		if mc.Logger == nil {
+			mc.Logger = cfg.Logger
+		}
+		if mc.Metrics == nil {
+			mc.Metrics = cfg.Metrics
+		}
+		if b.SFU, err = sfu.New(mc); err != nil {
+			cancel()
+			b.Users.Close()
+			return nil, fmt.Errorf("media server: %w", err)
+		}
+		b.Media = media.New(media.Options{SFU: b.SFU, Legs: b.Meetings, Logger: cfg.Logger})
+		b.Meetings.ObserveLegs(b.Media.LegEnded)
+	}
 	return b, nil
 }
 
@@ -237,6 +264,9 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("call bridge shutdown: goroutines still running: %w", context.Cause(ctx)))
+	}
+	if b.Media != nil {
+		errs = append(errs, b.Media.Shutdown(ctx), b.SFU.Shutdown(ctx))
 	}
 	errs = append(errs, b.Users.Close())
 	return errors.Join(errs...)

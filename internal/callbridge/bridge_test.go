@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/stream"
@@ -31,7 +32,7 @@ func newBridge(t *testing.T) *Bridge {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Config{Store: st})
+	b, err := New(Config{Store: st, Media: sfu.Config{UDPAddr: "127.0.0.1:0"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package callbridge
 import (
 	"context"
 
+	"confab.dev/confab/internal/callbridge/media"
 	"confab.dev/confab/internal/component"
 	"confab.dev/confab/internal/loginrelay"
 	"confab.dev/confab/internal/stream"
@@ -14,6 +15,7 @@ import (
 //
 //   - the login relay (urn:confab:login:1): requests go to the login workers, slow and
 //     bounded; session-end notices to the login responder, inline;
+//   - the media signalling (urn:confab:media:1) to the media service, inline and in order;
 //   - everything else to the meeting service, inline and in order, which answers what it
 //     does not understand with a stanza error.
 func (b *Bridge) dispatch(ctx context.Context, c *component.Conn, e *stream.Element) {
@@ -28,7 +30,11 @@ func (b *Bridge) route(ctx context.Context, c conn, e *stream.Element) {
 		b.log.Debug("non-stanza element from the XMPP server ignored", "element", e.Name.Local)
 		return
 	}
-	if e.Payload().Space == loginrelay.NS {
+	ns := e.Payload().Space
+	if ns == media.NS && b.Media != nil && b.Media.Handle(ctx, c, e) {
+		return
+	}
+	if ns == loginrelay.NS {
 		r := b.responderFor(c)
 		switch e.Name.Local {
 		case "iq":

@@ -20,15 +20,19 @@
 //   - accounts: the one check of API accounts (REST API, web admin, /metrics): one
 //     throttle, one dummy hash, a bound on concurrent Argon2 checks;
 //   - users: local and LDAP users, the login Directory;
-//   - meeting: spaces, guests, calls and call legs, the meeting protocol.
+//   - meeting: spaces, guests, calls and call legs, the meeting protocol;
+//   - sfu and media: the media server (an SFU on pion/webrtc, all media on one UDP and one
+//     TCP port) and its signalling over the participants' XMPP sessions; a call leg's media
+//     ends with the leg (meeting.Service.ObserveLegs).
 //
 // # Dispatch
 //
 // Elements from the XMPP server are routed by the namespace of their payload
 // (stream.Element.Payload, the parsed first child), never by searching their bytes: the
 // login relay's requests to the login workers, its session-end notices to the login
-// responder, everything else to the meeting service, which answers what it does not know
-// with a stanza error. The link answers XEP-0199 pings itself.
+// responder, the media signalling to the media service, everything else to the meeting
+// service, which answers what it does not know with a stanza error. The link answers
+// XEP-0199 pings itself.
 //
 // # Goroutines
 //
@@ -42,7 +46,9 @@
 //     and kept until Shutdown (a login exchange is slow: Argon2id, an LDAP bind), counted in
 //     Bridge.wg; the dispatcher hands them work over an unbuffered channel and waits when all
 //     are busy, which is the back-pressure on the XMPP server's relay;
-//   - users.Service's LDAP sync goroutine, stopped by Shutdown.
+//   - users.Service's LDAP sync goroutine, stopped by Shutdown;
+//   - the SFU's and the media service's goroutines (see their packages), stopped by
+//     Shutdown: the media service first (every leg's media ends), then the SFU.
 //
 // Meeting stanzas are handled on the link's dispatcher goroutine, in order; the meeting
 // service queues its answers and writes them after releasing its lock (see package meeting).
@@ -61,9 +67,6 @@
 //
 // # What comes next
 //
-// The media server (an SFU, one PeerConnection per participant) will be a package under
-// internal/callbridge, held by the Bridge beside the meeting service, and signalled over the
-// same XMPP sessions (a payload namespace of its own in the dispatcher). Several Call Bridges
-// will share one store (PostgreSQL); each meeting is hosted by one Call Bridge, where its
-// media is.
+// Several Call Bridges will share one store (PostgreSQL); each meeting is hosted by one
+// Call Bridge, where its media is.
 package callbridge

@@ -212,6 +212,19 @@ type CallBridge struct {
 		BackoffMin Duration `toml:"backoff_min"`
 		BackoffMax Duration `toml:"backoff_max"`
 	} `toml:"xmpp"`
+	// Media is the media server (the SFU): all participants' audio and video go through one
+	// UDP port and, for clients that cannot use UDP, one TCP port (ICE-TCP).
+	Media struct {
+		// UDP is the address of the media UDP port. Default ":10000"; "off" turns media off
+		// (meetings are chat only).
+		UDP string `toml:"udp"`
+		// TCP is the address of the ICE-TCP port. Default: the UDP address's host and port;
+		// "off" turns ICE-TCP off.
+		TCP string `toml:"tcp"`
+		// PublicIPs are advertised to browsers instead of the host's own addresses, for a
+		// host behind a 1:1 NAT (a cloud VM with a public address): forward the same ports.
+		PublicIPs []string `toml:"public_ips"`
+	} `toml:"media"`
 	Web struct {
 		// WebSocketURL is where browsers open XMPP over WebSocket, e.g.
 		// "wss://xmpp.example.com:5443/xmpp-websocket". Empty: this web listener's own
@@ -232,6 +245,7 @@ func (c CallBridge) WithDefaults() CallBridge {
 	def(&c.Store, c.DataDir+"/callbridge.db")
 	def(&c.Listen.API, ":8445")
 	def(&c.Listen.Web, ":8443")
+	def(&c.Media.UDP, ":10000")
 	def(&c.Log.Format, "text")
 	def(&c.Log.Level, "info")
 	return c

@@ -265,6 +265,8 @@ web = %q
 [tls]
 cert = %q
 key = %q
+[media]
+udp = "127.0.0.1:0"
 [xmpp]
 ca = %q
 `, cb.dir, cb.apiAddr, freePort(t), cert, key, p.caFile)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"confab.dev/confab/internal/callbridge"
+	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/config"
 	"confab.dev/confab/internal/store"
@@ -23,8 +24,8 @@ import (
 // the web listener.
 type CallBridge struct {
 	*callbridge.Bridge
-	// Addrs are the bound listener addresses.
-	Addrs struct{ API, Web string }
+	// Addrs are the bound listener addresses (MediaUDP and MediaTCP are empty without media).
+	Addrs struct{ API, Web, MediaUDP, MediaTCP string }
 	// Local is set when the listeners' certificate was generated in data_dir/tls.
 	Local *certs.Local
 
@@ -96,6 +97,8 @@ func StartCallBridge(ctx context.Context, cfg config.CallBridge, log *slog.Logge
 		KeepAlive:    cfg.XMPP.KeepAlive.Duration,
 		BackoffMin:   cfg.XMPP.BackoffMin.Duration,
 		BackoffMax:   cfg.XMPP.BackoffMax.Duration,
+		Media:        sfu.Config{UDPAddr: cfg.Media.UDP, TCPAddr: cfg.Media.TCP, PublicIPs: cfg.Media.PublicIPs},
+		NoMedia:      cfg.Media.UDP == "off",
 		WebSocketURL: cfg.Web.WebSocketURL,
 		WebSocket:    o.WebSocket,
 		Logger:       log,
@@ -129,7 +132,14 @@ func StartCallBridge(ctx context.Context, cfg config.CallBridge, log *slog.Logge
 	cb.g.serveHTTP("api", apiLn, cb.APIHandler(), tlsCfg, log)
 	cb.g.serveHTTP("web", webLn, cb.WebHandler(), tlsCfg, log)
 	cb.g.run("call bridge", func() error { return cb.Bridge.Run(context.WithoutCancel(ctx)) })
-	log.Info("Call Bridge started", "api", cb.Addrs.API, "web", cb.Addrs.Web, "store", cfg.Store)
+	if cb.SFU != nil {
+		cb.Addrs.MediaUDP, cb.Addrs.MediaTCP = cb.SFU.UDPAddr().String(), ""
+		if a := cb.SFU.TCPAddr(); a != nil {
+			cb.Addrs.MediaTCP = a.String()
+		}
+	}
+	log.Info("Call Bridge started", "api", cb.Addrs.API, "web", cb.Addrs.Web, "media_udp", cb.Addrs.MediaUDP,
+		"media_tcp", cb.Addrs.MediaTCP, "store", cfg.Store)
 	return cb, nil
 }
 

@@ -27,6 +27,9 @@ type UpOptions struct {
 	// Listen addresses; defaults 127.0.0.1:5222, :5223, :8443 (web app + XMPP WebSocket),
 	// :8445 (REST API + web admin), :5290 (XMPP admin: metrics).
 	C2S, Component, Web, API, Admin string
+	// Media is the media server's UDP and TCP port; default port 10000 on the web
+	// listener's host (loopback by default); "off" turns media off.
+	Media string
 	// Hosts are extra names for the generated certificate (the host name, localhost and
 	// 127.0.0.1 are always there).
 	Hosts []string
@@ -67,6 +70,9 @@ func StartUp(ctx context.Context, o UpOptions, log *slog.Logger) (u *Up, err err
 	def(&o.Web, "127.0.0.1:8443")
 	def(&o.API, "127.0.0.1:8445")
 	def(&o.Admin, "127.0.0.1:5290")
+	if host, _, err := net.SplitHostPort(o.Web); err == nil {
+		def(&o.Media, net.JoinHostPort(host, "10000"))
+	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -116,6 +122,7 @@ func StartUp(ctx context.Context, o UpOptions, log *slog.Logger) (u *Up, err err
 	var cc config.CallBridge
 	cc.DataDir = o.DataDir
 	cc.Listen.API, cc.Listen.Web = o.API, o.Web
+	cc.Media.UDP = o.Media
 	cc.TLS.Cert, cc.TLS.Key = u.Local.CertFile, u.Local.KeyFile
 	cc.Log = o.Log
 	u.CallBridge, err = StartCallBridge(ctx, cc, log, CallBridgeOptions{

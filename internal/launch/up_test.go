@@ -26,6 +26,7 @@ func startUp(t *testing.T, dir string) *Up {
 	u, err := StartUp(ctx, UpOptions{
 		DataDir: dir,
 		C2S:     "127.0.0.1:0", Component: "127.0.0.1:0", Web: "127.0.0.1:0", API: "127.0.0.1:0", Admin: "127.0.0.1:0",
+		Media: "127.0.0.1:0",
 	}, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatalf("StartUp: %v", err)

@@ -1,5 +1,7 @@
 package stream
 
+import "encoding/xml"
+
 // Confab writes its own stanzas as text: a handful of flat shapes whose every variable part
 // goes through AppendEscaped, so the output is always well-formed. Builder is the one way
 // to do it; every package that writes XML for the wire uses it (or AppendError/AppendOpen for
@@ -77,6 +79,9 @@ const (
 // …), its defined condition ("item-not-found", …) and an optional human-readable text.
 type StanzaError struct {
 	Type, Condition, Text string
+	// App is an application-specific condition, written as an empty element after the
+	// text when its Local is set [RFC 6120 §8.3.4].
+	App xml.Name
 }
 
 // Append writes <error type=…><condition/><text>…</text></error>.
@@ -85,6 +90,9 @@ func (se StanzaError) Append(x *Builder) *Builder {
 	x.Empty(se.Condition, "xmlns", NSStanzaErr)
 	if se.Text != "" {
 		x.Open("text", "xmlns", NSStanzaErr, "xml:lang", "en").Text(se.Text).End("text")
+	}
+	if se.App.Local != "" {
+		x.Empty(se.App.Local, "xmlns", se.App.Space)
 	}
 	return x.End("error")
 }

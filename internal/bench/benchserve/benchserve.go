@@ -205,6 +205,7 @@ func startConfab(ctx context.Context, o Options, info Info) (*Running, error) {
 	cc.DataDir = o.Dir
 	cc.Store = filepath.Join(o.Dir, "callbridge.db")
 	cc.Listen.API, cc.Listen.Web = "127.0.0.1:0", "127.0.0.1:0"
+	cc.Media.UDP = "127.0.0.1:0"
 	cc.TLS.Cert, cc.TLS.Key = o.CertFile, o.KeyFile
 	cb, err := launch.StartCallBridge(ctx, cc, log, launch.CallBridgeOptions{
 		Trust: &launch.LinkTrust{RootCAs: roots},

@@ -205,13 +205,17 @@ func (s *Service) RemoveCallLeg(id, reason string) error {
 // again once the link is back. Guest accounts are kept so that guests can do so.
 func (s *Service) Reset(reason string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, c := range s.callByID {
 		s.log.Info("meeting: call ended", "call", c.id, "space", c.spaceID, "legs", len(c.parts), "reason", reason)
+		for _, p := range c.parts {
+			s.legEnds = append(s.legEnds, LegEnd{CallID: c.id, LegID: p.id, Reason: reason})
+		}
 	}
 	clear(s.calls)
 	clear(s.callByID)
 	clear(s.legs)
+	s.mu.Unlock()
+	s.flush()
 }
 
 // endCallLocked removes every participant of c; the last removal ends the call.
@@ -264,6 +268,7 @@ func (s *Service) removeLocked(p *participant, tellSelf bool, reason string) {
 	}
 	c.parts = slices.Delete(c.parts, i, i+1)
 	delete(s.legs, p.id)
+	s.legEnds = append(s.legEnds, LegEnd{CallID: c.id, LegID: p.id, Reason: reason})
 	for _, q := range c.parts {
 		s.queue(q.conn, presence(p, q.full, "unavailable", false))
 	}

@@ -105,6 +105,8 @@ type Service struct {
 	lastSweep time.Time
 	outbox    []outgoing
 	flushing  bool
+	legEnds   []LegEnd     // told to legObserver by flush, after mu is released
+	legObs    func(LegEnd) // see ObserveLegs
 }
 
 // outgoing is a stanza waiting to be written.
@@ -186,13 +188,13 @@ func (s *Service) queue(to Sender, b []byte) {
 func (s *Service) flush() {
 	for {
 		s.mu.Lock()
-		if s.flushing || len(s.outbox) == 0 {
+		if s.flushing || len(s.outbox) == 0 && len(s.legEnds) == 0 {
 			s.mu.Unlock()
 			return
 		}
 		s.flushing = true
-		batch := s.outbox
-		s.outbox = nil
+		batch, ends, obs := s.outbox, s.legEnds, s.legObs
+		s.outbox, s.legEnds = nil, nil
 		s.mu.Unlock()
 
 		for i := 0; i < len(batch); {
@@ -205,6 +207,11 @@ func (s *Service) flush() {
 				s.log.Warn("meeting: write to the XMPP server failed", "err", err)
 			}
 			i = j
+		}
+		for _, e := range ends {
+			if obs != nil {
+				obs(e)
+			}
 		}
 
 		s.mu.Lock()

@@ -1,0 +1,465 @@
+// Package media carries a meeting's media signalling between the participants' XMPP
+// sessions and the Call Bridge's SFU (package sfu): SDP offers and answers, trickled ICE
+// candidates, mute, the sizes videos are shown at, and the SFU's events (tracks published
+// and ended, mute states, the active speaker). Its namespace is urn:confab:media:1; the
+// exchange is written down in docs/protocol.md.
+//
+// A participant's media lives as long as its place in the meeting: only a participant who
+// has joined the space (package meeting) may publish or subscribe; its SFU participant is
+// its call leg (same id), in a room per call; when the leg ends — the participant leaves, is
+// removed, loses its XMPP session, the call ends, the link to the XMPP server drops — its
+// media ends too (LegEnded). A session resumed with XEP-0198 keeps its leg, so it keeps its
+// media.
+//
+// # Goroutines
+//
+// Handle runs on the caller's goroutine (the link's dispatcher); the SFU calls each leg's
+// Signal from a goroutine of its own. The Service starts, per leg with media, one goroutine
+// that waits for the SFU participant to end (to forget it and tell the client), and one per
+// ended leg that waits for the SFU to release it; all are counted in Service.wg, which
+// Shutdown waits for. Service.mu guards the legs and is a leaf: it is never held while
+// calling the SFU or writing to the link.
+package media
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"mellium.im/xmpp/jid"
+
+	"confab.dev/confab/internal/callbridge/meeting"
+	"confab.dev/confab/internal/callbridge/sfu"
+	"confab.dev/confab/internal/stream"
+)
+
+// NS is the namespace of the media signalling.
+const NS = "urn:confab:media:1"
+
+// Sender is where stanzas go: the Call Bridge's link (*component.Conn).
+type Sender interface{ Write(b []byte) error }
+
+// Legs finds a participant's place in a meeting: *meeting.Service.
+type Legs interface {
+	Leg(spaceID, fullJID string) (meeting.CallLeg, bool)
+}
+
+// Options configures a Service.
+type Options struct {
+	SFU    *sfu.SFU // required
+	Legs   Legs     // required
+	Logger *slog.Logger
+	// ICEServers returns the STUN/TURN servers a participant's browser should use (with
+	// credentials made for it); nil gives none.
+	ICEServers func(leg meeting.CallLeg) []sfu.ICEServer
+}
+
+// Service is the media signalling of one Call Bridge.
+type Service struct {
+	o   Options
+	log *slog.Logger
+	wg  sync.WaitGroup
+
+	mu     sync.Mutex
+	legs   map[string]*leg // by call leg id
+	closed bool
+}
+
+// New returns a Service.
+func New(o Options) *Service {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{o: o, log: o.Logger.With("component", "media"), legs: map[string]*leg{}}
+}
+
+// leg is one participant's media: its SFU participant, and where its stanzas go.
+type leg struct {
+	svc                        *Service
+	id, callID, spaceJID, full string
+	p                          *sfu.Participant
+	seq                        atomic.Uint64
+
+	mu   sync.Mutex
+	conn Sender // the link the participant's last stanza came over
+}
+
+// The request payloads a participant sends (IQ set, or get for <session/>).
+type request struct {
+	Session     *struct{} `xml:"urn:confab:media:1 session"`
+	Description *struct {
+		Type string `xml:"type,attr"`
+		SDP  string `xml:",chardata"`
+	} `xml:"urn:confab:media:1 description"`
+	Candidate *struct {
+		Mid       string `xml:"mid,attr"`
+		MLine     string `xml:"mline,attr"`
+		Candidate string `xml:",chardata"`
+	} `xml:"urn:confab:media:1 candidate"`
+	Mute *struct {
+		Kind  string `xml:"kind,attr"`
+		Muted string `xml:"muted,attr"`
+	} `xml:"urn:confab:media:1 mute"`
+	View *struct {
+		Track  string `xml:"track,attr"`
+		Width  int    `xml:"width,attr"`
+		Height int    `xml:"height,attr"`
+		Layer  string `xml:"layer,attr"`
+	} `xml:"urn:confab:media:1 view"`
+	Hangup *struct{} `xml:"urn:confab:media:1 hangup"`
+}
+
+// Handle answers an IQ in the media namespace addressed to a space
+// (<spaceId>@<callBridgeJid>) and reports whether it was one. Its answer (a result or a
+// stanza error) goes to conn; the SFU's descriptions and events follow as messages from the
+// space to the participant.
+func (s *Service) Handle(ctx context.Context, conn Sender, e *stream.Element) bool {
+	if e.Name.Local != "iq" || e.Payload().Space != NS {
+		return false
+	}
+	typ := e.Get("type")
+	if typ != "get" && typ != "set" {
+		return true // results and errors of our own are never answered
+	}
+	reply := func(se stream.StanzaError) {
+		s.write(conn, stream.ErrorReply(e, se))
+	}
+	to, err1 := jid.Parse(e.Get("to"))
+	from, err2 := jid.Parse(e.Get("from"))
+	if err1 != nil || err2 != nil || to.Localpart() == "" || from.Resourcepart() == "" {
+		reply(stream.StanzaError{Type: stream.ErrModify, Condition: "bad-request", Text: "Media requests go from a full JID to a space"})
+		return true
+	}
+	var req request
+	if err := e.Decode(&req); err != nil {
+		reply(stream.StanzaError{Type: stream.ErrModify, Condition: "bad-request", Text: "Unreadable media request"})
+		return true
+	}
+	cl, ok := s.o.Legs.Leg(to.Localpart(), from.String())
+	if !ok {
+		reply(stream.StanzaError{Type: stream.ErrCancel, Condition: "not-acceptable", Text: "Join the space before sending media"})
+		return true
+	}
+	spaceJID := to.Bare().String()
+	switch {
+	case req.Session == nil && req.Description == nil && req.Candidate == nil && req.Mute == nil &&
+		req.View == nil && req.Hangup == nil:
+		reply(stream.StanzaError{Type: stream.ErrCancel, Condition: "service-unavailable"})
+		return true
+	case req.Session != nil:
+		s.write(conn, s.sessionResult(e, cl))
+		return true
+	case typ != "set":
+		reply(stream.StanzaError{Type: stream.ErrModify, Condition: "bad-request", Text: "Use type='set'"})
+		return true
+	case req.Description != nil:
+		err := s.description(cl, spaceJID, from.String(), conn, sfu.Description{Type: sfu.SDPType(req.Description.Type), SDP: req.Description.SDP})
+		s.answer(conn, e, err)
+		return true
+	}
+	l := s.leg(cl.ID, conn)
+	if l == nil {
+		if req.Hangup != nil {
+			s.write(conn, stream.Result(e))
+			return true
+		}
+		reply(stream.StanzaError{Type: stream.ErrCancel, Condition: "item-not-found", Text: "No media session: send an offer first"})
+		return true
+	}
+	var err error
+	switch {
+	case req.Candidate != nil:
+		idx, _ := strconv.ParseUint(req.Candidate.MLine, 10, 16)
+		err = l.p.AddCandidate(sfu.Candidate{Candidate: req.Candidate.Candidate, SDPMid: req.Candidate.Mid, SDPMLineIndex: uint16(idx)})
+	case req.Mute != nil:
+		err = l.p.SetSelfMute(sfu.Kind(req.Mute.Kind), req.Mute.Muted == "true")
+	case req.View != nil:
+		if req.View.Layer != "" {
+			err = l.p.SetPreferredLayer(req.View.Track, req.View.Layer)
+		} else {
+			err = l.p.SetMaxResolution(req.View.Track, req.View.Width, req.View.Height)
+		}
+	case req.Hangup != nil:
+		s.end(l, "hung up")
+	}
+	s.answer(conn, e, err)
+	return true
+}
+
+// description starts the leg's media at its first offer, and hands the description to the
+// SFU.
+func (s *Service) description(cl meeting.CallLeg, spaceJID, full string, conn Sender, d sfu.Description) error {
+	l := s.leg(cl.ID, conn)
+	if l != nil {
+		return l.p.HandleDescription(d)
+	}
+	if d.Type != sfu.Offer {
+		return fmt.Errorf("%w: the first description must be an offer", sfu.ErrBadState)
+	}
+	l, err := s.start(cl, spaceJID, full, conn)
+	if err != nil {
+		return err
+	}
+	if err := l.p.HandleDescription(d); err != nil {
+		// Release it now, so that a refused offer leaves nothing behind.
+		s.mu.Lock()
+		if s.legs[l.id] == l {
+			delete(s.legs, l.id)
+		}
+		s.mu.Unlock()
+		l.p.Leave()
+		return err
+	}
+	return nil
+}
+
+// start joins the leg to its call's room in the SFU.
+func (s *Service) start(cl meeting.CallLeg, spaceJID, full string, conn Sender) (*leg, error) {
+	l := &leg{svc: s, id: cl.ID, callID: cl.CallID, spaceJID: spaceJID, full: full, conn: conn}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, sfu.ErrClosed
+	}
+	if s.legs[cl.ID] != nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: media of %s already started", sfu.ErrDuplicateParticipant, cl.ID)
+	}
+	s.legs[cl.ID] = l // reserved while joining, so a second offer cannot start another
+	s.mu.Unlock()
+	p, err := s.o.SFU.Join(cl.CallID, cl.ID, l)
+	if err != nil {
+		s.mu.Lock()
+		if s.legs[cl.ID] == l {
+			delete(s.legs, cl.ID)
+		}
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.legs[cl.ID] != l || s.closed {
+		// The leg ended while it joined.
+		s.mu.Unlock()
+		p.Leave()
+		return nil, sfu.ErrParticipantGone
+	}
+	l.p = p
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.watch(l)
+	s.log.Info("media started", "call", cl.CallID, "leg", cl.ID, "jid", full)
+	return l, nil
+}
+
+// watch forgets a leg whose SFU participant ended on its own (it never connected, its
+// connection failed) and tells the client, which may offer again.
+func (s *Service) watch(l *leg) {
+	defer s.wg.Done()
+	<-l.p.Done()
+	s.mu.Lock()
+	mine := s.legs[l.id] == l
+	if mine {
+		delete(s.legs, l.id)
+	}
+	closed := s.closed
+	s.mu.Unlock()
+	if mine && !closed {
+		s.log.Info("media ended by the SFU", "call", l.callID, "leg", l.id)
+		l.send(func(x *stream.Builder) { x.Empty("ended", "xmlns", NS, "reason", "connection") })
+	}
+}
+
+// leg returns the leg's media, noting the link its stanza came over.
+func (s *Service) leg(id string, conn Sender) *leg {
+	s.mu.Lock()
+	l := s.legs[id]
+	if l != nil && l.p == nil {
+		l = nil // still joining
+	}
+	s.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	l.conn = conn
+	l.mu.Unlock()
+	return l
+}
+
+// end stops a leg's media, releasing it in the background.
+func (s *Service) end(l *leg, why string) {
+	s.mu.Lock()
+	if s.legs[l.id] != l {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.legs, l.id)
+	p := l.p // nil while joining: start sees the leg gone and leaves itself
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		if p != nil {
+			p.Leave()
+		}
+		s.log.Info("media ended", "call", l.callID, "leg", l.id, "reason", why)
+	}()
+}
+
+// LegEnded ends the media of a call leg that ended (meeting.Service.ObserveLegs).
+func (s *Service) LegEnded(e meeting.LegEnd) {
+	s.mu.Lock()
+	l := s.legs[e.LegID]
+	s.mu.Unlock()
+	if l != nil {
+		s.end(l, e.Reason)
+	}
+}
+
+// SetMute is the administrator's mute of a leg's audio or video ("audio", "video"): while
+// set, the SFU forwards none of it, and every participant is told. A leg without media
+// gets sfu.ErrUnknownParticipant.
+func (s *Service) SetMute(callID, legID, kind string, muted bool) error {
+	return s.o.SFU.SetMute(callID, legID, sfu.Kind(kind), muted)
+}
+
+// Stats returns the media statistics of a call leg, if it has media.
+func (s *Service) Stats(callID, legID string) (sfu.ParticipantStats, bool) {
+	st, err := s.o.SFU.ParticipantStats(callID, legID)
+	return st, err == nil
+}
+
+// Shutdown ends every leg's media and waits for the Service's goroutines, or until ctx ends.
+// The caller shuts the SFU down afterwards.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	legs := make([]*leg, 0, len(s.legs))
+	for _, l := range s.legs {
+		legs = append(legs, l)
+	}
+	s.mu.Unlock()
+	for _, l := range legs {
+		s.end(l, "the Call Bridge is stopping")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("media shutdown: %w", context.Cause(ctx))
+	}
+}
+
+// answer sends the result of a request, or the stanza error its error maps to.
+func (s *Service) answer(conn Sender, e *stream.Element, err error) {
+	if err == nil {
+		s.write(conn, stream.Result(e))
+		return
+	}
+	se := stanzaError(err)
+	if se.Condition == "internal-server-error" {
+		s.log.Warn("media request failed", "from", e.Get("from"), "err", err)
+	} else {
+		s.log.Info("media request refused", "from", e.Get("from"), "condition", se.Condition, "err", err)
+	}
+	s.write(conn, stream.ErrorReply(e, se))
+}
+
+// stanzaError maps the SFU's errors to stanza errors [RFC 6120 §8.3.3].
+func stanzaError(err error) stream.StanzaError {
+	switch {
+	case errors.Is(err, sfu.ErrGlare):
+		return stream.StanzaError{Type: stream.ErrWait, Condition: "unexpected-request",
+			Text: "Your offer crossed the server's: answer the server's offer, then offer again",
+			App:  xml.Name{Space: NS, Local: "glare"}}
+	case errors.Is(err, sfu.ErrBadState):
+		return stream.StanzaError{Type: stream.ErrModify, Condition: "unexpected-request", Text: err.Error()}
+	case errors.Is(err, sfu.ErrNoCommonCodec):
+		return stream.StanzaError{Type: stream.ErrCancel, Condition: "not-acceptable", Text: "No common codec: the meeting carries Opus audio and VP8, VP9 or H.264 video"}
+	case errors.Is(err, sfu.ErrSDPTooLarge):
+		return stream.StanzaError{Type: stream.ErrModify, Condition: "policy-violation", Text: err.Error()}
+	case errors.Is(err, sfu.ErrBadSDP), errors.Is(err, sfu.ErrBadCandidate), errors.Is(err, sfu.ErrBadArgument):
+		return stream.StanzaError{Type: stream.ErrModify, Condition: "bad-request", Text: err.Error()}
+	case errors.Is(err, sfu.ErrUnknownTrack):
+		return stream.StanzaError{Type: stream.ErrCancel, Condition: "item-not-found", Text: "No such track"}
+	case errors.Is(err, sfu.ErrParticipantGone), errors.Is(err, sfu.ErrUnknownParticipant):
+		return stream.StanzaError{Type: stream.ErrCancel, Condition: "item-not-found", Text: "No media session: send an offer first"}
+	case errors.Is(err, sfu.ErrDuplicateParticipant):
+		return stream.StanzaError{Type: stream.ErrWait, Condition: "conflict", Text: "Media is already starting"}
+	case errors.Is(err, sfu.ErrClosed):
+		return stream.StanzaError{Type: stream.ErrWait, Condition: "service-unavailable", Text: "The media server is stopping"}
+	}
+	return stream.StanzaError{Type: stream.ErrWait, Condition: "internal-server-error"}
+}
+
+// sessionResult answers <session/>: the ICE servers the participant's browser should use.
+func (s *Service) sessionResult(e *stream.Element, cl meeting.CallLeg) []byte {
+	x := stream.Reply(e, "result", "")
+	x.Open("session", "xmlns", NS, "leg", cl.ID)
+	if s.o.ICEServers != nil {
+		for _, is := range s.o.ICEServers(cl) {
+			x.Open("ice-server", "username", is.Username, "credential", is.Credential)
+			for _, u := range is.URLs {
+				x.Elem("url", u)
+			}
+			x.End("ice-server")
+		}
+	}
+	return x.End("session").End("iq").B
+}
+
+func (s *Service) write(conn Sender, b []byte) {
+	if err := conn.Write(b); err != nil {
+		s.log.Warn("media: write to the XMPP server failed", "err", err)
+	}
+}
+
+// send writes one message from the space to the participant, built by body.
+func (l *leg) send(body func(x *stream.Builder)) {
+	l.mu.Lock()
+	conn := l.conn
+	l.mu.Unlock()
+	var x stream.Builder
+	x.Open("message", "id", "media-"+l.id+"-"+strconv.FormatUint(l.seq.Add(1), 10), "from", l.spaceJID, "to", l.full)
+	body(&x)
+	l.svc.write(conn, x.End("message").B)
+}
+
+// Description delivers the SFU's offer or answer (sfu.Signal).
+func (l *leg) Description(d sfu.Description) {
+	l.send(func(x *stream.Builder) { x.Elem("description", d.SDP, "xmlns", NS, "type", string(d.Type)) })
+}
+
+// Event delivers an SFU event (sfu.Signal).
+func (l *leg) Event(ev sfu.Event) {
+	switch ev.Type {
+	case sfu.EventTrackPublished, sfu.EventTrackUnpublished:
+		state := "published"
+		if ev.Type == sfu.EventTrackUnpublished {
+			state = "ended"
+		}
+		t := ev.Track
+		l.send(func(x *stream.Builder) {
+			x.Empty("track", "xmlns", NS, "id", t.ID, "stream", t.StreamID, "participant", t.Participant,
+				"kind", string(t.Kind), "source", string(t.Source), "codec", t.Codec, "state", state)
+		})
+	case sfu.EventMute:
+		l.send(func(x *stream.Builder) {
+			x.Empty("mute", "xmlns", NS, "participant", ev.Participant, "kind", string(ev.Kind),
+				"self", strconv.FormatBool(ev.SelfMuted), "admin", strconv.FormatBool(ev.AdminMuted))
+		})
+	case sfu.EventActiveSpeaker:
+		l.send(func(x *stream.Builder) { x.Empty("speaker", "xmlns", NS, "participant", ev.Participant) })
+	case sfu.EventLayerChanged:
+		l.send(func(x *stream.Builder) { x.Empty("layer", "xmlns", NS, "track", ev.Track.ID, "rid", ev.Layer) })
+	case sfu.EventConnectionState:
+		l.send(func(x *stream.Builder) { x.Empty("connection", "xmlns", NS, "state", ev.State) })
+	}
+}

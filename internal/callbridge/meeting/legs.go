@@ -1,0 +1,35 @@
+package meeting
+
+import "mellium.im/xmpp/jid"
+
+// LegEnd says that a call leg ended: its participant left, was removed, lost its session, or
+// the call ended.
+type LegEnd struct {
+	CallID, LegID, Reason string
+}
+
+// ObserveLegs makes f hear of every call leg that ends, once, after the change is made and
+// the meeting's lock released (from the goroutine that flushes the meeting's stanzas, in the
+// order the legs ended). f must not block: the media server hands the work to a goroutine
+// of its own. Set it before the Service is used.
+func (s *Service) ObserveLegs(f func(LegEnd)) {
+	s.mu.Lock()
+	s.legObs = f
+	s.mu.Unlock()
+}
+
+// Leg returns the call and call leg of the participant whose full JID is fullJID in the
+// meeting of space spaceID, if it has joined.
+func (s *Service) Leg(spaceID, fullJID string) (CallLeg, bool) {
+	j, err := jid.Parse(fullJID)
+	if err != nil {
+		return CallLeg{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.participantLocked(spaceID, j.String())
+	if p == nil {
+		return CallLeg{}, false
+	}
+	return p.snapshot(), true
+}
