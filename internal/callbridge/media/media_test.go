@@ -2,8 +2,8 @@ package media
 
 import (
 	"bytes"
-	"encoding/xml"
 	"context"
+	"encoding/xml"
 	"strings"
 	"sync"
 	"testing"
