@@ -27,8 +27,13 @@ type Relay struct {
 	upstream map[string]*net.UDPConn // by client address
 	wg       sync.WaitGroup
 
-	// Dropped counts the RTP packets dropped; Relayed all packets passed on.
-	Dropped, Relayed atomic.Int64
+	// Replay, when set, makes the relay send every RTP packet from a client to the SFU
+	// twice: the second copy is a replayed SRTP packet.
+	Replay atomic.Bool
+
+	// Dropped counts the RTP packets dropped, Replayed those sent twice, Relayed all
+	// packets passed on.
+	Dropped, Replayed, Relayed atomic.Int64
 }
 
 // NewRelay relays to target (the SFU's UDP address), dropping loss (0..1) of the RTP
@@ -75,7 +80,7 @@ func (r *Relay) Close() {
 // drop decides whether to drop a packet: RTP only (RFC 7983: first byte 128–191, and not
 // an RTCP packet type 192–223).
 func (r *Relay) drop(b []byte) bool {
-	if len(b) < 2 || b[0] < 128 || b[0] > 191 || (b[1] >= 192 && b[1] <= 223) {
+	if !isRTP(b) {
 		return false
 	}
 	r.rngMu.Lock()
@@ -113,6 +118,10 @@ func (r *Relay) fromClients() {
 		}
 		r.Relayed.Add(1)
 		_, _ = u.Write(buf[:n])
+		if r.Replay.Load() && isRTP(buf[:n]) {
+			r.Replayed.Add(1)
+			_, _ = u.Write(buf[:n])
+		}
 	}
 }
 
@@ -130,4 +139,9 @@ func (r *Relay) fromSFU(u *net.UDPConn, client *net.UDPAddr) {
 		r.Relayed.Add(1)
 		_, _ = r.conn.WriteToUDP(buf[:n], client)
 	}
+}
+
+// isRTP tells RTP from STUN, DTLS and RTCP (RFC 7983, RFC 5761).
+func isRTP(b []byte) bool {
+	return len(b) >= 2 && b[0] >= 128 && b[0] <= 191 && (b[1] < 192 || b[1] > 223)
 }
