@@ -102,6 +102,7 @@ type RecvTrack struct {
 	Frames       int // complete frames
 	Verified     int // of which the bytes matched the generator
 	Keyframes    int
+	Late         int   // frames completed after a newer one (by retransmission)
 	Layer        uint8 // of the last frame
 	Switches     []Switch
 	Sources      map[uint32]bool
@@ -608,11 +609,15 @@ func (rt *RecvTrack) packet(pkt *rtp.Packet, isRTX bool) {
 	if id.Key {
 		rt.Keyframes++
 	}
+	rt.Sources[id.Src] = true
+	if rt.Frames > 1 && id.No < rt.Last.No {
+		rt.Late++ // completed by a retransmission after newer frames
+		return
+	}
 	if rt.Frames > 1 && id.Layer != rt.Layer {
 		rt.Switches = append(rt.Switches, Switch{From: rt.Layer, To: id.Layer, Key: id.Key})
 	}
 	rt.Layer, rt.Last = id.Layer, id
-	rt.Sources[id.Src] = true
 }
 
 // Close leaves the room and closes the PeerConnection, waiting for the client's
