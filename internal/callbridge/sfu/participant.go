@@ -15,7 +15,7 @@ import (
 )
 
 // signalQueue bounds the messages waiting for a participant's Signal.
-const signalQueue = 256
+const signalQueue = 1024
 
 // maxPendingCandidates bounds the candidates kept until the first offer arrives.
 const maxPendingCandidates = 64
