@@ -90,8 +90,8 @@
 //     participants;
 //   - per participant, run: it calls the Signal, in order, and makes the server's offers.
 //     It ends when the participant closes, and close waits for it (Participant.wg);
-//   - per incoming stream, a reader (Participant.wg); it ends when pion ends the track
-//     (the client removed it, or the PeerConnection closed);
+//   - per incoming stream, a reader of its RTP and one of its RTCP (Participant.wg); they
+//     end when pion ends the track (the client removed it, or the PeerConnection closed);
 //   - per track a participant receives, an RTCP reader of its sender (Participant.wg);
 //     it ends when the sender stops (the track was removed) or the connection closes;
 //   - per participant, the connect timer (time.AfterFunc), stopped by close; its

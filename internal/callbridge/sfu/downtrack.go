@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"encoding/binary"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,14 @@ type downTrack struct {
 	lastAt    int64
 	hdr       rtp.Header
 	ext       [4]rtp.Extension
+	// VP8 picture ids and TL0PICIDX, rewritten like the sequence numbers (each layer
+	// numbers its pictures on its own), in a copy of the payload.
+	vp8Started bool
+	picDelta   uint16
+	tl0Delta   uint8
+	lastPic    uint16
+	lastTL0    uint8
+	pay        [bufSize]byte
 
 	packets  atomic.Uint64
 	bytes    atomic.Uint64
@@ -142,6 +151,7 @@ func (dt *downTrack) write(l *layer, pkt *rtp.Packet, key bool, now int64) {
 	}
 	dt.mu.Lock()
 	defer dt.mu.Unlock()
+	switched := false
 	if l != dt.cur || dt.resyncing {
 		if !key || (l != dt.cur && l != dt.target.Load()) {
 			dt.dropped.Add(1)
@@ -160,6 +170,7 @@ func (dt *downTrack) write(l *layer, pkt *rtp.Packet, key bool, now int64) {
 		}
 		dt.cur, dt.resyncing, dt.switchSeq = l, false, pkt.SequenceNumber
 		dt.current.Store(l)
+		switched = true
 	}
 	if int16(pkt.SequenceNumber-dt.switchSeq) < 0 {
 		dt.dropped.Add(1) // from before the switch
@@ -181,10 +192,14 @@ func (dt *downTrack) write(l *layer, pkt *rtp.Packet, key bool, now int64) {
 			_ = h.SetExtension(b.levelID, v)
 		}
 	}
-	if _, err := b.w.WriteRTP(h, pkt.Payload); err != nil {
+	payload := pkt.Payload
+	if dt.pt.ck == codecVP8 {
+		payload = dt.rewriteVP8(payload, switched)
+	}
+	if _, err := b.w.WriteRTP(h, payload); err != nil {
 		return
 	}
-	n := uint64(h.MarshalSize() + len(pkt.Payload))
+	n := uint64(h.MarshalSize() + len(payload))
 	dt.packets.Add(1)
 	dt.bytes.Add(n)
 	c := &dt.sub.s.counters
@@ -201,4 +216,78 @@ func (dt *downTrack) report(r rtcp.ReceptionReport) {
 	dt.fractionLost.Store(uint32(r.FractionLost))
 	dt.totalLost.Store(int32(r.TotalLost))
 	dt.jitter.Store(r.Jitter)
+}
+
+// rewriteVP8 returns the payload with its picture id and TL0PICIDX continuing those the
+// subscriber saw (a copy in dt.pay), or the payload itself when it has neither (dt.mu
+// held).
+func (dt *downTrack) rewriteVP8(p []byte, switched bool) []byte {
+	po, pl, pic, to := vp8Descriptor(p)
+	if pl == 0 && to == 0 {
+		return p
+	}
+	var tl0 uint8
+	if to > 0 {
+		tl0 = p[to]
+	}
+	if switched {
+		if dt.vp8Started {
+			dt.picDelta, dt.tl0Delta = dt.lastPic+1-pic, dt.lastTL0+1-tl0
+		} else {
+			dt.picDelta, dt.tl0Delta = 0, 0
+		}
+	}
+	out := dt.pay[:copy(dt.pay[:], p)]
+	v := (pic + dt.picDelta) & 0x7fff
+	switch pl {
+	case 2:
+		binary.BigEndian.PutUint16(out[po:], 0x8000|v)
+	case 1:
+		v &= 0x7f
+		out[po] = byte(v)
+	}
+	if !dt.vp8Started || (v-dt.lastPic)&0x7fff < 0x4000 {
+		dt.lastPic = v
+	}
+	if to > 0 {
+		t := tl0 + dt.tl0Delta
+		out[to] = t
+		if !dt.vp8Started || int8(t-dt.lastTL0) >= 0 {
+			dt.lastTL0 = t
+		}
+	}
+	dt.vp8Started = true
+	return out
+}
+
+// vp8Descriptor finds the picture id of a VP8 payload descriptor (RFC 7741 §4.2): its
+// offset, its length (1 or 2 bytes; 0 when absent) and value; and the offset of
+// TL0PICIDX (0 when absent).
+func vp8Descriptor(p []byte) (picOff, picLen int, pic uint16, tl0Off int) {
+	if len(p) < 2 || p[0]&0x80 == 0 {
+		return 0, 0, 0, 0
+	}
+	x, i := p[1], 2
+	if x&0x80 != 0 {
+		switch {
+		case len(p) <= i:
+			return 0, 0, 0, 0
+		case p[i]&0x80 != 0:
+			if len(p) < i+2 {
+				return 0, 0, 0, 0
+			}
+			picOff, picLen, pic = i, 2, binary.BigEndian.Uint16(p[i:])&0x7fff
+			i += 2
+		default:
+			picOff, picLen, pic = i, 1, uint16(p[i]&0x7f)
+			i++
+		}
+	}
+	if x&0x40 != 0 {
+		if len(p) <= i {
+			return 0, 0, 0, 0
+		}
+		tl0Off = i
+	}
+	return picOff, picLen, pic, tl0Off
 }

@@ -253,3 +253,55 @@ func TestDownstreamCodecs(t *testing.T) {
 		}
 	}
 }
+
+// TestVP8PictureIDRewrite: layers number their pictures on their own; the subscriber sees
+// picture ids and TL0PICIDX that go on by one across a switch, and the publisher's
+// payloads are not touched (other subscribers share them).
+func TestVP8PictureIDRewrite(t *testing.T) {
+	r := newForwardRig(1, 2)
+	var got [][2]int
+	w := r.writers[0]
+	dt := r.subs[0]
+	dt.binding.Store(&binding{ssrc: 100, pt: 96, clock: 90000, w: writerFunc(func(h *rtp.Header, p []byte) {
+		_, _, pic, to := vp8Descriptor(p)
+		got = append(got, [2]int{int(pic), int(p[to])})
+		_, _ = w.WriteRTP(h, p)
+	})})
+	dt.target.Store(r.layers[0])
+	pkt := func(layer int, seq uint16, pic uint16, tl0 uint8, key bool) []byte {
+		b := vp8Packet(r.layers[layer].ssrc, seq, uint32(seq)*3000, key, 60)
+		// X with I (15-bit picture id) and L (TL0PICIDX); the key frame header moves on.
+		hdr := 12
+		payload := append([]byte{0x90, 0xc0, byte(0x80 | pic>>8), byte(pic), tl0}, b[hdr+1:]...)
+		return append(b[:hdr:hdr], payload...)
+	}
+	steps := []struct {
+		layer  int
+		seq    uint16
+		pic    uint16
+		tl0    uint8
+		key    bool
+		target int
+	}{
+		{0, 1, 32766, 250, true, 0}, {0, 2, 32767, 251, false, 0}, {0, 3, 0, 252, false, 1},
+		{1, 50, 9000, 10, true, 1}, {1, 51, 9001, 11, false, 1}, {0, 4, 1, 253, true, 0}, {0, 5, 2, 254, false, 0},
+	}
+	for _, s := range steps {
+		dt.target.Store(r.layers[s.target])
+		b := pkt(s.layer, s.seq, s.pic, s.tl0, s.key)
+		in := append([]byte(nil), b...)
+		r.t.handle(r.layers[s.layer], b, false)
+		if string(b) != string(in) {
+			t.Fatalf("the publisher's packet was modified")
+		}
+	}
+	want := [][2]int{{32766, 250}, {32767, 251}, {0, 252}, {1, 253}, {2, 254}, {3, 255}, {4, 0}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("picture ids, TL0PICIDX: %v, want %v", got, want)
+	}
+}
+
+type writerFunc func(*rtp.Header, []byte)
+
+func (f writerFunc) WriteRTP(h *rtp.Header, p []byte) (int, error) { f(h, p); return len(p), nil }
+func (f writerFunc) Write(b []byte) (int, error)                   { return len(b), nil }

@@ -54,3 +54,59 @@ func TestLoss(t *testing.T) {
 		t.Errorf("the subscriber's stats count %d key frame requests, want at least 1", got)
 	}
 }
+
+// TestReplay: every SRTP packet a publisher sends reaches the SFU twice; pion's SRTP replay
+// protection drops the copies, so the SFU counts and forwards each packet once.
+func TestReplay(t *testing.T) {
+	s := newSFU(t, sfu.Config{})
+	up := sfutest.NewRelay(t, s.UDPAddr(), 0, 3)
+	up.Replay.Store(true)
+	a := sfutest.New(t, s, "room", "a", sfutest.Options{Audio: true, Video: &sfutest.VideoTrack{}, RewriteSDP: up.RewriteSDP})
+	b := sfutest.New(t, s, "room", "b", sfutest.Options{})
+	b.WaitFor(wait, "a's media", func() bool { return media(b, "a", sfu.Video, "", 100) && media(b, "a", sfu.Audio, "", 100) })
+	if up.Replayed.Load() < 200 {
+		t.Fatalf("the relay replayed %d packets, want hundreds", up.Replayed.Load())
+	}
+	for _, kind := range []sfu.Kind{sfu.Audio, sfu.Video} {
+		rt, _ := b.TrackOf("a", kind, "")
+		if rt.Gaps != 0 || rt.Verified != rt.Frames {
+			t.Errorf("%s: %d sequence gaps (a replayed packet forwarded shows as one), %d of %d frames intact", kind, rt.Gaps, rt.Verified, rt.Frames)
+		}
+	}
+	st := a.P.Stats()
+	if got, sent := st.RxAudio.Packets+st.RxVideo.Packets, uint64(a.SentPackets()); got > sent {
+		t.Errorf("the SFU counted %d packets of the %d the publisher sent, want each once at most", got, sent)
+	}
+}
+
+// TestICERestart: a restart started by the server (RestartICE) and one by the client
+// (an offer with new credentials) each change the ICE credentials, and media goes on.
+func TestICERestart(t *testing.T) {
+	s := newSFU(t, sfu.Config{})
+	a := sfutest.New(t, s, "room", "a", sfutest.Options{Audio: true, Video: &sfutest.VideoTrack{}})
+	b := sfutest.New(t, s, "room", "b", sfutest.Options{Audio: true})
+	b.WaitFor(wait, "a's media", func() bool { return media(b, "a", sfu.Video, "", 20) })
+	for _, tc := range []struct {
+		name    string
+		restart func() error
+	}{
+		{"server", a.P.RestartICE},
+		{"client", a.RestartICE},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := a.RemoteUfrag()
+			rt, _ := b.TrackOf("a", sfu.Video, "")
+			if err := tc.restart(); err != nil {
+				t.Fatal(err)
+			}
+			a.WaitFor(wait, "new credentials", func() bool { return a.RemoteUfrag() != before && a.RemoteUfrag() != "" })
+			b.WaitFor(wait, "media after the restart", func() bool {
+				now, _ := b.TrackOf("a", sfu.Video, "")
+				return now.Verified > rt.Verified+30
+			})
+			if errs := a.Errors(); len(errs) > 0 {
+				t.Errorf("a: %v", errs)
+			}
+		})
+	}
+}

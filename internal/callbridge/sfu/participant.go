@@ -15,7 +15,7 @@ import (
 )
 
 // signalQueue bounds the messages waiting for a participant's Signal.
-const signalQueue = 256
+const signalQueue = 1024
 
 // maxPendingCandidates bounds the candidates kept until the first offer arrives.
 const maxPendingCandidates = 64
@@ -617,14 +617,35 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 		p.published[recv] = t
 	}
 	l := t.addLayer(remote)
-	p.wg.Add(1)
+	p.wg.Add(2)
 	p.mu.Unlock()
 	p.log.Info("track", "track", t.id, "kind", kind, "rid", remote.RID(), "codec", remote.Codec().MimeType, "stream", remote.StreamID())
 	if isNew {
 		p.room.publish(t)
 	}
 	go p.readLayer(t, l)
+	go p.readSenderReports(recv, remote.RID())
 	t.requestKeyframe(l)
+}
+
+// readSenderReports reads the RTCP the publisher sends about one incoming stream, so that
+// pion's receiver-report interceptor sees its sender reports (the receiver reports then
+// carry LSR and DLSR, from which the publisher computes the round-trip time). It ends when
+// the stream does.
+func (p *Participant) readSenderReports(recv *webrtc.RTPReceiver, rid string) {
+	defer p.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		var err error
+		if rid == "" {
+			_, _, err = recv.Read(buf)
+		} else {
+			_, _, err = recv.ReadSimulcast(buf, rid)
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // readLayer reads one incoming stream until it ends and forwards each packet.

@@ -55,7 +55,7 @@ func New(cfg Config) (*SFU, error) {
 	s := &SFU{cfg: cfg, log: cfg.Logger.With("component", "sfu"), rooms: map[string]*room{}, done: make(chan struct{})}
 	udpAddr, err := net.ResolveUDPAddr("udp", cfg.UDPAddr)
 	if err != nil {
-		return nil, fmt.Errorf("sfu: UDP address %q: %w", cfg.UDPAddr, err)
+		return nil, fmt.Errorf("%w: UDP address %q: %w", ErrBadArgument, cfg.UDPAddr, err)
 	}
 	udp, err := net.ListenUDP("udp", udpAddr)
 	if err != nil {

@@ -32,7 +32,7 @@ type Candidate struct {
 // always reaches the client before the next server offer, and a TrackPublished event
 // before the offer that carries the track. A method should return quickly; it must not
 // call Leave (which waits for that goroutine). While it blocks, further messages queue
-// (up to 256); a participant whose queue overflows is removed (ErrSignalOverflow).
+// (up to 1024); a participant whose queue overflows is removed (ErrSignalOverflow).
 type Signal interface {
 	// Description delivers a server offer (renegotiation, ICE restart) or the answer to
 	// the client's offer. The server is ICE-lite and does not trickle: every description

@@ -2,6 +2,7 @@ package sfu_test
 
 import (
 	"testing"
+	"time"
 
 	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/callbridge/sfu/sfutest"
@@ -83,4 +84,34 @@ func TestSimulcast(t *testing.T) {
 	if pst.RxVideo.Width != 1280 || pst.RxVideo.Height != 720 || pst.RxVideo.Codec != "video/VP8" || pst.RxVideo.BitRate == 0 {
 		t.Errorf("publisher's rx video %+v, want VP8 1280x720 with a bit rate", pst.RxVideo)
 	}
+}
+
+// TestSimulcastBandwidthEstimate: a subscriber behind a narrow downlink (a relay that
+// polices the SFU's RTP to 150 kbit/s) gets a low layer from the send-side estimate (GCC
+// over its transport-cc feedback), without any cap set through the API; when the link
+// widens, the estimate climbs and the layer with it.
+func TestSimulcastBandwidthEstimate(t *testing.T) {
+	s := newSFU(t, sfu.Config{InitialBitrate: 2_000_000})
+	down := sfutest.NewRelay(t, s.UDPAddr(), 0, 4)
+	pub := sfutest.New(t, s, "room", "pub", sfutest.Options{Video: &sfutest.VideoTrack{Layers: threeLayers}})
+	sub := sfutest.New(t, s, "room", "sub", sfutest.Options{RewriteSDP: down.RewriteSDP})
+	sub.WaitFor(wait, "the top layer", func() bool {
+		rt, ok := sub.TrackOf("pub", sfu.Video, "")
+		return ok && rt.Layer == 2 && rt.Verified >= 10
+	})
+	if pub.PLIs() == 0 {
+		t.Error("the publisher got no key frame request")
+	}
+	down.DownRate.Store(150_000)
+	sub.WaitFor(30*time.Second, "a lower layer", func() bool {
+		rt, _ := sub.TrackOf("pub", sfu.Video, "")
+		return rt.Layer < 2 && sub.P.Stats().AvailableBitrate < 400_000
+	})
+	t.Logf("estimate %d bit/s behind 150 kbit/s", sub.P.Stats().AvailableBitrate)
+	down.DownRate.Store(0)
+	sub.WaitFor(60*time.Second, "the top layer again", func() bool {
+		rt, _ := sub.TrackOf("pub", sfu.Video, "")
+		return rt.Layer == 2
+	})
+	t.Logf("estimate %d bit/s unpoliced", sub.P.Stats().AvailableBitrate)
 }

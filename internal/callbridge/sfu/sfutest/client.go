@@ -11,8 +11,10 @@ import (
 	"hash/fnv"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,8 +68,11 @@ type Client struct {
 	pc   *webrtc.PeerConnection
 	o    Options
 
-	negMu   sync.Mutex
-	reoffer bool
+	sent atomic.Int64
+
+	negMu      sync.Mutex
+	reoffer    bool
+	iceRestart bool
 
 	qmu   sync.Mutex
 	queue []any // sfu.Description or sfu.Event
@@ -97,6 +102,7 @@ type RecvTrack struct {
 	Frames       int // complete frames
 	Verified     int // of which the bytes matched the generator
 	Keyframes    int
+	Late         int   // frames completed after a newer one (by retransmission)
 	Layer        uint8 // of the last frame
 	Switches     []Switch
 	Sources      map[uint32]bool
@@ -312,8 +318,37 @@ func (c *Client) Negotiate() error {
 	return c.offerLocked()
 }
 
+// RestartICE sends an offer with new ICE credentials.
+func (c *Client) RestartICE() error {
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	c.iceRestart = true
+	return c.offerLocked()
+}
+
+// RemoteUfrag is the ICE username fragment of the server's current description.
+func (c *Client) RemoteUfrag() string {
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	rd := c.pc.CurrentRemoteDescription()
+	if rd == nil {
+		return ""
+	}
+	if m := ufragRE.FindStringSubmatch(rd.SDP); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+var ufragRE = regexp.MustCompile(`a=ice-ufrag:(\S+)`)
+
 func (c *Client) offerLocked() error {
-	offer, err := c.pc.CreateOffer(nil)
+	var opts *webrtc.OfferOptions
+	if c.iceRestart {
+		opts = &webrtc.OfferOptions{ICERestart: true}
+		c.iceRestart = false
+	}
+	offer, err := c.pc.CreateOffer(opts)
 	if err != nil {
 		return err
 	}
@@ -574,11 +609,15 @@ func (rt *RecvTrack) packet(pkt *rtp.Packet, isRTX bool) {
 	if id.Key {
 		rt.Keyframes++
 	}
+	rt.Sources[id.Src] = true
+	if rt.Frames > 1 && id.No < rt.Last.No {
+		rt.Late++ // completed by a retransmission after newer frames
+		return
+	}
 	if rt.Frames > 1 && id.Layer != rt.Layer {
 		rt.Switches = append(rt.Switches, Switch{From: rt.Layer, To: id.Layer, Key: id.Key})
 	}
 	rt.Layer, rt.Last = id.Layer, id
-	rt.Sources[id.Src] = true
 }
 
 // Close leaves the room and closes the PeerConnection, waiting for the client's

@@ -161,6 +161,9 @@ func (c *Client) SetAudioLevel(dBov uint8) {
 	}
 }
 
+// SentPackets returns how many RTP packets the client has written (on all its tracks).
+func (c *Client) SentPackets() int64 { return c.sent.Load() }
+
 // PLIs returns how many key frame requests (PLI/FIR) the client's camera received.
 func (c *Client) PLIs() int64 {
 	var n int64
@@ -245,6 +248,7 @@ func (p *pubTrack) frame() {
 				_ = pkt.Header.SetExtension(levelID, []byte{lv})
 			}
 			_ = l.track.WriteRTP(pkt)
+			p.c.sent.Add(1)
 		}
 		l.sent.Add(1)
 	}

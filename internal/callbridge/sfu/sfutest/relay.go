@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Relay is a lossy UDP relay on loopback between clients and the SFU: it drops a seeded
@@ -27,8 +28,19 @@ type Relay struct {
 	upstream map[string]*net.UDPConn // by client address
 	wg       sync.WaitGroup
 
-	// Dropped counts the RTP packets dropped; Relayed all packets passed on.
-	Dropped, Relayed atomic.Int64
+	// Replay, when set, makes the relay send every RTP packet from a client to the SFU
+	// twice: the second copy is a replayed SRTP packet.
+	Replay atomic.Bool
+
+	// DownRate, when above 0, polices the RTP from the SFU to the client at that many
+	// bits/s (a token bucket of a quarter second): a narrow downlink.
+	DownRate atomic.Int64
+	bucket   float64
+	bucketAt time.Time
+
+	// Dropped counts the RTP packets dropped, Replayed those sent twice, Relayed all
+	// packets passed on.
+	Dropped, Replayed, Relayed atomic.Int64
 }
 
 // NewRelay relays to target (the SFU's UDP address), dropping loss (0..1) of the RTP
@@ -75,7 +87,7 @@ func (r *Relay) Close() {
 // drop decides whether to drop a packet: RTP only (RFC 7983: first byte 128–191, and not
 // an RTCP packet type 192–223).
 func (r *Relay) drop(b []byte) bool {
-	if len(b) < 2 || b[0] < 128 || b[0] > 191 || (b[1] >= 192 && b[1] <= 223) {
+	if !isRTP(b) {
 		return false
 	}
 	r.rngMu.Lock()
@@ -113,6 +125,10 @@ func (r *Relay) fromClients() {
 		}
 		r.Relayed.Add(1)
 		_, _ = u.Write(buf[:n])
+		if r.Replay.Load() && isRTP(buf[:n]) {
+			r.Replayed.Add(1)
+			_, _ = u.Write(buf[:n])
+		}
 	}
 }
 
@@ -124,10 +140,37 @@ func (r *Relay) fromSFU(u *net.UDPConn, client *net.UDPAddr) {
 		if err != nil {
 			return
 		}
-		if r.drop(buf[:n]) {
+		if r.drop(buf[:n]) || r.police(buf[:n]) {
 			continue
 		}
 		r.Relayed.Add(1)
 		_, _ = r.conn.WriteToUDP(buf[:n], client)
 	}
+}
+
+// isRTP tells RTP from STUN, DTLS and RTCP (RFC 7983, RFC 5761).
+func isRTP(b []byte) bool {
+	return len(b) >= 2 && b[0] >= 128 && b[0] <= 191 && (b[1] < 192 || b[1] > 223)
+}
+
+// police applies DownRate to an RTP packet from the SFU.
+func (r *Relay) police(b []byte) bool {
+	rate := float64(r.DownRate.Load())
+	if rate <= 0 || !isRTP(b) {
+		return false
+	}
+	r.rngMu.Lock()
+	defer r.rngMu.Unlock()
+	now := time.Now()
+	if !r.bucketAt.IsZero() {
+		r.bucket = min(rate/4, r.bucket+now.Sub(r.bucketAt).Seconds()*rate)
+	}
+	r.bucketAt = now
+	bits := float64(len(b) * 8)
+	if r.bucket < bits {
+		r.Dropped.Add(1)
+		return true
+	}
+	r.bucket -= bits
+	return false
 }
