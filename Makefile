@@ -24,8 +24,9 @@ vet:
 vuln:
 	./scripts/govulncheck.sh
 
+# -buildvcs=auto: `confab version` names the commit (this machine's GOFLAGS may turn it off).
 build:
-	$(GO) build -o bin/confab ./cmd/confab
+	$(GO) build -buildvcs=auto -o bin/confab ./cmd/confab
 
 run:
 	$(GO) run ./cmd/confab up

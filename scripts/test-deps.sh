@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=(python3-slixmpp dnsmasq-base prosody ejabberd slapd ldap-utils chromium argon2 sqlite3)
+apt_pkgs=(python3-slixmpp dnsmasq-base prosody ejabberd slapd ldap-utils chromium argon2 sqlite3 systemd)
 
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -32,4 +35,56 @@ func TestBinaryLinksOnlyProductCode(t *testing.T) {
 			t.Errorf("cmd/confab links %s", d)
 		}
 	}
+}
+
+// TestVersionNamesTheCommit: a binary built in the checkout says which commit it is.
+func TestVersionNamesTheCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	out, err := exec.Command(builtConfab(t), "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "commit " + strings.TrimSpace(string(head))[:12]; !strings.Contains(string(out), want) {
+		t.Errorf("confab version = %q, want it to contain %q", out, want)
+	}
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+	buildOut  []byte
+)
+
+// builtConfab builds cmd/confab once for the tests that run the binary (with the commit
+// recorded, as `make build` does) and returns its path.
+func builtConfab(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "confab-cmd-test"); buildErr != nil {
+			return
+		}
+		buildOut, buildErr = exec.Command("go", "build", "-buildvcs=auto", "-o", filepath.Join(buildDir, "confab"), ".").CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
+	}
+	return filepath.Join(buildDir, "confab")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
 }

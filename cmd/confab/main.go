@@ -7,6 +7,7 @@
 //	confab callbridge             the Call Bridge (REST API and web admin 8445)
 //	confab callbridge api-user .. API and web admin accounts
 //	confab diagnose               run the Call Bridge ↔ XMPP signalling steps once and explain each
+//	confab completion bash|zsh|fish
 //	confab version
 package main
 
@@ -69,7 +70,8 @@ commands:
   xmpp          run the XMPP server; "confab xmpp callbridge" manages registered Call Bridges
   callbridge    run the Call Bridge; "confab callbridge api-user" manages API accounts
   diagnose      check the Call Bridge's link to an XMPP server step by step
-  version       print the version
+  completion    print a shell completion script: confab completion bash|zsh|fish
+  version       print the version and the commit it was built from
 
 "confab <command> -h" describes each command's flags.
 `
@@ -89,7 +91,12 @@ func run(ctx context.Context, args []string, io stdio) error {
 	case "diagnose":
 		return runDiagnose(ctx, args[1:], io)
 	case "version", "-version", "--version":
-		fmt.Fprintln(io.out, "confab", version)
+		fmt.Fprintln(io.out, versionString())
+		return nil
+	case "completion":
+		return runCompletion(args[1:], io)
+	case "__complete":
+		complete(ctx, args[1:], io)
 		return nil
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(io.out, usage)
