@@ -1,5 +1,5 @@
 // Package link is the Call Bridge's link to its XMPP server: steps 2 to 11 of the signalling
-// flow in DESIGN.md. A Link reads the four XMPP settings (uniqueName, domain,
+// flow in docs/signalling.md. A Link reads the four XMPP settings (uniqueName, domain,
 // serverAddressOverride, sharedSecret), finds the XMPP server (the override, else DNS SRV
 // _xmpp-component._tcp.<domain>), connects over TLS on the component port, checks that the
 // server's certificate names both the XMPP domain and the server, registers as the

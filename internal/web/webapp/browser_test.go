@@ -152,7 +152,7 @@ func signIn(t *testing.T, ctx context.Context, url, user, password string) {
 }
 
 // TestSignInErrors signs in through the page against a real XMPP server and checks the
-// words the page shows for each refusal (contracts4.md).
+// words the page shows for each refusal (web/app/src/messages.js).
 func TestSignInErrors(t *testing.T) {
 	e := startAppEnv(t, xmppdtest.Options{})
 	tests := []struct {

@@ -25,7 +25,8 @@ const (
 	msgJoinFailed = "The meeting could not be joined; try again later"
 )
 
-// guestJSON is the body of a successful POST /api/webapp/guest (contracts4.md).
+// guestJSON is the body of a successful POST /api/webapp/guest (docs/protocol.md, "Guest
+// accounts").
 type guestJSON struct {
 	JID       string `json:"jid"`
 	Password  string `json:"password"`

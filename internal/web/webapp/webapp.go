@@ -149,7 +149,7 @@ func (a *app) asset(w http.ResponseWriter, r *http.Request) {
 	a.static.Serve(w, r, name)
 }
 
-// configJSON is the body of GET /api/webapp/config (contracts4.md).
+// configJSON is the body of GET /api/webapp/config: what the browser app needs to sign in.
 type configJSON struct {
 	Domain        string `json:"domain"`
 	WebSocketURL  string `json:"websocketURL"`

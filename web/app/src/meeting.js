@@ -1,4 +1,4 @@
-// The meeting protocol of contracts4.md, namespace urn:confab:meeting:1, between the browser
+// The meeting protocol of docs/protocol.md, namespace urn:confab:meeting:1, between the browser
 // and the Call Bridge.
 import { xml, jid as parseJID } from "@xmpp/client";
 
@@ -167,7 +167,7 @@ export class Meeting {
     try {
       await this.xmpp.send(xml("presence", { type: "unavailable", to: `${this.space}/${this.nick}` }));
     } catch {
-      // The connection is gone; the XMPP server leaves for us (contracts4.md).
+      // The connection is gone; the XMPP server leaves for us (docs/protocol.md, "Leaving").
     }
   }
 

@@ -1,4 +1,4 @@
-// Messages shown to people, in the words of contracts4.md. Tests look for these strings.
+// Messages shown to people. Tests look for these strings.
 export const MSG = Object.freeze({
   usernameNotRecognized: "Username is not recognized",
   signInFailed: "Sign in failed",
