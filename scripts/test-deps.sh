@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the third-party software Confab's tests talk to: XMPP peers nobody here wrote
-# (slixmpp, @xmpp/client, Prosody, ejabberd), a DNS server (dnsmasq), and what later suites
-# need. Idempotent: a second run installs nothing new. Needs root (or sudo) for apt.
+# (slixmpp, @xmpp/client, Prosody, ejabberd), a DNS server (dnsmasq), a TURN server (coturn),
+# and what later suites need. Idempotent: a second run installs nothing new. Needs root (or
+# sudo) for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=(python3-slixmpp dnsmasq-base prosody ejabberd slapd ldap-utils chromium argon2 sqlite3 systemd)
+apt_pkgs=(python3-slixmpp dnsmasq-base prosody ejabberd slapd ldap-utils chromium argon2 sqlite3 systemd coturn)
 
 missing=()
 for p in "${apt_pkgs[@]}"; do
@@ -16,7 +17,7 @@ if ((${#missing[@]})); then
 	[ "$(id -u)" -eq 0 ] || sudo="sudo"
 	echo "test-deps: installing ${missing[*]}"
 	$sudo apt-get update -qq
-	# The servers among the peers (Prosody, ejabberd, slapd) are started by the tests on
+	# The servers among the peers (Prosody, ejabberd, slapd, coturn) are started by the tests on
 	# loopback with their own configuration; keep their packages from starting system
 	# services while they install.
 	rc=/usr/sbin/policy-rc.d

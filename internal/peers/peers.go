@@ -1,5 +1,6 @@
 // Package peers starts third-party XMPP servers — Prosody and ejabberd, as Debian packages
-// them — on loopback, for interop tests and as the yardstick of benchmarks.
+// them — on loopback, for interop tests and as the yardstick of benchmarks; and coturn, a
+// third-party TURN server, for the interop tests of Confab's own (coturn.go).
 //
 // Each server runs in the foreground as a child of the caller, as the current user, from a
 // private directory that holds its configuration, data, logs and pid file; nothing under

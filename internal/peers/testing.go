@@ -41,3 +41,27 @@ func startT(t testing.TB, kind Kind, o Options) *Server {
 	})
 	return s
 }
+
+// StartCoturnT starts coturn for the test t in a temporary directory and stops it when the
+// test ends. It skips t (fails it with CONFAB_REQUIRE_PEERS=1) when coturn is not
+// installed, and fails t if coturn does not start.
+func StartCoturnT(t testing.TB, o CoturnOptions) *Coturn {
+	t.Helper()
+	ctx, cancel := context.WithTimeoutCause(context.Background(), DefaultStartTimeout,
+		errors.New("coturn did not start within "+DefaultStartTimeout.String()))
+	defer cancel()
+	c, err := StartCoturn(ctx, t.TempDir(), o)
+	if errors.Is(err, ErrNotInstalled) {
+		testenv.Missing(t, err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			t.Logf("coturn's logs:\n%s", c.Logs(80))
+		}
+	})
+	return c
+}
