@@ -261,3 +261,149 @@ func (c CallBridge) Validate() error {
 	}
 	return validateLog(c.Log)
 }
+
+// TURN is the TURN server's section, `[turn]`: the listeners, credentials, relay addresses,
+// quotas and peer rules of Confab's embedded TURN server (package turnd). `confab turn`
+// reads it from a TURNServer file; a role that embeds the TURN server reads the same section
+// from its own file.
+type TURN struct {
+	// Realm is the long-term-credential realm (RFC 8489 §9.2). Default "confab".
+	Realm  string `toml:"realm"`
+	Listen struct {
+		UDP string `toml:"udp"` // default ":3478"; "off" for none
+		TCP string `toml:"tcp"` // default ":3478"; "off" for none
+		// TLS is TURN over TLS (turns:). Default ":5349"; "off" for none. 443 passes more
+		// firewalls when it is free.
+		TLS string `toml:"tls"`
+		// Admin serves /metrics, /healthz and /allocations over plain HTTP. Default
+		// "127.0.0.1:5291"; "off" for none. Keep it on loopback.
+		Admin string `toml:"admin"`
+	} `toml:"listen"`
+	// TLS is the certificate of the TLS listener; generated in <data_dir>/tls when empty.
+	TLS TLS `toml:"tls"`
+	// SharedSecret is coturn's static-auth-secret: time-limited credentials (the "TURN REST
+	// API" scheme) are derived from it. SharedSecretFile names a file holding it instead
+	// (first line), which keeps it out of the configuration. Neither, and no Users: no
+	// client can authenticate.
+	SharedSecret     string `toml:"shared_secret"`
+	SharedSecretFile string `toml:"shared_secret_file"`
+	// Users are static long-term credentials, username → password, for tests and small
+	// sites.
+	Users map[string]string `toml:"users"`
+	Relay struct {
+		// IP is the relayed address advertised to clients (the public address of a host
+		// behind a 1:1 NAT). Default: the address the client reached the server on; a UDP
+		// listener on all addresses needs it set.
+		IP string `toml:"ip"`
+		// BindIP is where relay sockets are bound. Default: the listener's address, or all
+		// addresses when IP is set and the listener is on all addresses.
+		BindIP string `toml:"bind_ip"`
+		// MinPort and MaxPort bound the relay ports. Default 49152–65535.
+		MinPort int `toml:"min_port"`
+		MaxPort int `toml:"max_port"`
+	} `toml:"relay"`
+	Quotas struct {
+		// PerUser bounds one user's allocations (the user id of a time-limited credential,
+		// or a static username): 486 Allocation Quota Reached past it. Default 10; -1 for
+		// no bound.
+		PerUser int `toml:"per_user"`
+		// Total bounds all allocations: 508 Insufficient Capacity past it. Default 10000.
+		Total int `toml:"total"`
+		// Bandwidth caps each allocation, in bytes per second each way; what exceeds it is
+		// dropped. Default 4000000 (32 Mbit/s); -1 for no cap.
+		Bandwidth int64 `toml:"bandwidth"`
+		// Connections bounds the TCP and TLS connections together. Default 10000.
+		Connections int `toml:"connections"`
+	} `toml:"quotas"`
+	Peers struct {
+		// Deny lists CIDRs no client may relay to, beyond the default loopback, link-local,
+		// unspecified and multicast ranges (e.g. the site's private networks).
+		Deny []string `toml:"deny"`
+		// Allow lists CIDRs that may be relayed to even if denied (the media server's
+		// address on a private network; 127.0.0.1/32 for tests on loopback).
+		Allow []string `toml:"allow"`
+	} `toml:"peers"`
+}
+
+// TURNServer is the `confab turn` configuration file.
+type TURNServer struct {
+	// DataDir holds a generated CA and certificate when [turn.tls] names none. Default
+	// "confab-data".
+	DataDir string `toml:"data_dir"`
+	TURN    TURN   `toml:"turn"`
+	Log     Log    `toml:"log"`
+}
+
+// WithDefaults returns c with every unset field given its default.
+func (c TURN) WithDefaults() TURN {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Realm, "confab")
+	def(&c.Listen.UDP, ":3478")
+	def(&c.Listen.TCP, ":3478")
+	def(&c.Listen.TLS, ":5349")
+	def(&c.Listen.Admin, "127.0.0.1:5291")
+	if c.Relay.MinPort == 0 && c.Relay.MaxPort == 0 {
+		c.Relay.MinPort, c.Relay.MaxPort = 49152, 65535
+	}
+	if c.Quotas.PerUser == 0 {
+		c.Quotas.PerUser = 10
+	}
+	if c.Quotas.Total == 0 {
+		c.Quotas.Total = 10000
+	}
+	if c.Quotas.Bandwidth == 0 {
+		c.Quotas.Bandwidth = 4_000_000
+	}
+	if c.Quotas.Connections == 0 {
+		c.Quotas.Connections = 10000
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work. Addresses and CIDRs are checked by
+// the TURN server when it starts.
+func (c TURN) Validate() error {
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return errors.New("turn.tls.cert and turn.tls.key must be set together")
+	}
+	if c.SharedSecret != "" && c.SharedSecretFile != "" {
+		return errors.New("turn.shared_secret and turn.shared_secret_file are exclusive")
+	}
+	if c.Relay.MinPort < 0 || c.Relay.MaxPort > 65535 || c.Relay.MinPort > c.Relay.MaxPort ||
+		(c.Relay.MinPort == 0) != (c.Relay.MaxPort == 0) {
+		return fmt.Errorf("turn.relay ports %d–%d: want 1 ≤ min_port ≤ max_port ≤ 65535", c.Relay.MinPort, c.Relay.MaxPort)
+	}
+	for u, p := range c.Users {
+		if u == "" || p == "" {
+			return fmt.Errorf("turn.users: %q: empty username or password", u)
+		}
+	}
+	return nil
+}
+
+// WithDefaults returns c with every unset field given its default.
+func (c TURNServer) WithDefaults() TURNServer {
+	if c.DataDir == "" {
+		c.DataDir = "confab-data"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	c.TURN = c.TURN.WithDefaults()
+	return c
+}
+
+// Validate reports the first setting that cannot work.
+func (c TURNServer) Validate() error {
+	if err := c.TURN.Validate(); err != nil {
+		return err
+	}
+	return validateLog(c.Log)
+}
