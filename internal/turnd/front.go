@@ -184,8 +184,8 @@ func (f *front) inspect(msg []byte, truncated bool, from net.Addr) bool {
 		f.badRequest(msg, from)
 		return false
 	}
-	if len(msg) > 0 && msg[0]>>6 == 1 {
-		return true // ChannelData: pion checks the channel and the length
+	if len(msg) >= 4 && msg[0]>>6 == 1 && 4+int(binary.BigEndian.Uint16(msg[2:4])) <= len(msg) {
+		return true // ChannelData (padding is optional over UDP): pion checks the channel
 	}
 	if isSTUNHeader(msg) {
 		m := &f.scratch
