@@ -7,6 +7,7 @@
 //	confab callbridge             the Call Bridge (REST API and web admin 8445)
 //	confab callbridge api-user .. API and web admin accounts
 //	confab diagnose               run the Call Bridge ↔ XMPP signalling steps once and explain each
+//	confab turn                   the TURN server (UDP/TCP 3478, TLS 5349); "confab turn credentials" issues a pair
 //	confab completion bash|zsh|fish
 //	confab version
 package main
@@ -70,6 +71,7 @@ commands:
   xmpp          run the XMPP server; "confab xmpp callbridge" manages registered Call Bridges
   callbridge    run the Call Bridge; "confab callbridge api-user" manages API accounts
   diagnose      check the Call Bridge's link to an XMPP server step by step
+  turn          run the TURN server; "confab turn credentials" prints a time-limited pair
   completion    print a shell completion script: confab completion bash|zsh|fish
   version       print the version and the commit it was built from
 
@@ -90,6 +92,8 @@ func run(ctx context.Context, args []string, io stdio) error {
 		return runCallBridge(ctx, args[1:], io)
 	case "diagnose":
 		return runDiagnose(ctx, args[1:], io)
+	case "turn":
+		return runTURN(ctx, args[1:], io)
 	case "version", "-version", "--version":
 		fmt.Fprintln(io.out, versionString())
 		return nil

@@ -111,5 +111,71 @@ func FuzzDecode(f *testing.F) {
 		if Decode(b, &cb) == nil {
 			_ = cb.WithDefaults().Validate()
 		}
+		var tc TURNServer
+		if Decode(b, &tc) == nil {
+			_ = tc.WithDefaults().Validate()
+		}
 	})
+}
+
+func TestDecodeTURN(t *testing.T) {
+	var c TURNServer
+	err := Decode([]byte(`
+[turn]
+realm = "example.com"
+shared_secret = "s"
+[turn.listen]
+tls = ":443"
+udp = "off"
+[turn.relay]
+ip = "203.0.113.1"
+[turn.quotas]
+per_user = -1
+[turn.peers]
+allow = ["127.0.0.1/32"]
+`), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = c.WithDefaults()
+	tc := c.TURN
+	if tc.Realm != "example.com" || tc.Listen.TLS != ":443" || tc.Listen.UDP != "off" || tc.Listen.TCP != ":3478" || tc.Listen.Admin != "127.0.0.1:5291" {
+		t.Errorf("listen = %+v", tc.Listen)
+	}
+	if tc.Relay.MinPort != 49152 || tc.Relay.MaxPort != 65535 || tc.Quotas.PerUser != -1 || tc.Quotas.Total != 10000 || tc.Quotas.Bandwidth != 4000000 {
+		t.Errorf("relay %+v, quotas %+v", tc.Relay, tc.Quotas)
+	}
+	if c.DataDir != "confab-data" || c.Log.Level != "info" {
+		t.Errorf("data_dir %q, log %+v", c.DataDir, c.Log)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	bad := []struct {
+		name string
+		edit func(*TURN)
+	}{
+		{"cert without key", func(t *TURN) { t.TLS.Cert = "a.pem" }},
+		{"both secrets", func(t *TURN) { t.SharedSecret, t.SharedSecretFile = "a", "b" }},
+		{"ports reversed", func(t *TURN) { t.Relay.MinPort, t.Relay.MaxPort = 6000, 5000 }},
+		{"port too high", func(t *TURN) { t.Relay.MaxPort = 70000 }},
+		{"empty password", func(t *TURN) { t.Users = map[string]string{"u": ""} }},
+	}
+	for _, b := range bad {
+		tc := c.TURN
+		b.edit(&tc)
+		if err := tc.Validate(); err == nil {
+			t.Errorf("%s: accepted", b.name)
+		}
+	}
+}
+
+func TestTURNExampleLoads(t *testing.T) {
+	var c TURNServer
+	if err := Load("../../examples/turn.toml", &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WithDefaults().Validate(); err != nil {
+		t.Fatal(err)
+	}
 }
