@@ -42,6 +42,10 @@
 // (relayConn) to count bytes each way and drop what exceeds the bandwidth cap; a relay
 // socket's close is its allocation's end.
 //
+// A front has its own allocation manager, so an allocation over TCP or TLS ends with its
+// connection (RFC 8656 §3.1), and a port reserved with EVEN-PORT can be claimed with its
+// RESERVATION-TOKEN only on the same UDP socket or TCP connection (WebRTC uses neither).
+//
 // # Goroutines
 //
 //   - the caller's goroutine in each Serve method: ServeUDP waits for Shutdown; ServeTCP and
