@@ -98,7 +98,11 @@ func (c *streamConn) next() ([]byte, error) {
 			c.w = copy(c.buf, avail)
 			c.r = 0
 		}
-		_ = c.conn.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+		timeout := c.s.cfg.IdleTimeout
+		if !c.f.allocated {
+			timeout = min(timeout, c.s.cfg.AllocateTimeout)
+		}
+		_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
 		n, err := c.conn.Read(c.buf[c.w:])
 		c.w += n
 		if err != nil {
@@ -151,9 +155,11 @@ func (c *streamConn) WriteTo(p []byte, _ net.Addr) (int, error) {
 }
 
 // Close closes the connection (idempotent); the pending read then fails and the loop ends.
+// It closes the TCP connection under TLS without a close_notify alert, which is a write
+// that a client that does not read could hold up for seconds.
 func (c *streamConn) Close() error {
 	c.closeOnce.Do(func() {
-		c.conn.Close()
+		c.raw.Close()
 		c.s.untrackConn(c.raw)
 	})
 	return nil

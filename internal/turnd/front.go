@@ -31,9 +31,10 @@ type front struct {
 	// (data, never error responses) from their own goroutines.
 	counted atomic.Bool
 
-	username string       // loop: of the request being handled, once authenticated
-	pending  *relayConn   // loop: the relay opened for the Allocate being handled
-	scratch  stun.Message // loop: decodes inbound messages
+	allocated bool         // loop: an allocation was made on this front (streams: the idle timeout applies)
+	username  string       // loop: of the request being handled, once authenticated
+	pending   *relayConn   // loop: the relay opened for the Allocate being handled
+	scratch   stun.Message // loop: decodes inbound messages
 
 	endOnce sync.Once
 	ended   chan struct{} // closed when the read loop has ended
@@ -146,6 +147,7 @@ func (f *front) AllocateConn(turn.AllocateConnConfig) (net.Conn, error) { return
 func (f *front) onAllocationCreated(src, _ net.Addr, _, userID, realm string, relayAddr net.Addr, _ int) {
 	r := f.pending
 	f.pending = nil
+	f.allocated = true
 	if r == nil || net.Addr(r.addr) != relayAddr {
 		f.s.log.Debug("TURN allocation created on a relay this server did not open", "relayed", relayAddr)
 		return

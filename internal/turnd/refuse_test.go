@@ -393,3 +393,32 @@ func TestBandwidthCap(t *testing.T) {
 		t.Errorf("relay_dropped_total{to_peer} = %v, want %d", got, a.ToPeer.Dropped)
 	}
 }
+
+// TestAllocateTimeout: a TCP connection that makes no allocation is closed after
+// AllocateTimeout; one that did is not.
+func TestAllocateTimeout(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.AllocateTimeout = 300 * time.Millisecond })
+	// The allocating connection's last read starts before the idle one connects: had the
+	// timeout applied to it, it would be closed before the idle one.
+	user, pass := credentials(t, "jay")
+	c := ts.raw(t, TransportTCP, user, pass)
+	if got := c.allocate(); got != 0 {
+		t.Fatalf("allocate: %d", got)
+	}
+	idle, err := net.Dial("tcp4", ts.tcpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	start := time.Now()
+	_ = idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !isReset(err) {
+		t.Errorf("idle connection: read %v, want it closed", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("closed after %v", d)
+	}
+	if got := code(c.request(stun.MethodRefresh, rawAttr{stun.AttrLifetime, []byte{0, 0, 2, 0}})); got != 0 {
+		t.Errorf("refresh on the allocating connection: %d", got)
+	}
+}

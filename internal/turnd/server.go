@@ -66,8 +66,11 @@ type Config struct {
 	AllowPeers, DenyPeers []netip.Prefix
 	// TLSTimeout bounds a TLS handshake (default 10s), WriteTimeout a write to a TCP or TLS
 	// client (10s), IdleTimeout the silence of a TCP or TLS client before its connection is
-	// closed (10m; a live WebRTC client sends consent checks every few seconds).
-	TLSTimeout, WriteTimeout, IdleTimeout time.Duration
+	// closed (10m; a live WebRTC client sends consent checks every few seconds), and
+	// AllocateTimeout that silence before the connection has made an allocation (60s, as
+	// coturn's max-allocate-timeout), so that idle connections cannot hold every one of
+	// MaxConnections for long.
+	TLSTimeout, WriteTimeout, IdleTimeout, AllocateTimeout time.Duration
 	// LogInterval is how often a refusal of one cause is logged (default 1m); the refusals
 	// in between are counted and the next line says how many.
 	LogInterval time.Duration
@@ -121,6 +124,7 @@ func (c Config) withDefaults() Config {
 	def(&c.TLSTimeout, 10*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.IdleTimeout, 10*time.Minute)
+	def(&c.AllocateTimeout, time.Minute)
 	def(&c.LogInterval, time.Minute)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
