@@ -12,6 +12,10 @@
 // which it honours only with its own --user-data-dir, as here): the browser still checks
 // every other certificate, so a test cannot pass against a server it should have refused.
 // Without Chromium the test skips, or fails under CONFAB_REQUIRE_PEERS=1 (package testenv).
+//
+// Options.Media gives the browser fake media devices: a camera and a microphone that play
+// files (MediaFiles makes them with ffmpeg), a screen that getDisplayMedia captures without
+// a picker, and permission prompts answered by the flags rather than by a person.
 package browsertest
 
 import (
@@ -21,6 +25,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -45,6 +50,74 @@ type Options struct {
 	Width, Height int
 	// Quiet stops copying the page's console to the test log.
 	Quiet bool
+	// Media, when set, gives the browser fake media devices (see FakeMedia).
+	Media *FakeMedia
+}
+
+// FakeMedia are Chromium's fake media devices and answers to the permission prompts:
+// --use-fake-device-for-media-stream (a fake camera, microphone and, with
+// display-media-type=monitor, a fake screen for getDisplayMedia, all headless),
+// --use-fake-ui-for-media-stream (every prompt answered, yes or with Deny no), and the
+// files the camera and the microphone play.
+type FakeMedia struct {
+	// Video is a .y4m or .mjpeg file the camera loops ("" is Chromium's own pattern).
+	Video string
+	// Audio is a .wav file the microphone loops ("" is Chromium's beep).
+	Audio string
+	// Deny answers every camera, microphone and screen prompt with no (NotAllowedError).
+	Deny bool
+	// NoDevices leaves the fake devices out: the browser looks for the machine's own, and
+	// CI's machines and containers have none (NotFoundError), as a computer without a
+	// camera or microphone. Prompts are still answered.
+	NoDevices bool
+	// StrictAutoplay makes sound wait for a user gesture (a real click or key press; a
+	// script's click() is none), as a browser that has not seen the site before does.
+	// Headless Chromium otherwise lets pages play sound at once.
+	StrictAutoplay bool
+}
+
+func (m *FakeMedia) flags() []chromedp.ExecAllocatorOption {
+	ui := "1"
+	if m.Deny {
+		ui = "deny"
+	}
+	opts := []chromedp.ExecAllocatorOption{chromedp.Flag("use-fake-ui-for-media-stream", ui)}
+	if m.StrictAutoplay {
+		opts = append(opts, chromedp.Flag("autoplay-policy", "document-user-activation-required"))
+	}
+	if m.NoDevices {
+		return opts
+	}
+	opts = append(opts, chromedp.Flag("use-fake-device-for-media-stream", "display-media-type=monitor"))
+	if m.Video != "" {
+		opts = append(opts, chromedp.Flag("use-file-for-fake-video-capture", m.Video))
+	}
+	if m.Audio != "" {
+		opts = append(opts, chromedp.Flag("use-file-for-fake-audio-capture", m.Audio))
+	}
+	return opts
+}
+
+// MediaFiles makes, with ffmpeg, the files a FakeMedia plays: dir/camera.y4m, two seconds
+// of ffmpeg's moving test pattern (testsrc2) at width x height and fps frames a second,
+// and dir/tone.wav, two seconds of a 440 Hz tone whose loudness rises and falls four times
+// a second (speech-like, so that noise suppression leaves it alone). Without ffmpeg the
+// test skips, or fails under CONFAB_REQUIRE_PEERS=1.
+func MediaFiles(t testing.TB, dir string, width, height, fps int) (video, audio string) {
+	t.Helper()
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	video = filepath.Join(dir, "camera.y4m")
+	audio = filepath.Join(dir, "tone.wav")
+	for _, args := range [][]string{
+		{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", width, height, fps), "-t", "2", "-pix_fmt", "yuv420p", video},
+		{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-af", "volume=eval=frame:volume='0.6+0.4*sin(2*PI*4*t)'", "-t", "2", "-ac", "1", audio},
+	} {
+		cmd := exec.Command(ffmpeg, append([]string{"-hide_banner", "-loglevel", "error", "-y"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
+		}
+	}
+	return video, audio
 }
 
 // Browser is one running Chromium with its own profile (cookies, storage): two Browsers
@@ -82,6 +155,9 @@ func Start(t testing.TB, o Options) *Browser {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(o.Width, o.Height),
 	)
+	if o.Media != nil {
+		opts = append(opts, o.Media.flags()...)
+	}
 	if len(o.TrustCerts) > 0 {
 		var hashes []string
 		for _, c := range o.TrustCerts {

@@ -69,3 +69,65 @@ func TestTrustIsByKey(t *testing.T) {
 	}
 	t.Logf("untrusted server refused: %v", err)
 }
+
+// TestFakeMedia: with FakeMedia, getUserMedia gives the camera and microphone files the
+// test made (at the files' size), getDisplayMedia a screen without a picker, and Deny and
+// NoDevices the refusals a page must handle.
+func TestFakeMedia(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `<!doctype html><title>media</title><body data-state="ready"></body>`)
+	}))
+	defer srv.Close()
+	video, audio := browsertest.MediaFiles(t, t.TempDir(), 320, 240, 15)
+	const probe = `(async () => {
+		const out = {};
+		try {
+			const s = await navigator.mediaDevices.getUserMedia({video: true, audio: true});
+			const v = s.getVideoTracks()[0].getSettings();
+			out.camera = v.width + "x" + v.height;
+			out.microphone = s.getAudioTracks().length;
+			s.getTracks().forEach(t => t.stop());
+		} catch (e) { out.userMedia = e.name; }
+		try {
+			const s = await navigator.mediaDevices.getDisplayMedia({video: true});
+			out.screen = s.getVideoTracks()[0].getSettings().displaySurface;
+			s.getTracks().forEach(t => t.stop());
+		} catch (e) { out.displayMedia = e.name; }
+		return out;
+	})()`
+	type result struct {
+		Camera       string `json:"camera"`
+		Microphone   int    `json:"microphone"`
+		Screen       string `json:"screen"`
+		UserMedia    string `json:"userMedia"`
+		DisplayMedia string `json:"displayMedia"`
+	}
+	tests := []struct {
+		name  string
+		media browsertest.FakeMedia
+		want  result
+	}{
+		{"files", browsertest.FakeMedia{Video: video, Audio: audio}, result{Camera: "320x240", Microphone: 1, Screen: "monitor"}},
+		{"deny", browsertest.FakeMedia{Video: video, Audio: audio, Deny: true}, result{UserMedia: "NotAllowedError", DisplayMedia: "NotAllowedError"}},
+		{"no devices", browsertest.FakeMedia{NoDevices: true}, result{UserMedia: "NotFoundError", DisplayMedia: "NotReadableError"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := browsertest.Start(t, browsertest.Options{TrustCerts: []*x509.Certificate{srv.Certificate()}, Media: &tt.media, Quiet: true})
+			ctx := b.Context(t, 30*time.Second)
+			if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[result](probe, chromedp.EvalAwaitPromise))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
