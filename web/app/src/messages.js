@@ -13,6 +13,23 @@ export const MSG = Object.freeze({
   enterPassword: "Enter your password",
   enterCallID: "Enter the call ID",
   enterName: "Enter your name",
+  // Camera, microphone and the media connection.
+  mediaDenied:
+    "The browser is not allowed to use your camera and microphone. Allow them in the site settings (the icon beside the address), then try again, or join without them.",
+  mediaNone: "No camera or microphone was found. Connect one and try again, or join without them.",
+  mediaBusy: "Your camera or microphone is in use by another application. Close it and try again, or join without them.",
+  mediaFailed: "Your camera and microphone could not be started. Try again, or join without them.",
+  mediaUnsupported: "This browser cannot send or receive audio and video. You can still join the chat.",
+  mediaUnavailable: "Audio and video are not available in this meeting; the chat still works.",
+  mediaConnecting: "Connecting audio and video…",
+  mediaReconnecting: "The audio and video connection was interrupted; reconnecting…",
+  mediaLost: "Audio and video could not be reconnected. Leave and join again to restore them.",
+  mutedByHost: "The host muted your microphone. You can unmute once the host allows it.",
+  cameraOffByHost: "The host turned off your camera. You can turn it on once the host allows it.",
+  hostAllowsAudio: "The host allowed you to unmute your microphone.",
+  hostAllowsVideo: "The host allowed you to turn on your camera.",
+  soundBlocked: "The browser blocked the meeting's sound until you allow it.",
+  screenDenied: "Screen sharing was cancelled or is not allowed.",
 });
 
 // signInMessage turns a failed XMPP sign-in into a message a person understands. SASL
