@@ -37,7 +37,7 @@ func TestBrowserMeeting(t *testing.T) {
 	run(t, actx, "the demo space is listed", chromedp.WaitVisible(chromedp.CSS(spaceSel)))
 	alice.Screenshot(t, actx, "1-alice-signed-in")
 	run(t, actx, "join the demo space", chromedp.Click(chromedp.CSS(spaceSel)))
-	wait(t, actx, "in-meeting")
+	joinNow(t, actx)
 
 	// A wrong passcode is refused with its message.
 	run(t, gctx, "open the join page", chromedp.Navigate(app+"/join"), chromedp.WaitVisible(chromedp.CSS("#join-form")))
@@ -58,7 +58,7 @@ func TestBrowserMeeting(t *testing.T) {
 		clear("join-passcode"),
 		chromedp.SendKeys(chromedp.CSS("#join-passcode"), u.DemoPasscode),
 		chromedp.Click(chromedp.CSS("#join-submit")))
-	wait(t, gctx, "in-meeting")
+	joinNow(t, gctx)
 
 	// Each sees the other.
 	run(t, actx, "Alice sees the guest", chromedp.WaitVisible(chromedp.CSS(`#participants li[data-name="Ada Guest"]`)))
@@ -111,6 +111,15 @@ func signIn(t *testing.T, ctx context.Context, app, user, password string) {
 		chromedp.SendKeys(chromedp.CSS("#signin-password"), password),
 		chromedp.Click(chromedp.CSS("#signin-submit")))
 	wait(t, ctx, "signed-in")
+}
+
+// joinNow passes the pre-join screen with its main button ("Join now", or "Join without
+// camera and microphone" in a browser without devices) and waits to be in the meeting.
+func joinNow(t *testing.T, ctx context.Context) {
+	t.Helper()
+	wait(t, ctx, "prejoin")
+	run(t, ctx, "join now", chromedp.Click(chromedp.CSS("#prejoin-join")))
+	wait(t, ctx, "in-meeting")
 }
 
 func serverLeaf(t *testing.T, u *Up) *x509.Certificate {

@@ -26,8 +26,10 @@ func setSecurityHeaders(h http.Header, websocketURL string) {
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	// Camera and microphone stay allowed for this origin: media in the browser comes later.
-	h.Set("Permissions-Policy", "camera=(self), microphone=(self), geolocation=(), payment=(), usb=()")
+	// Camera, microphone and screen capture are allowed for this origin (the meeting's
+	// media), for nothing framed or elsewhere; autoplay too, so that the meeting's sound
+	// plays once the person has clicked on the page.
+	h.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self), autoplay=(self), geolocation=(), payment=(), usb=()")
 }
 
 // cspOrigin returns the origin of a ws:// or wss:// URL as a CSP source expression, or ""

@@ -5,6 +5,8 @@ import { connect, resumable, resumeWindowMs } from "./session.js";
 import { Meeting, listSpaces, lookup } from "./meeting.js";
 import { MSG, UserError } from "./messages.js";
 import { localpart } from "./username.js";
+import { Prejoin } from "./prejoin.js";
+import { Call } from "./call.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -13,6 +15,9 @@ const app = {
   xmpp: null,
   user: null, // {jid, local, guest}
   meeting: null,
+  call: null, // the meeting's audio and video (call.js)
+  prejoin: null, // the pre-join screen (prejoin.js)
+  pending: null, // the meeting the pre-join screen is for: {jid, name, displayName}
   stopping: false,
   interrupted: null, // while the socket is lost and a resumption is awaited: {xmpp, timer}
 };
@@ -23,7 +28,7 @@ function log(...args) {
 
 // ---- view and state -------------------------------------------------------------------
 
-const VIEWS = ["signin", "join", "meeting", "left"];
+const VIEWS = ["signin", "join", "prejoin", "meeting", "left"];
 
 function setView(view) {
   for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
@@ -130,6 +135,7 @@ function connectionResumed(xmpp) {
   if (!app.interrupted || app.interrupted.xmpp !== xmpp) return;
   log("session resumed");
   clearInterrupted();
+  app.call?.resumed();
 }
 
 function clearInterrupted() {
@@ -148,6 +154,7 @@ function sessionLost(xmpp) {
   app.xmpp = null;
   const wasGuest = app.user && app.user.guest;
   endMeetingUI();
+  closePrejoin();
   app.user = null;
   if (wasGuest) {
     showJoinView();
@@ -220,6 +227,8 @@ async function onSignIn(ev) {
 }
 
 async function onSignOut() {
+  closePrejoin();
+  app.call?.close();
   if (app.meeting) await app.meeting.leave();
   endMeetingUI();
   await closeSession();
@@ -298,16 +307,7 @@ async function joinSpace(space) {
   clearError("join-error");
   const name = displayName();
   if (!name) return;
-  const form = $("join-form");
-  busy(form, true);
-  try {
-    await enterMeeting(space.jid, space.name, name);
-  } catch (err) {
-    log("join failed:", err);
-    showError("join-error", err.userMessage || MSG.joinFailed);
-  } finally {
-    busy(form, false);
-  }
+  showPrejoin(space.jid, space.name, name);
 }
 
 async function onJoin(ev) {
@@ -330,7 +330,7 @@ async function onJoin(ev) {
     if (!app.config) app.config = await loadConfig();
     if (app.user && !app.user.guest) {
       const space = await lookup(app.xmpp, app.config.callBridgeJid, callId, passcode);
-      await enterMeeting(space.jid, space.name, name);
+      showPrejoin(space.jid, space.name, name);
     } else {
       await joinAsGuest(callId, passcode, name);
     }
@@ -374,7 +374,6 @@ async function joinAsGuest(callId, passcode, name) {
   app.user = { jid: body.jid, local, guest: true, name: body.name || name };
   try {
     await openSession(local, body.password);
-    await enterMeeting(body.spaceJid, body.spaceName, body.name || name);
   } catch (err) {
     // The guest account is good for this meeting only: close it.
     await closeSession();
@@ -382,11 +381,71 @@ async function joinAsGuest(callId, passcode, name) {
     setView("join");
     throw err;
   }
+  showPrejoin(body.spaceJid, body.spaceName, body.name || name);
+}
+
+// ---- pre-join ----------------------------------------------------------------------------
+
+// showPrejoin shows the pre-join screen for a meeting: camera preview, microphone level,
+// devices; the join itself happens on "Join now" (or "Join with chat only").
+function showPrejoin(spaceJid, spaceName, name) {
+  app.pending = { jid: spaceJid, name: spaceName || spaceJid, displayName: name };
+  if (!app.prejoin) app.prejoin = new Prejoin(log);
+  setView("prejoin");
+  setState("prejoin");
+  for (const b of $("view-prejoin").querySelectorAll(".prejoin-side button")) b.disabled = false;
+  $("prejoin-title").focus();
+  app.prejoin.open(app.pending.name, name).catch((err) => log("devices:", err));
+}
+
+async function onPrejoinJoin(chatOnly) {
+  const pending = app.pending;
+  if (!pending || !app.xmpp) return;
+  const buttons = $("view-prejoin").querySelectorAll(".prejoin-side button");
+  for (const b of buttons) b.disabled = true;
+  setState("busy");
+  const choice = app.prejoin.take(chatOnly);
+  app.pending = null;
+  try {
+    await enterMeeting(pending.jid, pending.name, pending.displayName, choice);
+  } catch (err) {
+    log("join failed:", err);
+    for (const t of [choice.audio, choice.video]) t?.stop();
+    if (app.user && app.user.guest) {
+      // The guest account is good for this meeting only: close it.
+      await closeSession();
+      app.user = null;
+    }
+    showJoinView();
+    showError("join-error", err.userMessage || MSG.joinFailed);
+  } finally {
+    for (const b of buttons) b.disabled = false;
+  }
+}
+
+async function onPrejoinCancel() {
+  closePrejoin();
+  if (app.user && app.user.guest) {
+    await closeSession();
+    app.user = null;
+    showJoinView();
+    setState("ready");
+    $("join-callid").focus();
+    return;
+  }
+  showJoinView();
+  setState("signed-in");
+  $("join-callid").focus();
+}
+
+function closePrejoin() {
+  app.pending = null;
+  app.prejoin?.close();
 }
 
 // ---- meeting -------------------------------------------------------------------------
 
-async function enterMeeting(spaceJid, spaceName, name) {
+async function enterMeeting(spaceJid, spaceName, name, choice) {
   $("participants").replaceChildren();
   $("chat-log").replaceChildren();
   $("participant-count").textContent = "0";
@@ -394,12 +453,14 @@ async function enterMeeting(spaceJid, spaceName, name) {
   const m = new Meeting(app.xmpp, spaceJid, name, {
     onParticipant: (p, isNew) => {
       renderParticipant(p);
+      app.call?.participant(p);
       if (m.joined && !p.self && isNew) systemLine(`${p.name} joined`);
     },
     onParticipantLeft: (p) => {
       const li = $("participants").querySelector(`li[data-participant-id="${CSS.escape(p.id)}"]`);
       li?.remove();
       updateCount();
+      app.call?.participantLeft(p);
       systemLine(`${p.name} left`);
     },
     onChat: renderChat,
@@ -419,7 +480,12 @@ async function enterMeeting(spaceJid, spaceName, name) {
   document.title = `${spaceName || "Meeting"} · Confab`;
   setView("meeting");
   setState("in-meeting");
-  $("chat-input").focus();
+  $("meeting-name").focus();
+  // The media connects in the background: the meeting (chat, participants) is usable at
+  // once, and a meeting without media still works.
+  const call = new Call(app.xmpp, m, choice || { chatOnly: true }, log);
+  app.call = call;
+  call.start().catch((err) => log("media:", err));
 }
 
 function initials(name) {
@@ -507,6 +573,8 @@ async function onChat(ev) {
 }
 
 function endMeetingUI() {
+  app.call?.close();
+  app.call = null;
   app.meeting = null;
   document.title = "Confab";
 }
@@ -521,6 +589,9 @@ async function onLeave() {
   const m = app.meeting;
   if (!m) return;
   $("leave").disabled = true;
+  // Everything the media held goes first: tracks stopped, connection closed. The
+  // unavailable presence then ends the call leg, and with it the media on the server.
+  app.call?.close();
   try {
     await m.leave();
   } finally {
@@ -560,8 +631,15 @@ async function start() {
   $("leave").addEventListener("click", onLeave);
   $("signout").addEventListener("click", onSignOut);
   $("rejoin").addEventListener("click", onRejoin);
+  $("prejoin-join").addEventListener("click", () => onPrejoinJoin(false));
+  $("prejoin-chat-only").addEventListener("click", () => onPrejoinJoin(true));
+  $("prejoin-cancel").addEventListener("click", onPrejoinCancel);
+  // For automation and tests: what the browser receives, by participant and source.
+  window.confab = Object.freeze({ mediaStats: () => (app.call && app.call.media ? app.call.media.stats() : Promise.resolve(null)) });
   // A page closed mid-meeting: the XMPP server also leaves for us, this is only quicker.
   window.addEventListener("pagehide", () => {
+    app.call?.close();
+    app.prejoin?.close();
     app.meeting?.leave();
   });
 
