@@ -292,10 +292,11 @@ export class Call {
 
   play(a) {
     a.play().catch((err) => {
-      if (err && err.name === "NotAllowedError") {
+      if (err && err.name === "NotAllowedError" && !this.soundBlocked) {
         this.soundBlocked = true;
         $("enable-sound").hidden = false;
         document.body.dataset.sound = "blocked";
+        this.setNotice(MSG.soundBlocked);
       }
     });
   }
@@ -304,6 +305,7 @@ export class Call {
     this.soundBlocked = false;
     $("enable-sound").hidden = true;
     document.body.dataset.sound = "on";
+    if ($("media-status").textContent === MSG.soundBlocked) this.setNotice("");
     for (const a of this.audioEls.values()) this.play(a);
   }
 
@@ -349,8 +351,12 @@ export class Call {
     if (this.closed) return;
     const map = { connecting: "connecting", connected: "connected", reconnecting: "reconnecting", failed: "failed", closed: "off" };
     this.setMediaState(map[st] || st);
-    if (st === "connected") this.setNotice("");
-    else if (msg) this.setNotice(msg);
+    if (st === "connected") {
+      if (!this.soundBlocked) this.setNotice("");
+      setTimeout(() => this.measure(), 1000); // the first reading of the quality
+    } else if (msg) {
+      this.setNotice(msg);
+    }
   }
 
   setMediaState(s) {
