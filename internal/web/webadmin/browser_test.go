@@ -24,9 +24,15 @@ type browserEnv struct {
 	b       *fakeBackend
 	url     string
 	browser *browsertest.Browser
+	srv     *httptest.Server
 }
 
 func startBrowserEnv(t *testing.T, b *fakeBackend) *browserEnv {
+	t.Helper()
+	return startBrowserEnvSize(t, b, 1280, 1000)
+}
+
+func startBrowserEnvSize(t *testing.T, b *fakeBackend, width, height int) *browserEnv {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts Chromium")
@@ -39,7 +45,8 @@ func startBrowserEnv(t *testing.T, b *fakeBackend) *browserEnv {
 	return &browserEnv{
 		b:       b,
 		url:     srv.URL,
-		browser: browsertest.Start(t, browsertest.Options{TrustCerts: []*x509.Certificate{srv.Certificate()}, Width: 1280, Height: 1000}),
+		srv:     srv,
+		browser: browsertest.Start(t, browsertest.Options{TrustCerts: []*x509.Certificate{srv.Certificate()}, Width: width, Height: height}),
 	}
 }
 
