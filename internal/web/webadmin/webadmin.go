@@ -1,9 +1,19 @@
 // Package webadmin is Confab's web admin, served by the Call Bridge under /admin/ on the
 // admin port (8445, beside the REST API): sign-in with an API user's name and password, the
-// XMPP server settings (Configuration > General), the status of the link to the XMPP
-// server drawn as the signal flow of docs/signalling.md (a ladder diagram of the twelve steps,
-// coloured by their last outcome, updated every second), the active alarms, and lists of
-// users, spaces and active calls.
+// XMPP server settings (Configuration > General, with a second confirmation when saving
+// would drop the link and so end live calls), the status of the link to the XMPP server
+// drawn as the signal flow of docs/signalling.md (a ladder diagram of the twelve steps,
+// coloured by their last outcome, updated every second, with a banner when the page can no
+// longer reach the server), the active alarms; spaces created, edited (members too) and
+// deleted; local users created and their passwords reset; LDAP servers, mappings and
+// sources and their syncs; the live calls with their participants' media, refreshed every
+// few seconds, a participant removed or a call ended; and the event log (Logs > Event log).
+//
+// Pages are rendered on the server; admin.js only refreshes live parts and moves focus to
+// a form's first error. Every change is a POST with the CSRF token, answered with a
+// redirect (POST-redirect-GET) or the form again with errors beside the fields. What
+// cannot be undone (delete a space, end a call, remove a participant) goes through a
+// confirmation page that says what it ends.
 //
 // # Security
 //
