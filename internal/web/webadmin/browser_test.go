@@ -158,6 +158,7 @@ func TestSignalFlowPage(t *testing.T) {
 // without a reload, the status page show the link go down and come back.
 func TestConfigLive(t *testing.T) {
 	b := newFakeBackend()
+	b.calls = nil // no live call, so saving needs no second confirmation (TestBrowserSettingsWarning)
 	now := time.Now()
 	b.recordAttempt(1, now.Add(-time.Hour), false, 0)
 	b.setStatus(linkstate.Status{State: linkstate.Registered, ComponentJID: "cb1.example.com", Server: "xmpp.example.com:5223", Address: "192.0.2.10:5223", Since: now.Add(-time.Hour), Attempt: 1})
