@@ -3,10 +3,18 @@ package callbridge
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"sort"
+	"strconv"
+	"strings"
 
 	"confab.dev/confab/internal/callbridge/link"
 	"confab.dev/confab/internal/callbridge/linkstate"
+	"confab.dev/confab/internal/callbridge/meeting"
+	"confab.dev/confab/internal/callbridge/sfu"
+	"confab.dev/confab/internal/callbridge/users"
+	"confab.dev/confab/internal/eventlog"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/web/webadmin"
@@ -56,7 +64,7 @@ func (a adminBackend) Users(ctx context.Context) ([]webadmin.UserView, error) {
 	}
 	out := make([]webadmin.UserView, 0, len(us))
 	for _, u := range us {
-		out = append(out, webadmin.UserView{JID: u.JID, Name: u.Name, Email: u.Email, Source: string(u.Kind)})
+		out = append(out, webadmin.UserView{ID: u.ID, JID: u.JID, Name: u.Name, Email: u.Email, Source: string(u.Kind)})
 	}
 	return out, nil
 }
@@ -80,16 +88,295 @@ func (a adminBackend) Spaces(ctx context.Context) ([]webadmin.SpaceView, error) 
 }
 
 func (a adminBackend) Calls(ctx context.Context) ([]webadmin.CallView, error) {
-	m := a.b.Meetings
 	var out []webadmin.CallView
-	for _, c := range m.Calls() {
-		v := webadmin.CallView{ID: c.ID, SpaceID: c.CoSpaceID, SpaceName: c.Name, Started: c.Started}
-		legs, _ := m.Participants(c.ID)
-		for _, l := range legs {
-			v.Participants = append(v.Participants, webadmin.ParticipantView{ID: l.ID, Name: l.Name, JID: l.RemoteParty, Role: l.Role, Joined: l.Joined})
-		}
-		out = append(out, v)
+	for _, c := range a.b.Meetings.Calls() {
+		out = append(out, a.callView(c))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
 	return out, nil
+}
+
+// callView is a call with its participants and, when the media server has them, their
+// media statistics.
+func (a adminBackend) callView(c meeting.Call) webadmin.CallView {
+	v := webadmin.CallView{ID: c.ID, SpaceID: c.CoSpaceID, SpaceName: c.Name, Started: c.Started}
+	legs, _ := a.b.Meetings.Participants(c.ID)
+	for _, l := range legs {
+		p := webadmin.ParticipantView{ID: l.ID, Name: l.Name, JID: l.RemoteParty, Role: l.Role, Joined: l.Joined}
+		if a.b.Media != nil {
+			if st, ok := a.b.Media.Stats(c.ID, l.ID); ok {
+				p.Media = &webadmin.MediaView{RxAudio: streamView(st.RxAudio), RxVideo: streamView(st.RxVideo),
+					TxAudio: streamView(st.TxAudio), TxVideo: streamView(st.TxVideo)}
+			}
+		}
+		v.Participants = append(v.Participants, p)
+	}
+	return v
+}
+
+func streamView(m sfu.MediaStats) webadmin.StreamView {
+	return webadmin.StreamView{Codec: m.Codec, BitRate: m.BitRate, LossFraction: m.LossFraction, Jitter: m.Jitter, Width: m.Width, Height: m.Height}
+}
+
+// ---- management: spaces, users, LDAP, calls, the event log -----------------------------
+
+// notFound turns the services' "no such object" errors into the web admin's.
+func notFound(err error) error {
+	var re *store.RefError
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoCoSpaceMember) || errors.As(err, &re) ||
+		errors.Is(err, meeting.ErrNoSuchCall) || errors.Is(err, meeting.ErrNoSuchCallLeg) {
+		return fmt.Errorf("%w: %w", webadmin.ErrNotFound, err)
+	}
+	return err
+}
+
+// spaceError names the form field of a meeting service error.
+func spaceError(err error) error {
+	var ie *meeting.InvalidError
+	switch {
+	case errors.As(err, &ie):
+		field := ie.Field
+		if field == "userJid" {
+			field = "jid"
+		}
+		return &webadmin.FieldError{Field: field, Message: upper(ie.Reason)}
+	case errors.Is(err, store.ErrCoSpaceURITaken):
+		return &webadmin.FieldError{Field: "uri", Message: "Another space already has this URI"}
+	case errors.Is(err, store.ErrCallIDTaken):
+		return &webadmin.FieldError{Field: "callId", Message: "Another space already has this call ID"}
+	}
+	return notFound(err)
+}
+
+// upper capitalises a service's reason for the page: "longer than 200 characters" →
+// "Longer than 200 characters".
+func upper(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func (a adminBackend) Space(ctx context.Context, id string) (webadmin.SpaceDetail, error) {
+	m := a.b.Meetings
+	s, err := m.GetSpace(ctx, id)
+	if err != nil {
+		return webadmin.SpaceDetail{}, notFound(err)
+	}
+	members, _, err := m.Members(ctx, id, 0, 0)
+	if err != nil {
+		return webadmin.SpaceDetail{}, notFound(err)
+	}
+	d := webadmin.SpaceDetail{SpaceView: webadmin.SpaceView{ID: s.ID, Name: s.Name, URI: s.URI, CallID: s.CallID, OwnerJID: s.OwnerJID,
+		Members: len(members), PasscodeSet: !s.Passcode.IsZero(), NonMemberAccess: s.NonMemberAccess}}
+	for _, mb := range members {
+		d.MemberList = append(d.MemberList, webadmin.MemberView{ID: mb.ID, JID: mb.UserJID, Role: mb.Role})
+	}
+	if c, ok := m.CallOfSpace(id); ok {
+		v := a.callView(c)
+		d.Call = &v
+	}
+	return d, nil
+}
+
+func (a adminBackend) CreateSpace(ctx context.Context, in webadmin.SpaceInput) (string, error) {
+	c := store.CoSpace{Name: in.Name, URI: in.URI, CallID: in.CallID, NonMemberAccess: in.NonMemberAccess}
+	if in.Passcode != nil {
+		c.Passcode = secret.New(*in.Passcode)
+	}
+	out, err := a.b.Meetings.CreateSpace(ctx, c)
+	if err != nil {
+		return "", spaceError(err)
+	}
+	return out.ID, nil
+}
+
+func (a adminBackend) UpdateSpace(ctx context.Context, id string, in webadmin.SpaceInput) error {
+	_, err := a.b.Meetings.UpdateSpace(ctx, id, func(c *store.CoSpace) error {
+		c.Name, c.URI, c.CallID, c.NonMemberAccess = in.Name, in.URI, in.CallID, in.NonMemberAccess
+		if in.Passcode != nil {
+			c.Passcode = secret.New(*in.Passcode)
+		}
+		return nil
+	})
+	return spaceError(err)
+}
+
+func (a adminBackend) DeleteSpace(ctx context.Context, id string) error {
+	return notFound(a.b.Meetings.DeleteSpace(ctx, id))
+}
+
+func (a adminBackend) AddMember(ctx context.Context, spaceID, jid, role string) error {
+	norm, err := meeting.NormalizeJID(jid)
+	if err != nil {
+		return &webadmin.FieldError{Field: "jid", Message: upper(err.Error())}
+	}
+	if _, err := a.b.Users.GetByJID(ctx, norm); errors.Is(err, users.ErrNotFound) {
+		return &webadmin.FieldError{Field: "jid", Message: "No user has the JID " + norm + ": add the user first, or check the spelling"}
+	} else if err != nil {
+		return err
+	}
+	_, err = a.b.Meetings.AddMember(ctx, spaceID, norm, role)
+	if errors.Is(err, store.ErrExists) {
+		return &webadmin.FieldError{Field: "jid", Message: norm + " is a member already"}
+	}
+	return spaceError(err)
+}
+
+func (a adminBackend) RemoveMember(ctx context.Context, spaceID, memberID string) error {
+	return notFound(a.b.Meetings.RemoveMember(ctx, spaceID, memberID))
+}
+
+// userError names the form field of a users service error.
+func userError(err error, fields map[string]string) error {
+	var fe *users.FieldError
+	if errors.As(err, &fe) {
+		field := fe.Field
+		if f, ok := fields[field]; ok {
+			field = f
+		}
+		return &webadmin.FieldError{Field: field, Message: upper(fe.Err.Error())}
+	}
+	var re *store.RefError
+	if errors.As(err, &re) {
+		field := strings.TrimPrefix(strings.ToLower(re.Kind), "ldap")
+		return &webadmin.FieldError{Field: field, Message: "It no longer exists: choose another"}
+	}
+	if errors.Is(err, users.ErrInUse) {
+		return &webadmin.FieldError{Field: "", Message: "It is used by a source: delete the source first"}
+	}
+	return notFound(err)
+}
+
+func (a adminBackend) CreateUser(ctx context.Context, in webadmin.NewUser) error {
+	_, err := a.b.Users.CreateLocal(ctx, users.LocalUser{Username: in.Username, Name: in.Name, Email: in.Email}, secret.New(in.Password))
+	if errors.Is(err, users.ErrExists) {
+		return &webadmin.FieldError{Field: "username", Message: "A user with this JID exists already"}
+	}
+	return userError(err, nil)
+}
+
+func (a adminBackend) SetPassword(ctx context.Context, userID, password string) error {
+	err := a.b.Users.SetPassword(ctx, userID, secret.New(password))
+	if errors.Is(err, users.ErrNotLocal) {
+		return &webadmin.FieldError{Field: "password", Message: "This user is imported from LDAP: its password is the directory's"}
+	}
+	return userError(err, nil)
+}
+
+func (a adminBackend) LDAP(ctx context.Context) (webadmin.LDAPView, error) {
+	u := a.b.Users
+	var v webadmin.LDAPView
+	servers, _, err := u.LDAPServers(ctx, 0, 0)
+	if err != nil {
+		return v, err
+	}
+	names := map[string]string{}
+	for _, s := range servers {
+		v.Servers = append(v.Servers, webadmin.LDAPServerView{ID: s.ID, Address: s.Address, Port: s.PortNumber, Username: s.Username,
+			Secure: s.Secure, PasswordSet: !s.Password.IsZero()})
+		names[s.ID] = net.JoinHostPort(s.Address, strconv.Itoa(s.PortNumber))
+	}
+	mappings, _, err := u.LDAPMappings(ctx, 0, 0)
+	if err != nil {
+		return v, err
+	}
+	for _, m := range mappings {
+		v.Mappings = append(v.Mappings, webadmin.LDAPMappingView{ID: m.ID, JID: m.JIDMapping, Name: m.NameMapping, Email: m.EmailMapping})
+		names[m.ID] = m.JIDMapping
+	}
+	sources, _, err := u.LDAPSources(ctx, 0, 0)
+	if err != nil {
+		return v, err
+	}
+	for _, s := range sources {
+		v.Sources = append(v.Sources, webadmin.LDAPSourceView{ID: s.ID, Server: names[s.Server], Mapping: names[s.Mapping], BaseDN: s.BaseDN, Filter: s.Filter})
+	}
+	_, n, err := u.LDAPSyncs(ctx, 0, 1)
+	if err != nil {
+		return v, err
+	}
+	syncs, _, err := u.LDAPSyncs(ctx, max(0, n-10), 10) // the ten newest
+	if err != nil {
+		return v, err
+	}
+	for i := len(syncs) - 1; i >= 0; i-- {
+		s := syncs[i]
+		v.Syncs = append(v.Syncs, webadmin.LDAPSyncView{ID: s.ID, Source: s.Source, State: s.State, FailureReason: s.FailureReason, Detail: s.Detail,
+			Imported: s.NumUsersImported, Created: s.UsersCreated, Updated: s.UsersUpdated, Deleted: s.UsersDeleted, Skipped: s.EntriesSkipped,
+			Queued: s.Created, Finished: s.Finished})
+	}
+	return v, nil
+}
+
+func (a adminBackend) CreateLDAPServer(ctx context.Context, in webadmin.LDAPServerInput) error {
+	port, err := strconv.Atoi(in.Port)
+	if err != nil {
+		return &webadmin.FieldError{Field: "port", Message: "Enter a port number from 1 to 65535"}
+	}
+	_, err = a.b.Users.CreateLDAPServer(ctx, users.LDAPServer{Address: in.Address, PortNumber: port, Username: in.Username,
+		Password: secret.New(in.Password), Secure: in.Secure})
+	return userError(err, map[string]string{"portNumber": "port"})
+}
+
+func (a adminBackend) CreateLDAPMapping(ctx context.Context, in webadmin.LDAPMappingInput) error {
+	_, err := a.b.Users.CreateLDAPMapping(ctx, users.LDAPMapping{JIDMapping: in.JID, NameMapping: in.Name, EmailMapping: in.Email})
+	return userError(err, map[string]string{"jidMapping": "jid", "nameMapping": "name", "emailMapping": "email"})
+}
+
+func (a adminBackend) CreateLDAPSource(ctx context.Context, in webadmin.LDAPSourceInput) error {
+	_, err := a.b.Users.CreateLDAPSource(ctx, users.LDAPSource{Server: in.Server, Mapping: in.Mapping, BaseDN: in.BaseDN, Filter: in.Filter})
+	return userError(err, nil)
+}
+
+func (a adminBackend) DeleteLDAP(ctx context.Context, kind, id string) error {
+	u := a.b.Users
+	var err error
+	switch kind {
+	case "server":
+		err = u.DeleteLDAPServer(ctx, id)
+	case "mapping":
+		err = u.DeleteLDAPMapping(ctx, id)
+	case "source":
+		err = u.DeleteLDAPSource(ctx, id)
+	default:
+		return webadmin.ErrNotFound
+	}
+	return userError(err, nil)
+}
+
+func (a adminBackend) StartLDAPSync(ctx context.Context) (string, error) {
+	v, err := a.b.Users.StartSync(ctx, "", false)
+	if err != nil {
+		return "", err
+	}
+	return v.ID, nil
+}
+
+func (a adminBackend) EndCall(id string) error {
+	return notFound(a.b.Meetings.EndCall(id, "ended by an administrator in the web admin"))
+}
+
+func (a adminBackend) RemoveParticipant(id string) error {
+	return notFound(a.b.Meetings.RemoveCallLeg(id, "removed by an administrator in the web admin"))
+}
+
+// LogRecords are the records kept by the event log handler, when the Call Bridge's logger
+// has one (launch puts it there).
+func (a adminBackend) LogRecords() []webadmin.LogRecord {
+	h, ok := a.b.log.Handler().(*eventlog.Handler)
+	if !ok {
+		return nil
+	}
+	recs := h.Records()
+	out := make([]webadmin.LogRecord, 0, len(recs))
+	for i := len(recs) - 1; i >= 0; i-- {
+		r := recs[i]
+		v := webadmin.LogRecord{Time: r.Time, Level: r.Level, Component: r.Component, Message: r.Message}
+		for _, at := range r.Attrs {
+			v.Attrs = append(v.Attrs, webadmin.LogAttr{Key: at.Key, Value: at.Value})
+		}
+		out = append(out, v)
+	}
+	return out
 }

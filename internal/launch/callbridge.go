@@ -16,6 +16,7 @@ import (
 	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/config"
+	"confab.dev/confab/internal/eventlog"
 	"confab.dev/confab/internal/store"
 )
 
@@ -52,6 +53,7 @@ type CallBridgeOptions struct {
 // StartCallBridge starts the Call Bridge of cfg; it returns once every listener is bound.
 func StartCallBridge(ctx context.Context, cfg config.CallBridge, log *slog.Logger, o CallBridgeOptions) (cb *CallBridge, err error) {
 	cfg = cfg.WithDefaults()
+	log = eventlog.Wrap(log, "callbridge") // the web admin's event log keeps the last records
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

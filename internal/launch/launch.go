@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"confab.dev/confab/internal/callbridge"
+	"confab.dev/confab/internal/web/httpsredirect"
 	"confab.dev/confab/internal/xmppd"
 )
 
@@ -74,7 +75,7 @@ func (g *group) serveHTTP(name string, ln net.Listener, h http.Handler, cfg *tls
 	}
 	if cfg != nil {
 		srv.TLSConfig = cfg.Clone()
-		ln = tls.NewListener(ln, srv.TLSConfig)
+		ln = tls.NewListener(httpsredirect.Wrap(ln), srv.TLSConfig) // http:// on this port → https://
 	}
 	g.servers = append(g.servers, srv)
 	g.run(name, func() error { return srv.Serve(ln) })

@@ -24,9 +24,15 @@ type browserEnv struct {
 	b       *fakeBackend
 	url     string
 	browser *browsertest.Browser
+	srv     *httptest.Server
 }
 
 func startBrowserEnv(t *testing.T, b *fakeBackend) *browserEnv {
+	t.Helper()
+	return startBrowserEnvSize(t, b, 1280, 1000)
+}
+
+func startBrowserEnvSize(t *testing.T, b *fakeBackend, width, height int) *browserEnv {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts Chromium")
@@ -39,7 +45,8 @@ func startBrowserEnv(t *testing.T, b *fakeBackend) *browserEnv {
 	return &browserEnv{
 		b:       b,
 		url:     srv.URL,
-		browser: browsertest.Start(t, browsertest.Options{TrustCerts: []*x509.Certificate{srv.Certificate()}, Width: 1280, Height: 1000}),
+		srv:     srv,
+		browser: browsertest.Start(t, browsertest.Options{TrustCerts: []*x509.Certificate{srv.Certificate()}, Width: width, Height: height}),
 	}
 }
 
@@ -151,6 +158,7 @@ func TestSignalFlowPage(t *testing.T) {
 // without a reload, the status page show the link go down and come back.
 func TestConfigLive(t *testing.T) {
 	b := newFakeBackend()
+	b.calls = nil // no live call, so saving needs no second confirmation (TestBrowserSettingsWarning)
 	now := time.Now()
 	b.recordAttempt(1, now.Add(-time.Hour), false, 0)
 	b.setStatus(linkstate.Status{State: linkstate.Registered, ComponentJID: "cb1.example.com", Server: "xmpp.example.com:5223", Address: "192.0.2.10:5223", Since: now.Add(-time.Hour), Attempt: 1})

@@ -42,6 +42,7 @@ type fakeBackend struct {
 	spaces   []webadmin.SpaceView
 	calls    []webadmin.CallView
 	onSet    func(b *fakeBackend) // runs (unlocked) after a successful SetXMPPSettings
+	m        fakeManage
 }
 
 type setCall struct {
@@ -57,8 +58,8 @@ func newFakeBackend() *fakeBackend {
 		settings: webadmin.XMPPSettings{UniqueName: "cb1", Domain: "example.com", ServerAddressOverride: "xmpp.example.com:5223", SecretSet: true},
 		secret:   testSecret,
 		users: []webadmin.UserView{
-			{JID: "bob@example.com", Name: "Bob Builder", Email: "bob@example.com", Source: "ldap"},
-			{JID: "alice@example.com", Name: "Alice Liddell", Email: "alice@example.com", Source: "local"},
+			{ID: "u-bob", JID: "bob@example.com", Name: "Bob Builder", Email: "bob@example.com", Source: "ldap"},
+			{ID: "u-alice", JID: "alice@example.com", Name: "Alice Liddell", Email: "alice@example.com", Source: "local"},
 		},
 		spaces: []webadmin.SpaceView{
 			{ID: "4f0c7e1a", Name: "Design review", URI: "design", CallID: "100", OwnerJID: "alice@example.com", Members: 3, PasscodeSet: true},

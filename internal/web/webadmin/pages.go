@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode"
 
 	"confab.dev/confab/internal/callbridge/accounts"
 )
@@ -23,7 +22,8 @@ type pageData struct {
 	Body  any    // the page's own data
 }
 
-var pageFiles = []string{"login.html", "status.html", "general.html", "users.html", "spaces.html", "calls.html", "forbidden.html"}
+var pageFiles = []string{"login.html", "status.html", "general.html", "users.html", "spaces.html", "calls.html", "forbidden.html",
+	"space.html", "confirm.html", "password.html", "ldap.html", "logs.html", "notfound.html"}
 
 func parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{
@@ -47,6 +47,25 @@ func parsePages() map[string]*template.Template {
 			}
 			return false
 		},
+		"plural": plural,
+		"field": func(f formState, name, label, typ, hint string) fieldData {
+			return fieldData{Name: name, Label: label, Type: typ, Hint: hint, Value: f.V(name), Error: f.E(name)}
+		},
+		"stream":     streamText,
+		"levelName":  levelName,
+		"levelClass": levelClass,
+		"clock": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.Format("15:04:05.000")
+		},
+		"day": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.Format("2006-01-02")
+		},
 		"stamp": func(t time.Time) string {
 			if t.IsZero() {
 				return ""
@@ -59,6 +78,11 @@ func parsePages() map[string]*template.Template {
 		pages[p] = template.Must(template.New(p).Funcs(funcs).ParseFS(embedded, "templates/layout.html", "templates/"+p))
 	}
 	return pages
+}
+
+// fieldData is one labelled input of a form, for the "field" template.
+type fieldData struct {
+	Name, Label, Type, Hint, Value, Error string
 }
 
 // ---- sign-in -------------------------------------------------------------------------
@@ -151,6 +175,8 @@ type generalBody struct {
 	Saved                                     bool
 	Errors                                    map[string]string
 	Error                                     string
+	// Confirm is set when saving would end live calls: the page warns and asks again.
+	Confirm *confirmSettings
 }
 
 func (s *server) generalPage(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -170,85 +196,19 @@ func (s *server) generalPage(w http.ResponseWriter, r *http.Request, sess *sessi
 	s.render(w, r, code, "general.html", s.page(sess, "configuration", "Configuration: General", body))
 }
 
-// Longest values the form accepts; the store and the link validate the rest.
-const (
-	maxName    = 63
-	maxDomain  = 253
-	maxAddress = 300
-	maxSecret  = 1024
-)
-
-func (s *server) saveGeneral(w http.ResponseWriter, r *http.Request, sess *session) {
-	f := r.PostForm
-	body := generalBody{
-		UniqueName:            strings.TrimSpace(f.Get("uniqueName")),
-		Domain:                strings.TrimSpace(f.Get("domain")),
-		ServerAddressOverride: strings.TrimSpace(f.Get("serverAddressOverride")),
-		Errors:                map[string]string{},
-	}
-	var newSecret *string
-	if sec := f.Get("sharedSecret"); sec != "" {
-		newSecret = &sec
-	} else if f.Get("clearSecret") == "1" {
-		empty := ""
-		newSecret = &empty
-	}
-	check := func(field, v string, max int, what string) {
-		switch {
-		case len(v) > max:
-			body.Errors[field] = fmt.Sprintf("%s can have at most %d characters", what, max)
-		case strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-			body.Errors[field] = what + " cannot contain spaces"
-		}
-	}
-	check("uniqueName", body.UniqueName, maxName, "The unique name")
-	check("domain", body.Domain, maxDomain, "The domain")
-	check("serverAddressOverride", body.ServerAddressOverride, maxAddress, "The server address")
-	if newSecret != nil && len(*newSecret) > maxSecret {
-		body.Errors["sharedSecret"] = fmt.Sprintf("The shared secret can have at most %d characters", maxSecret)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
-	defer cancel()
-	if len(body.Errors) == 0 {
-		err := s.b.SetXMPPSettings(ctx, body.UniqueName, body.Domain, body.ServerAddressOverride, newSecret)
-		var fe *FieldError
-		switch {
-		case err == nil:
-			s.log.Info("web admin: XMPP settings saved", "user", sess.user, "unique_name", body.UniqueName,
-				"domain", body.Domain, "server_address_override", body.ServerAddressOverride, "secret_changed", newSecret != nil)
-			http.Redirect(w, r, "/admin/configuration/general?saved=1", http.StatusSeeOther)
-			return
-		case errors.As(err, &fe):
-			body.Errors[fe.Field] = fe.Message
-		default:
-			s.log.Error("web admin: save XMPP settings", "user", sess.user, "err", err)
-			body.Error = "The settings could not be saved: " + err.Error()
-		}
-	}
-	// Show the form again with what was typed (never the secret) and the current state of
-	// the stored secret.
-	if x, err := s.b.XMPPSettings(ctx); err == nil {
-		body.SecretSet = x.SecretSet
-	}
-	code := http.StatusUnprocessableEntity
-	if body.Error != "" {
-		code = http.StatusInternalServerError
-	}
-	s.render(w, r, code, "general.html", s.page(sess, "configuration", "Configuration: General", body))
-}
-
 // ---- lists ---------------------------------------------------------------------------
 
 type listBody[T any] struct {
-	Items []T
-	Error string
+	Items  []T
+	Error  string
+	Notice string
 }
 
 func listPage[T any](s *server, w http.ResponseWriter, r *http.Request, sess *session, nav, title, page string, load func(context.Context) ([]T, error)) {
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
 	items, err := load(ctx)
-	body := listBody[T]{Items: items}
+	body := listBody[T]{Items: items, Notice: notice(r)}
 	code := http.StatusOK
 	if err != nil {
 		s.log.Error("web admin: list "+nav, "err", err)
@@ -258,26 +218,10 @@ func listPage[T any](s *server, w http.ResponseWriter, r *http.Request, sess *se
 	s.render(w, r, code, page, s.page(sess, nav, title, body))
 }
 
-func (s *server) usersPage(w http.ResponseWriter, r *http.Request, sess *session) {
-	listPage(s, w, r, sess, "users", "Users", "users.html", func(ctx context.Context) ([]UserView, error) {
-		u, err := s.b.Users(ctx)
-		sort.SliceStable(u, func(i, j int) bool { return u[i].JID < u[j].JID })
-		return u, err
-	})
-}
-
 func (s *server) spacesPage(w http.ResponseWriter, r *http.Request, sess *session) {
 	listPage(s, w, r, sess, "spaces", "Spaces", "spaces.html", func(ctx context.Context) ([]SpaceView, error) {
 		sp, err := s.b.Spaces(ctx)
 		sort.SliceStable(sp, func(i, j int) bool { return strings.ToLower(sp[i].Name) < strings.ToLower(sp[j].Name) })
 		return sp, err
-	})
-}
-
-func (s *server) callsPage(w http.ResponseWriter, r *http.Request, sess *session) {
-	listPage(s, w, r, sess, "calls", "Active calls", "calls.html", func(ctx context.Context) ([]CallView, error) {
-		c, err := s.b.Calls(ctx)
-		sort.SliceStable(c, func(i, j int) bool { return c[i].Started.Before(c[j].Started) })
-		return c, err
 	})
 }

@@ -1,9 +1,19 @@
 // Package webadmin is Confab's web admin, served by the Call Bridge under /admin/ on the
 // admin port (8445, beside the REST API): sign-in with an API user's name and password, the
-// XMPP server settings (Configuration > General), the status of the link to the XMPP
-// server drawn as the signal flow of docs/signalling.md (a ladder diagram of the twelve steps,
-// coloured by their last outcome, updated every second), the active alarms, and lists of
-// users, spaces and active calls.
+// XMPP server settings (Configuration > General, with a second confirmation when saving
+// would drop the link and so end live calls), the status of the link to the XMPP server
+// drawn as the signal flow of docs/signalling.md (a ladder diagram of the twelve steps,
+// coloured by their last outcome, updated every second, with a banner when the page can no
+// longer reach the server), the active alarms; spaces created, edited (members too) and
+// deleted; local users created and their passwords reset; LDAP servers, mappings and
+// sources and their syncs; the live calls with their participants' media, refreshed every
+// few seconds, a participant removed or a call ended; and the event log (Logs > Event log).
+//
+// Pages are rendered on the server; admin.js only refreshes live parts and moves focus to
+// a form's first error. Every change is a POST with the CSRF token, answered with a
+// redirect (POST-redirect-GET) or the form again with errors beside the fields. What
+// cannot be undone (delete a space, end a call, remove a participant) goes through a
+// confirmation page that says what it ends.
 //
 // # Security
 //
@@ -31,7 +41,6 @@ import (
 	"time"
 
 	"confab.dev/confab/internal/callbridge/linkstate"
-	webassets "confab.dev/confab/internal/web/assets"
 )
 
 //go:embed assets templates
@@ -59,7 +68,50 @@ type Backend interface {
 	Users(ctx context.Context) ([]UserView, error)
 	Spaces(ctx context.Context) ([]SpaceView, error)
 	Calls(ctx context.Context) ([]CallView, error)
+
+	// Space returns one space with its members and its live call, or an error wrapping
+	// ErrNotFound.
+	Space(ctx context.Context, id string) (SpaceDetail, error)
+	// CreateSpace stores a new space and returns its id; UpdateSpace changes one. Invalid
+	// values are *FieldError naming the form's field (name, uri, callId, passcode).
+	CreateSpace(ctx context.Context, in SpaceInput) (string, error)
+	UpdateSpace(ctx context.Context, id string, in SpaceInput) error
+	// DeleteSpace deletes a space, ending its call if one is live.
+	DeleteSpace(ctx context.Context, id string) error
+	// AddMember makes the user with that bare JID a member (role "member" or "owner");
+	// RemoveMember ends a membership. Field errors name "jid" or "role".
+	AddMember(ctx context.Context, spaceID, jid, role string) error
+	RemoveMember(ctx context.Context, spaceID, memberID string) error
+
+	// CreateUser creates a local user; SetPassword replaces a local user's password. Field
+	// errors name username, name, email or password.
+	CreateUser(ctx context.Context, in NewUser) error
+	SetPassword(ctx context.Context, userID, password string) error
+
+	// LDAP returns the LDAP servers, mappings, sources and the recent syncs.
+	LDAP(ctx context.Context) (LDAPView, error)
+	// CreateLDAPServer, CreateLDAPMapping and CreateLDAPSource add LDAP configuration; field
+	// errors name the form's fields. DeleteLDAP deletes one object of kind "server",
+	// "mapping" or "source".
+	CreateLDAPServer(ctx context.Context, in LDAPServerInput) error
+	CreateLDAPMapping(ctx context.Context, in LDAPMappingInput) error
+	CreateLDAPSource(ctx context.Context, in LDAPSourceInput) error
+	DeleteLDAP(ctx context.Context, kind, id string) error
+	// StartLDAPSync queues a sync of every source and returns its id.
+	StartLDAPSync(ctx context.Context) (string, error)
+
+	// EndCall ends a live call; RemoveParticipant takes one participant (call leg) out of
+	// its call. Both wrap ErrNotFound when there is no such call or participant.
+	EndCall(id string) error
+	RemoveParticipant(id string) error
+
+	// LogRecords returns the Call Bridge's recent log records, newest first (nil when none
+	// are kept).
+	LogRecords() []LogRecord
 }
+
+// ErrNotFound is wrapped by the Backend's errors for an object that does not exist.
+var ErrNotFound = errors.New("not found")
 
 // XMPPSettings are the Call Bridge's XMPP server settings; the secret is never read back.
 type XMPPSettings struct {
@@ -80,6 +132,7 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // UserView is one user.
 type UserView struct {
+	ID     string
 	JID    string
 	Name   string
 	Email  string
@@ -114,6 +167,112 @@ type ParticipantView struct {
 	JID    string
 	Role   string // owner, member or guest
 	Joined time.Time
+	// Media is the participant's media, nil when it has none (chat only, or no media
+	// server).
+	Media *MediaView
+}
+
+// MediaView is a call leg's media statistics: what the Call Bridge receives from the
+// participant (Rx) and sends to it (Tx).
+type MediaView struct {
+	RxAudio, RxVideo, TxAudio, TxVideo StreamView
+}
+
+// StreamView is one direction of one kind of media; a zero Codec means none flows.
+type StreamView struct {
+	Codec         string // e.g. "audio/opus"
+	BitRate       int    // bits/s
+	LossFraction  float64
+	Jitter        time.Duration
+	Width, Height int
+}
+
+// SpaceInput is a space as the form edits it.
+type SpaceInput struct {
+	Name, URI, CallID string
+	// Passcode: nil keeps the stored passcode, a pointer to "" removes it.
+	Passcode        *string
+	NonMemberAccess bool
+}
+
+// SpaceDetail is a space with its members and its live call.
+type SpaceDetail struct {
+	SpaceView
+	MemberList []MemberView
+	// Call is the live call in the space, nil when there is none.
+	Call *CallView
+}
+
+// MemberView is one membership of a space.
+type MemberView struct {
+	ID, JID, Role string
+}
+
+// NewUser is a local user to create.
+type NewUser struct {
+	Username, Name, Email, Password string
+}
+
+// LDAPView is the LDAP configuration and the recent syncs.
+type LDAPView struct {
+	Servers  []LDAPServerView
+	Mappings []LDAPMappingView
+	Sources  []LDAPSourceView
+	Syncs    []LDAPSyncView // newest first
+}
+
+// LDAPServerView is an LDAP server; its password is never read back.
+type LDAPServerView struct {
+	ID, Address, Username string
+	Port                  int
+	Secure, PasswordSet   bool
+}
+
+// LDAPMappingView is an LDAP mapping's templates.
+type LDAPMappingView struct {
+	ID, JID, Name, Email string
+}
+
+// LDAPSourceView is an LDAP source.
+type LDAPSourceView struct {
+	ID, Server, Mapping, BaseDN, Filter string
+}
+
+// LDAPSyncView is one LDAP sync.
+type LDAPSyncView struct {
+	ID, Source, State, FailureReason, Detail     string
+	Imported, Created, Updated, Deleted, Skipped int
+	Queued, Finished                             time.Time
+}
+
+// LDAPServerInput is an LDAP server as the form gives it.
+type LDAPServerInput struct {
+	Address, Port, Username, Password string
+	Secure                            bool
+}
+
+// LDAPMappingInput is an LDAP mapping as the form gives it.
+type LDAPMappingInput struct {
+	JID, Name, Email string
+}
+
+// LDAPSourceInput is an LDAP source as the form gives it.
+type LDAPSourceInput struct {
+	Server, Mapping, BaseDN, Filter string
+}
+
+// LogRecord is one log record of the Call Bridge, its attributes already redacted.
+type LogRecord struct {
+	Time      time.Time
+	Level     slog.Level
+	Component string
+	Message   string
+	Attrs     []LogAttr
+}
+
+// LogAttr is one attribute of a log record, as text.
+type LogAttr struct {
+	Key, Value string
 }
 
 // Options configure New.
@@ -160,7 +319,7 @@ func New(o Options) http.Handler {
 	if err != nil {
 		panic(err) // embedded at build time
 	}
-	s.static = webassets.New(assets)
+	s.static = newAssetFiles(assets)
 	s.pages = parsePages()
 	s.routes()
 	return s
@@ -171,9 +330,10 @@ type server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	sessions *sessions
-	static   *webassets.Files
+	static   *assetFiles
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
+	pending  pendingSettings
 }
 
 func (s *server) routes() {
@@ -185,7 +345,7 @@ func (s *server) routes() {
 		http.Redirect(w, r, "/admin/status", http.StatusSeeOther)
 	}))
 	m.HandleFunc("GET /admin/assets/{name}", func(w http.ResponseWriter, r *http.Request) {
-		s.static.Serve(w, r, r.PathValue("name"))
+		s.serveAsset(w, r, r.PathValue("name"))
 	})
 	m.HandleFunc("GET /admin/login", s.loginPage)
 	m.HandleFunc("POST /admin/login", s.checked(s.login))
@@ -194,9 +354,37 @@ func (s *server) routes() {
 	m.HandleFunc("GET /admin/api/signal-flow", s.authedAPI(s.signalFlowJSON))
 	m.HandleFunc("GET /admin/configuration/general", s.authed(s.generalPage))
 	m.HandleFunc("POST /admin/configuration/general", s.checked(s.authed(s.saveGeneral)))
+
 	m.HandleFunc("GET /admin/users", s.authed(s.usersPage))
+	m.HandleFunc("POST /admin/users", s.checked(s.authed(s.createUser)))
+	m.HandleFunc("GET /admin/users/{id}/password", s.authed(s.passwordPage))
+	m.HandleFunc("POST /admin/users/{id}/password", s.checked(s.authed(s.setPassword)))
+	m.HandleFunc("GET /admin/ldap", s.authed(s.ldapPage))
+	m.HandleFunc("POST /admin/ldap/servers", s.checked(s.authed(s.createLDAPServer)))
+	m.HandleFunc("POST /admin/ldap/mappings", s.checked(s.authed(s.createLDAPMapping)))
+	m.HandleFunc("POST /admin/ldap/sources", s.checked(s.authed(s.createLDAPSource)))
+	m.HandleFunc("POST /admin/ldap/{kind}/{id}/delete", s.checked(s.authed(s.deleteLDAP)))
+	m.HandleFunc("POST /admin/ldap/sync", s.checked(s.authed(s.startSync)))
+
 	m.HandleFunc("GET /admin/spaces", s.authed(s.spacesPage))
+	m.HandleFunc("GET /admin/spaces/new", s.authed(s.newSpacePage))
+	m.HandleFunc("POST /admin/spaces/new", s.checked(s.authed(s.createSpace)))
+	m.HandleFunc("GET /admin/spaces/{id}", s.authed(s.spacePage))
+	m.HandleFunc("POST /admin/spaces/{id}", s.checked(s.authed(s.saveSpace)))
+	m.HandleFunc("POST /admin/spaces/{id}/members", s.checked(s.authed(s.addMember)))
+	m.HandleFunc("POST /admin/spaces/{id}/members/{member}/remove", s.checked(s.authed(s.removeMember)))
+	m.HandleFunc("GET /admin/spaces/{id}/delete", s.authed(s.deleteSpacePage))
+	m.HandleFunc("POST /admin/spaces/{id}/delete", s.checked(s.authed(s.deleteSpace)))
+
 	m.HandleFunc("GET /admin/calls", s.authed(s.callsPage))
+	m.HandleFunc("GET /admin/calls/{id}/end", s.authed(s.endCallPage))
+	m.HandleFunc("POST /admin/calls/{id}/end", s.checked(s.authed(s.endCall)))
+	m.HandleFunc("GET /admin/calls/{id}/participants/{leg}/remove", s.authed(s.removePage))
+	m.HandleFunc("POST /admin/calls/{id}/participants/{leg}/remove", s.checked(s.authed(s.removeParticipant)))
+
+	m.HandleFunc("GET /admin/logs", s.authed(s.logsPage))
+	// Anything else under /admin/ is a friendly 404.
+	m.HandleFunc("/admin/", s.notFound)
 	s.mux = m
 }
 
@@ -284,4 +472,14 @@ func (s *server) render(w http.ResponseWriter, _ *http.Request, code int, page s
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(buf.String()))
+}
+
+// notFound is the web admin's 404 page: what happened and where to go, with the menu
+// when the request has a session.
+func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
+	d := pageData{Title: "Page not found", Body: r.URL.Path}
+	if sess := s.sessions.get(r); sess != nil {
+		d = s.page(sess, "", "Page not found", r.URL.Path)
+	}
+	s.render(w, r, http.StatusNotFound, "notfound.html", d)
 }

@@ -147,9 +147,10 @@ func TestLoginForgery(t *testing.T) {
 
 func TestConfigForgery(t *testing.T) {
 	e := newAdminEnv(t)
+	e.b.calls = nil // no live call: saving needs no second confirmation
 	token := e.login(t, e.client)
 	form := func(tok string) url.Values {
-		return url.Values{"csrf": {tok}, "uniqueName": {"cb9"}, "domain": {"evil.test"}, "serverAddressOverride": {""}, "sharedSecret": {"pwned"}}
+		return url.Values{"csrf": {tok}, "uniqueName": {"cb9"}, "domain": {"evil.test"}, "serverAddressOverride": {""}, "sharedSecret": {"pwned"}, "confirmSharedSecret": {"pwned"}}
 	}
 	other := e.newClient(t)
 	otherToken := e.login(t, other)
@@ -264,6 +265,7 @@ func TestLoginThrottle(t *testing.T) {
 
 func TestConfigRoundTrip(t *testing.T) {
 	e := newAdminEnv(t)
+	e.b.calls = nil // no live call: saving needs no second confirmation
 	token := e.login(t, e.client)
 	form := e.get(t, e.client, "/admin/configuration/general")
 	for _, want := range []string{`value="cb1"`, `value="example.com"`, `value="xmpp.example.com:5223"`, `id="secret-state" data-set="true">set<`, `id="sharedSecret" name="sharedSecret" type="password" value=""`} {
@@ -280,7 +282,7 @@ func TestConfigRoundTrip(t *testing.T) {
 		wantSet    bool
 	}{
 		{"empty secret keeps it", url.Values{"uniqueName": {"cb2"}, "domain": {"example.org"}, "serverAddressOverride": {""}, "sharedSecret": {""}}, 303, nil, true},
-		{"new secret", url.Values{"uniqueName": {"cb2"}, "domain": {"example.org"}, "serverAddressOverride": {"[2001:db8::1]:5270"}, "sharedSecret": {"n3w-secret"}}, 303, str("n3w-secret"), true},
+		{"new secret", url.Values{"uniqueName": {"cb2"}, "domain": {"example.org"}, "serverAddressOverride": {"[2001:db8::1]:5270"}, "sharedSecret": {"n3w-secret"}, "confirmSharedSecret": {"n3w-secret"}}, 303, str("n3w-secret"), true},
 		{"remove secret", url.Values{"uniqueName": {"cb2"}, "domain": {"example.org"}, "clearSecret": {"1"}}, 303, str(""), false},
 	}
 	for _, tt := range tests {
@@ -325,9 +327,10 @@ func TestConfigRoundTrip(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	e := newAdminEnv(t)
+	e.b.calls = nil // no live call: saving needs no second confirmation
 	token := e.login(t, e.client)
 	t.Run("local check", func(t *testing.T) {
-		res := e.post(t, e.client, "/admin/configuration/general", url.Values{"csrf": {token}, "uniqueName": {"c b1"}, "domain": {"example.com"}, "sharedSecret": {"typed-secret"}}, nil)
+		res := e.post(t, e.client, "/admin/configuration/general", url.Values{"csrf": {token}, "uniqueName": {"c b1"}, "domain": {"example.com"}, "sharedSecret": {"typed-secret"}, "confirmSharedSecret": {"typed-secret"}}, nil)
 		if res.code != http.StatusUnprocessableEntity || !strings.Contains(res.body, `data-field="uniqueName">The unique name cannot contain spaces`) {
 			t.Errorf("status %d, want 422 with the field's error", res.code)
 		}

@@ -1,5 +1,8 @@
 // Confab web admin: keeps the status page current by polling /admin/api/signal-flow every
-// second. No framework, no build step: this file is served as it is.
+// second, refreshes the calls page (and the LDAP page while a sync runs) by fetching the page
+// again and swapping its live part, says plainly when the server cannot be reached, and
+// moves keyboard focus to the first error of a form that failed. No framework, no build
+// step: this file is served as it is.
 (() => {
   "use strict";
   const POLL_MS = 1000;
@@ -120,6 +123,39 @@
     );
   }
 
+  // ---- reachability: one banner for every page that refreshes itself ----
+  let unreachableSince = null;
+  const pad = (n) => String(n).padStart(2, "0");
+  function reachable(ok) {
+    const banner = $("#unreachable");
+    if (ok) {
+      unreachableSince = null;
+      if (banner) banner.hidden = true;
+      body.dataset.state = "live";
+      return;
+    }
+    if (unreachableSince === null) {
+      unreachableSince = new Date();
+      const t = unreachableSince;
+      setText($("#unreachable-since"), `${pad(t.getHours())}:${pad(t.getMinutes())}:${pad(t.getSeconds())}`);
+    }
+    if (banner) banner.hidden = false;
+    body.dataset.state = "stale";
+    // What the page shows about the link is now unknown: never leave a green "Registered".
+    const badge = $("#link-state");
+    if (badge) {
+      badge.className = "badge none";
+      badge.dataset.stateClass = "none";
+      setText(badge, "Unknown: no contact with the Call Bridge");
+      body.dataset.linkState = "unknown";
+    }
+  }
+
+  function signedOut() {
+    body.dataset.state = "signed-out";
+    location.assign(`/admin/login?next=${encodeURIComponent(location.pathname)}`);
+  }
+
   let timer = null;
   let running = false;
   async function poll() {
@@ -129,8 +165,7 @@
     try {
       const res = await fetch("/admin/api/signal-flow", { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } });
       if (res.status === 401) {
-        body.dataset.state = "signed-out";
-        location.assign(`/admin/login?next=${encodeURIComponent(location.pathname)}`);
+        signedOut();
         return;
       }
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
@@ -140,13 +175,91 @@
       updateAlarms(flow.alarms || []);
       updateEvents(flow.events || []);
       setText($("#updated"), flow.updated);
-      body.dataset.state = "live";
+      reachable(true);
     } catch (err) {
       console.warn("signal flow update failed:", err);
-      body.dataset.state = "stale";
+      reachable(false);
     }
     running = false;
     if (!document.hidden) timer = setTimeout(poll, POLL_MS);
+  }
+
+  // ---- pages whose live part is the same page fetched again ----
+  // refreshPart replaces the element sel with its newer version every ms milliseconds while
+  // the page is visible and keepGoing() holds.
+  function refreshPart(sel, ms, keepGoing = () => true) {
+    let t = null;
+    let busy = false;
+    async function tick() {
+      t = null;
+      if (busy) return;
+      busy = true;
+      try {
+        const res = await fetch(location.pathname + location.search, { credentials: "same-origin", cache: "no-store", headers: { Accept: "text/html" } });
+        if (res.redirected && new URL(res.url).pathname === "/admin/login") {
+          signedOut();
+          return;
+        }
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+        const fresh = doc.querySelector(sel);
+        const cur = $(sel);
+        if (fresh && cur && fresh.innerHTML !== cur.innerHTML) {
+          // Keep keyboard focus on the same control when it is still there.
+          const focused = document.activeElement && document.activeElement.closest(sel) ? document.activeElement.getAttribute("href") : null;
+          cur.replaceWith(fresh);
+          if (focused) {
+            const again = fresh.querySelector(`[href="${CSS.escape(focused)}"]`);
+            if (again) again.focus();
+          }
+        }
+        for (const id of ["calls-count"]) {
+          const a = doc.getElementById(id);
+          if (a) setText(document.getElementById(id), a.textContent);
+        }
+        reachable(true);
+      } catch (err) {
+        console.warn("refresh failed:", err);
+        reachable(false);
+      }
+      busy = false;
+      if (!document.hidden && keepGoing()) t = setTimeout(tick, ms);
+    }
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && t === null && !busy && keepGoing()) tick();
+    });
+    t = setTimeout(tick, ms);
+  }
+
+  // focusFirstError puts keyboard focus on the first field in error (else on the form's
+  // error message) after a form came back with errors.
+  function focusFirstError() {
+    const field = $("[aria-invalid=true]");
+    if (field) {
+      field.focus();
+      return;
+    }
+    const warn = $("#disrupt-warning");
+    if (warn) {
+      warn.focus();
+      return;
+    }
+    const err = $("#form-error");
+    if (err) err.focus();
+  }
+
+  // disableWith disables (and empties) the inputs while the checkbox is checked.
+  function disableWith(checkboxSel, ...inputSels) {
+    const box = $(checkboxSel);
+    if (!box) return;
+    box.addEventListener("change", () => {
+      for (const s of inputSels) {
+        const input = $(s);
+        if (!input) continue;
+        input.disabled = box.checked;
+        if (box.checked) input.value = "";
+      }
+    });
   }
 
   function start() {
@@ -156,14 +269,13 @@
       });
       poll();
     }
-    const clear = $("#clearSecret");
-    const secret = $("#sharedSecret");
-    if (clear && secret) {
-      clear.addEventListener("change", () => {
-        secret.disabled = clear.checked;
-        if (clear.checked) secret.value = "";
-      });
-    }
+    const calls = $("#calls[data-refresh]");
+    if (calls) refreshPart("#calls", Number(calls.dataset.refresh) || 3000);
+    const syncs = $("#syncs-card");
+    if (syncs && syncs.dataset.running === "true") refreshPart("#syncs-card", 1000, () => $("#syncs-card").dataset.running === "true");
+    disableWith("#clearSecret", "#sharedSecret", "#confirmSharedSecret");
+    disableWith("#clearPasscode", "#passcode");
+    focusFirstError();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
