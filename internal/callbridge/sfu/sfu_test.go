@@ -13,8 +13,10 @@ import (
 	"confab.dev/confab/internal/callbridge/sfu/sfutest"
 )
 
-// wait is the bound of every wait for media or events in these tests.
-const wait = 15 * time.Second
+// wait is the bound of every wait for media or events in these tests: generous, since a
+// loaded CI machine running the race detector is slow to start media, and a wait ends as
+// soon as its condition holds.
+const wait = 60 * time.Second
 
 func newSFU(t *testing.T, cfg sfu.Config) *sfu.SFU {
 	t.Helper()
