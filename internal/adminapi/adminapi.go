@@ -82,6 +82,7 @@ type server struct {
 	started time.Time
 	auth    *authenticator
 	mux     *http.ServeMux
+	names   map[string]string // the literal segments of the routes, by their lower case (see normalizePath)
 
 	meetings *meeting.Service // see spaceRoutes
 	users    *users.Service   // see userRoutes
@@ -94,8 +95,14 @@ type server struct {
 // else is logged and answered with 500.
 type handler func(w http.ResponseWriter, r *http.Request) (any, error)
 
+// Handler is the API: an http.Handler for the paths under /api/v1/.
+type Handler struct{ s *server }
+
+// ServeHTTP authenticates, routes, and logs one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.s.ServeHTTP(w, r) }
+
 // New returns the API's handler. It serves paths under /api/v1/.
-func New(o Options) http.Handler {
+func New(o Options) *Handler {
 	s := &server{
 		store:   o.Store,
 		link:    o.Link,
@@ -103,6 +110,7 @@ func New(o Options) http.Handler {
 		version: o.Version,
 		now:     o.Now,
 		mux:     http.NewServeMux(),
+		names:   map[string]string{},
 
 		meetings: o.Meetings,
 		users:    o.Users,
@@ -130,7 +138,7 @@ func New(o Options) http.Handler {
 	}
 	s.auth = &authenticator{accounts: o.Accounts, failDelay: max(delay, 0)}
 	s.routes()
-	return s
+	return &Handler{s}
 }
 
 func (s *server) routes() {
@@ -145,6 +153,7 @@ func (s *server) routes() {
 }
 
 func (s *server) handle(pattern string, h handler) {
+	s.learnNames(pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		doc, err := h(w, r)
 		if err != nil {
@@ -167,6 +176,7 @@ func user(r *http.Request) string {
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	r = normalizePath(r, s.names)
 	name, err := s.auth.check(r)
 	wait, isThrottled := throttled(err)
 	switch {
@@ -176,11 +186,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.write(sw, r, http.StatusTooManyRequests, &Failure{Status: http.StatusTooManyRequests, Name: "tooManyAuthenticationFailures"})
 		s.log.Warn("api request refused: too many authentication failures", "user", name, "remote", r.RemoteAddr, "retry_after_s", secs)
 	case err == nil:
-		r = r.WithContext(context.WithValue(r.Context(), userKey{}, name))
-		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
-		s.route(sw, r)
+		s.serveAs(sw, r, name)
 	case errors.Is(err, errUnauthorized):
-		s.auth.slowDown(r.Context())
+		if !errors.Is(err, errNoCredentials) {
+			// Wrong credentials wait, to slow guessing; a client that sent none (PowerShell and
+			// .NET send credentials only when challenged) gets its challenge at once.
+			s.auth.slowDown(r.Context())
+		}
 		sw.Header().Set("WWW-Authenticate", `Basic realm="Confab"`)
 		s.write(sw, r, http.StatusUnauthorized, &Failure{Status: http.StatusUnauthorized, Name: "authenticationFailure"})
 		if name != "" {
@@ -198,6 +210,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Log(r.Context(), level, "api request", "method", r.Method, "path", r.URL.Path,
 		"status", sw.status, "user", name, "remote", r.RemoteAddr, "duration", time.Since(start))
+}
+
+// serveAs serves an authenticated request of the API account name.
+func (s *server) serveAs(w http.ResponseWriter, r *http.Request, name string) {
+	r = r.WithContext(context.WithValue(r.Context(), userKey{}, name))
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	s.route(w, r)
 }
 
 // route dispatches to the endpoint's handler, answering unknown paths (404) and methods

@@ -114,7 +114,7 @@ func newEnv(t *testing.T) *env {
 		Logger:           slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		AuthFailureDelay: time.Millisecond,
 	})
-	e.srv = handler.(*server)
+	e.srv = handler.s
 	e.ts = httptest.NewServer(handler)
 	t.Cleanup(e.ts.Close)
 	return e
@@ -467,7 +467,7 @@ func TestValidationErrors(t *testing.T) {
 	}
 	// The exact XML of a parameter error.
 	_, body := e.do(t, req{method: "PUT", path: "/api/v1/system/configuration/xmpp", form: url.Values{"domain": {"a..b"}}})
-	if want := `<?xml version="1.0"?><failureDetails><parameterError parameter="domain" error="invalidValue"></parameterError></failureDetails>`; body != want {
+	if want := `<?xml version="1.0"?><failureDetails><parameterError parameter="domain" error="invalidValue" /></failureDetails>`; body != want {
 		t.Errorf("body = %q, want %q", body, want)
 	}
 }
@@ -527,18 +527,36 @@ func TestBodyTooLarge(t *testing.T) {
 	}
 }
 
-func TestUnsupportedContentType(t *testing.T) {
+// TestBodyNotAForm: a body that is a document rather than a form is refused, naming the
+// problem, whatever its Content-Type says (see also TestFormBodies).
+func TestBodyNotAForm(t *testing.T) {
 	e := newEnv(t)
-	r, _ := http.NewRequest("PUT", e.ts.URL+"/api/v1/system/configuration/xmpp", strings.NewReader(`{"domain":"example.com"}`))
-	r.Header.Set("Content-Type", "application/json")
-	r.SetBasicAuth(testUser, testPassword)
-	resp, err := e.ts.Client().Do(r)
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct{ contentType, body string }{
+		{"application/json", `{"domain":"example.com"}`},
+		{"application/x-www-form-urlencoded", ` [1]`},
+		{"text/xml", `<xmpp><domain>example.com</domain></xmpp>`},
+		{"", "\n<?xml version=\"1.0\"?><xmpp/>"},
+	} {
+		t.Run(tt.contentType, func(t *testing.T) {
+			r, _ := http.NewRequest("PUT", e.ts.URL+"/api/v1/system/configuration/xmpp", strings.NewReader(tt.body))
+			if tt.contentType != "" {
+				r.Header.Set("Content-Type", tt.contentType)
+			}
+			r.SetBasicAuth(testUser, testPassword)
+			resp, err := e.ts.Client().Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			want := `<?xml version="1.0"?><failureDetails><parameterError parameter="body" error="notFormEncoded" /></failureDetails>`
+			if resp.StatusCode != http.StatusBadRequest || string(b) != want {
+				t.Errorf("got %d %s, want 400 %s", resp.StatusCode, b, want)
+			}
+		})
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnsupportedMediaType {
-		t.Errorf("status %d, want 415", resp.StatusCode)
+	if got, _ := e.store.XMPPConfig(context.Background()); got.Domain != "" {
+		t.Errorf("a refused body was stored: %+v", got)
 	}
 }
 
@@ -812,10 +830,13 @@ func TestWantsJSON(t *testing.T) {
 		{"application/json", true},
 		{"application/json; charset=utf-8", true},
 		{"text/xml, application/json", false},
-		{"application/xml;q=0.5, application/json", true},
+		{"application/xml;q=0.5, application/json", false},
 		{"application/json;q=0.9, text/xml", false},
 		{"application/json;q=0", false},
 		{"garbage;;;, application/json", true},
+		{"application/json, text/plain, */*", false}, // axios's default: its users parse XML
+		{"application/json, text/xml;q=0", true},
+		{"*/*", false},
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.Header.Set("Accept", tt.accept)

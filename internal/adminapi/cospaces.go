@@ -53,18 +53,26 @@ func spaceFailure(err error) error {
 	return err
 }
 
-// listWindow reads the CMS paging parameters offset and limit (0: all).
+// PageSize is the most objects one page of a list holds, as on CMS: a list without limit
+// holds at most PageSize objects, and a larger limit is reduced to it. total always counts
+// every match, so a client pages on with offset until it has them all.
+const PageSize = 20
+
+// listWindow reads the CMS paging parameters offset and limit (see PageSize).
 func listWindow(r *http.Request) (offset, limit int, err error) {
 	o, err := queryUint(r, "offset", 0)
 	if err != nil {
 		return 0, 0, err
 	}
-	l, err := queryUint(r, "limit", 0)
+	l, err := queryUint(r, "limit", PageSize)
 	if err != nil {
 		return 0, 0, err
 	}
+	if l == 0 || l > PageSize {
+		l = PageSize
+	}
 	const most = 1 << 31
-	return int(min(o, most)), int(min(l, most)), nil
+	return int(min(o, most)), int(l), nil
 }
 
 // coSpacesDoc is GET /coSpaces.

@@ -1,8 +1,11 @@
 package adminapi
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -23,21 +26,16 @@ type Form struct {
 	err *Failure
 }
 
-// parseForm reads the body of a POST or PUT. A body over MaxBodyBytes is a 413, a body that
-// is not form-encoded a 415; query parameters are not part of the form.
+// parseForm reads the body of a POST or PUT as CMS does: as a form, whatever its
+// Content-Type says. Scripts send form bodies labelled application/x-www-form-urlencoded, but
+// also x-www-form-urlencoded, text/plain, application/json or nothing at all; a
+// multipart/form-data body (curl -F, Postman's form-data) is read as the form it is. A body
+// that is not a form at all (a JSON or XML document) is refused with a parameterError
+// (parameter "body", error "notFormEncoded") rather than read as a form with one odd name and
+// then ignored. A body over MaxBodyBytes is a 413; query parameters are not part of the form.
 func parseForm(r *http.Request) (*Form, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/x-www-form-urlencoded" {
-			return nil, &Failure{Status: http.StatusUnsupportedMediaType, Name: "unsupportedContentType",
-				Reason: "want application/x-www-form-urlencoded, got " + strconv.Quote(ct)}
-		}
-	} else {
-		// Go parses the body only with the form content type; a client that sent a body
-		// without one means the same thing.
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	if err := r.ParseForm(); err != nil {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return nil, &Failure{Status: http.StatusRequestEntityTooLarge, Name: "requestTooLarge",
@@ -45,7 +43,64 @@ func parseForm(r *http.Request) (*Form, error) {
 		}
 		return nil, &Failure{Status: http.StatusBadRequest, Name: "malformedRequest", Reason: err.Error()}
 	}
-	return &Form{v: r.PostForm}, nil
+	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "multipart/form-data" && params["boundary"] != "" {
+		return parseMultipart(body, params["boundary"])
+	}
+	if what := notAForm(body); what != "" {
+		return nil, ParameterError("body", "notFormEncoded",
+			"the body is "+what+", not a form; send parameters as application/x-www-form-urlencoded (Content-Type "+
+				strconv.Quote(r.Header.Get("Content-Type"))+")")
+	}
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, &Failure{Status: http.StatusBadRequest, Name: "malformedRequest", Reason: err.Error()}
+	}
+	return &Form{v: v}, nil
+}
+
+// notAForm says what body is when it is a document rather than a form ("a JSON document",
+// "an XML document"), or "" when it may be a form.
+func notAForm(body []byte) string {
+	t := bytes.TrimLeft(body, " \t\r\n\ufeff")
+	switch {
+	case len(t) == 0:
+		return ""
+	case t[0] == '{' || t[0] == '[':
+		return "a JSON document"
+	case t[0] == '<':
+		return "an XML document"
+	}
+	return ""
+}
+
+// maxMultipartParts bounds the parts of a multipart form, as Go bounds a urlencoded one.
+const maxMultipartParts = 1000
+
+// parseMultipart reads a multipart/form-data body's fields; a file part is read as the field
+// it names, like any other.
+func parseMultipart(body []byte, boundary string) (*Form, error) {
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	v := url.Values{}
+	for n := 0; ; n++ {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return &Form{v: v}, nil
+		}
+		if err != nil {
+			return nil, &Failure{Status: http.StatusBadRequest, Name: "malformedRequest", Reason: "multipart body: " + err.Error()}
+		}
+		if n >= maxMultipartParts {
+			return nil, &Failure{Status: http.StatusBadRequest, Name: "malformedRequest", Reason: "more than " + strconv.Itoa(maxMultipartParts) + " parts"}
+		}
+		name := p.FormName()
+		b, err := io.ReadAll(p)
+		if err != nil {
+			return nil, &Failure{Status: http.StatusBadRequest, Name: "malformedRequest", Reason: "multipart body: " + err.Error()}
+		}
+		if name != "" {
+			v.Add(name, string(b))
+		}
+	}
 }
 
 // Has reports whether the parameter is present (possibly empty).

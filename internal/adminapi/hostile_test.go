@@ -74,7 +74,7 @@ func apiCases() []apiCase {
 		{name: "repeated wrong passwords for one account (existing or not)", want: "429 tooManyAuthenticationFailures", run: guessAccount},
 		{name: "repeated wrong passwords from one address", want: "429 tooManyAuthenticationFailures", run: guessFromAddress},
 		{name: "body over 1 MiB", want: "413 requestTooLarge", see: "TestBodyTooLarge"},
-		{name: "JSON or XML body", want: "415 unsupportedContentType", see: "TestUnsupportedContentType"},
+		{name: "JSON or XML body", want: "400 parameterError", see: "TestBodyNotAForm"},
 		{name: "invalid field values", want: "400 parameterError", see: "TestValidationErrors"},
 		{name: "parameter given twice", want: "400 parameterError",
 			run: send("PUT", xmppPath, form, "domain=a.example.com&domain=b.example.com", good)},

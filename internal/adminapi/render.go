@@ -60,19 +60,26 @@ func (f *Failure) status() int {
 
 func (f *Failure) xmlRoot() string { return "failureDetails" }
 
-// MarshalXML writes the failureDetails element.
-func (f *Failure) MarshalXML(e *xml.Encoder, _ xml.StartElement) error {
-	outer := xml.StartElement{Name: xml.Name{Local: "failureDetails"}}
-	inner := xml.StartElement{Name: xml.Name{Local: f.Name}}
+// appendXML writes the failureDetails element as CMS writes it, the reason an empty element
+// with a space before its "/>": <failureDetails><duplicateCoSpaceUri /></failureDetails>.
+func (f *Failure) appendXML(b []byte) []byte {
+	b = append(b, "<failureDetails><"...)
+	b = append(b, f.Name...)
 	if f.Parameter != "" {
-		inner.Attr = []xml.Attr{{Name: xml.Name{Local: "parameter"}, Value: f.Parameter}, {Name: xml.Name{Local: "error"}, Value: f.Problem}}
+		b = append(b, ` parameter="`...)
+		b = appendAttr(b, f.Parameter)
+		b = append(b, `" error="`...)
+		b = appendAttr(b, f.Problem)
+		b = append(b, '"')
 	}
-	for _, t := range []xml.Token{outer, inner, inner.End(), outer.End()} {
-		if err := e.EncodeToken(t); err != nil {
-			return err
-		}
-	}
-	return e.Flush()
+	return append(b, " /></failureDetails>"...)
+}
+
+// appendAttr appends s escaped for an attribute value.
+func appendAttr(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	_ = xml.EscapeText(&buf, []byte(s))
+	return append(b, buf.Bytes()...)
 }
 
 // MarshalJSON writes the content of failureDetails (the envelope is added by write).
@@ -113,6 +120,9 @@ func (s *server) write(w http.ResponseWriter, r *http.Request, status int, doc a
 	if wantsJSON(r) {
 		w.Header().Set("Content-Type", "application/json")
 		body, err = json.Marshal(map[string]any{rootName(doc): doc})
+	} else if f, ok := doc.(*Failure); ok {
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		body = f.appendXML([]byte(xmlDecl))
 	} else {
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 		var b bytes.Buffer
@@ -147,27 +157,25 @@ func rootName(doc any) string {
 	panic(fmt.Sprintf("adminapi: document type %v has no XMLName tag", t))
 }
 
-// wantsJSON reports whether the Accept header ranks application/json above XML. XML is the
-// default, also for */* and for equal preference.
+// wantsJSON reports whether the client asks for JSON alone: every media range it accepts
+// (q above 0) is application/json. Anything else gets XML, as from CMS: no Accept, */*, and
+// also axios's default "application/json, text/plain, */*", whose users parse XML.
 func wantsJSON(r *http.Request) bool {
-	var jsonQ, xmlQ float64
+	asked := false
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil {
 			continue
 		}
-		q := 1.0
 		if v, ok := params["q"]; ok {
-			if q, err = strconv.ParseFloat(v, 64); err != nil {
+			if q, err := strconv.ParseFloat(v, 64); err != nil || q <= 0 {
 				continue
 			}
 		}
-		switch mt {
-		case "application/json":
-			jsonQ = max(jsonQ, q)
-		case "application/xml", "text/xml":
-			xmlQ = max(xmlQ, q)
+		if mt != "application/json" {
+			return false
 		}
+		asked = true
 	}
-	return jsonQ > 0 && jsonQ > xmlQ
+	return asked
 }

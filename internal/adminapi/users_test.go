@@ -53,7 +53,7 @@ func newUsersEnv(t *testing.T, o users.Options) *usersEnv {
 		Store: st, Link: e.link, Version: "1.2.3", Now: e.clock.Now, Logger: logger,
 		AuthFailureDelay: time.Millisecond, Users: svc,
 	})
-	e.srv = handler.(*server)
+	e.srv = handler.s
 	e.ts = httptest.NewServer(handler)
 	t.Cleanup(e.ts.Close)
 	return &usersEnv{env: e, users: svc}
