@@ -16,6 +16,10 @@ import (
 var (
 	ErrCoSpaceURITaken = fmt.Errorf("coSpace URI already in use: %w", ErrExists)
 	ErrCallIDTaken     = fmt.Errorf("call ID already in use: %w", ErrExists)
+	// ErrCallIDPasscodeTaken and ErrURIPasscodeTaken: within one space, the space and its
+	// access methods may share a call ID or a URI only with different passcodes.
+	ErrCallIDPasscodeTaken = fmt.Errorf("call ID and passcode already in use in this coSpace: %w", ErrExists)
+	ErrURIPasscodeTaken    = fmt.Errorf("URI and passcode already in use in this coSpace: %w", ErrExists)
 	// ErrNoCoSpaceMember is returned for a member that does not exist (in a space that does;
 	// a missing space is ErrNotFound).
 	ErrNoCoSpaceMember = errors.New("store: no such coSpace member")
@@ -35,6 +39,9 @@ type CoSpace struct {
 	OwnerJID        string        // bare JID, lower case
 	NonMemberAccess bool          // users who are neither owner nor member may join
 	DefaultLayout   string
+	CDRTag          string // written to the callStart CDR of the space's calls
+	CallLegProfile  string // a callLegProfile's id, or ""
+	CallProfile     string // a callProfile's id, or ""
 	Created         time.Time
 	Updated         time.Time
 }
@@ -44,6 +51,9 @@ type CoSpaceFilter struct {
 	// Text, if set, keeps the spaces whose name, URI, secondary URI or call ID contains it,
 	// ignoring case.
 	Text string
+	// CallLegProfile, if set, keeps the spaces that use this call leg profile (CMS's
+	// callLegProfileFilter).
+	CallLegProfile string
 	// Offset skips that many spaces; Limit returns at most that many (0: all).
 	Offset, Limit int
 }
@@ -58,14 +68,14 @@ type CoSpaceMember struct {
 }
 
 const coSpaceColumns = `id, name, uri, secondary_uri, call_id, passcode, secret, owner_jid,
-	non_member_access, default_layout, created_at, updated_at`
+	non_member_access, default_layout, cdr_tag, call_leg_profile, call_profile, created_at, updated_at`
 
 func scanCoSpace(row rowScanner) (CoSpace, error) {
 	var c CoSpace
 	var passcode, sec, created, updated string
 	var nma int64
 	err := row.Scan(&c.ID, &c.Name, &c.URI, &c.SecondaryURI, &c.CallID, &passcode, &sec, &c.OwnerJID,
-		&nma, &c.DefaultLayout, &created, &updated)
+		&nma, &c.DefaultLayout, &c.CDRTag, &c.CallLegProfile, &c.CallProfile, &created, &updated)
 	if err != nil {
 		return CoSpace{}, err
 	}
@@ -82,8 +92,11 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// checkCoSpaceUnique returns ErrCallIDTaken or ErrCoSpaceURITaken if another space (not id)
-// already uses c's call ID, or one of c's URIs as its URI or secondary URI.
+// checkCoSpaceUnique returns ErrCallIDTaken or ErrCoSpaceURITaken if another space (not id),
+// or an access method of another space, already uses c's call ID, or one of c's URIs as its
+// URI or secondary URI; ErrCallIDPasscodeTaken or ErrURIPasscodeTaken if one of c's own access
+// methods has its call ID or a URI with the same passcode. It also checks that the profiles
+// c names exist (*RefError).
 func (s *Store) checkCoSpaceUnique(ctx context.Context, q execer, c CoSpace) error {
 	var n int
 	if c.CallID != "" {
@@ -92,6 +105,9 @@ func (s *Store) checkCoSpaceUnique(ctx context.Context, q execer, c CoSpace) err
 		}
 		if n > 0 {
 			return fmt.Errorf("call ID %q: %w", c.CallID, ErrCallIDTaken)
+		}
+		if err := s.checkAccessCallID(ctx, q, c.ID, "", c.CallID, c.Passcode.Reveal()); err != nil {
+			return err
 		}
 	}
 	if c.URI != "" && strings.EqualFold(c.URI, c.SecondaryURI) {
@@ -109,6 +125,52 @@ func (s *Store) checkCoSpaceUnique(ctx context.Context, q execer, c CoSpace) err
 		if n > 0 {
 			return fmt.Errorf("URI %q: %w", u, ErrCoSpaceURITaken)
 		}
+		if err := s.checkAccessURI(ctx, q, c.ID, "", u, c.Passcode.Reveal()); err != nil {
+			return err
+		}
+	}
+	if err := s.objectExists(ctx, q, KindCallLegProfile, c.CallLegProfile); err != nil {
+		return err
+	}
+	return s.objectExists(ctx, q, KindCallProfile, c.CallProfile)
+}
+
+// checkAccessCallID checks a call ID for a space (spaceID) or one of its access methods
+// (accessID, "" for the space itself) against the access methods: another space's may not
+// have it at all, another of this space's not with the same passcode.
+func (s *Store) checkAccessCallID(ctx context.Context, q execer, spaceID, accessID, callID, passcode string) error {
+	var other, same int
+	err := s.queryRow(ctx, q, `SELECT
+		COALESCE(SUM(CASE WHEN cospace_id <> ? THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN cospace_id = ? AND passcode = ? AND id <> ? THEN 1 ELSE 0 END), 0)
+		FROM access_methods WHERE call_id = ?`, spaceID, spaceID, passcode, accessID, callID).Scan(&other, &same)
+	if err != nil {
+		return fmt.Errorf("store: check call ID: %w", err)
+	}
+	if other > 0 {
+		return fmt.Errorf("call ID %q: %w", callID, ErrCallIDTaken)
+	}
+	if same > 0 {
+		return fmt.Errorf("call ID %q: %w", callID, ErrCallIDPasscodeTaken)
+	}
+	return nil
+}
+
+// checkAccessURI is checkAccessCallID for a URI, compared ignoring case.
+func (s *Store) checkAccessURI(ctx context.Context, q execer, spaceID, accessID, uri, passcode string) error {
+	var other, same int
+	err := s.queryRow(ctx, q, `SELECT
+		COALESCE(SUM(CASE WHEN cospace_id <> ? THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN cospace_id = ? AND passcode = ? AND id <> ? THEN 1 ELSE 0 END), 0)
+		FROM access_methods WHERE lower(uri) = lower(?)`, spaceID, spaceID, passcode, accessID, uri).Scan(&other, &same)
+	if err != nil {
+		return fmt.Errorf("store: check URI: %w", err)
+	}
+	if other > 0 {
+		return fmt.Errorf("URI %q: %w", uri, ErrCoSpaceURITaken)
+	}
+	if same > 0 {
+		return fmt.Errorf("URI %q: %w", uri, ErrURIPasscodeTaken)
 	}
 	return nil
 }
@@ -125,9 +187,9 @@ func (s *Store) CreateCoSpace(ctx context.Context, c CoSpace) (CoSpace, error) {
 		}
 		now := s.stamp()
 		res, err := s.exec(ctx, tx, `INSERT INTO cospaces (`+coSpaceColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 			c.ID, c.Name, c.URI, c.SecondaryURI, c.CallID, c.Passcode.Reveal(), c.Secret.Reveal(), c.OwnerJID,
-			boolInt(c.NonMemberAccess), c.DefaultLayout, now, now)
+			boolInt(c.NonMemberAccess), c.DefaultLayout, c.CDRTag, c.CallLegProfile, c.CallProfile, now, now)
 		if err != nil {
 			return fmt.Errorf("store: create coSpace: %w", err)
 		}
@@ -195,10 +257,11 @@ func (s *Store) UpdateCoSpace(ctx context.Context, id string, fn func(*CoSpace) 
 			return err
 		}
 		_, err = s.exec(ctx, tx, `UPDATE cospaces SET name = ?, uri = ?, secondary_uri = ?, call_id = ?,
-			passcode = ?, secret = ?, owner_jid = ?, non_member_access = ?, default_layout = ?, updated_at = ?
+			passcode = ?, secret = ?, owner_jid = ?, non_member_access = ?, default_layout = ?, cdr_tag = ?,
+			call_leg_profile = ?, call_profile = ?, updated_at = ?
 			WHERE id = ?`,
 			c.Name, c.URI, c.SecondaryURI, c.CallID, c.Passcode.Reveal(), c.Secret.Reveal(), c.OwnerJID,
-			boolInt(c.NonMemberAccess), c.DefaultLayout, s.stamp(), id)
+			boolInt(c.NonMemberAccess), c.DefaultLayout, c.CDRTag, c.CallLegProfile, c.CallProfile, s.stamp(), id)
 		if err != nil {
 			return fmt.Errorf("store: update coSpace %q: %w", id, err)
 		}
@@ -220,12 +283,16 @@ func (s *Store) DeleteCoSpace(ctx context.Context, id string) error {
 // ListCoSpaces returns the spaces f selects, ordered by name (case-folded) then id, and the
 // number of spaces the filter matches before paging.
 func (s *Store) ListCoSpaces(ctx context.Context, f CoSpaceFilter) ([]CoSpace, int, error) {
-	where, args := "", []any{}
+	where, args := " WHERE 1 = 1", []any{}
 	if f.Text != "" {
 		p := likePattern(f.Text)
-		where = ` WHERE lower(name) LIKE ? ESCAPE '\' OR lower(uri) LIKE ? ESCAPE '\'
-			OR lower(secondary_uri) LIKE ? ESCAPE '\' OR call_id LIKE ? ESCAPE '\'`
+		where += ` AND (lower(name) LIKE ? ESCAPE '\' OR lower(uri) LIKE ? ESCAPE '\'
+			OR lower(secondary_uri) LIKE ? ESCAPE '\' OR call_id LIKE ? ESCAPE '\')`
 		args = append(args, p, p, p, p)
+	}
+	if f.CallLegProfile != "" {
+		where += ` AND call_leg_profile = ?`
+		args = append(args, f.CallLegProfile)
 	}
 	return listPage(ctx, s, "coSpaces", coSpaceColumns, `FROM cospaces`+where, "lower(name), id", args, f.Offset, f.Limit, scanCoSpace)
 }
