@@ -110,12 +110,34 @@ func (r *recorder) all() []*stream.Element {
 }
 
 type env struct {
-	st    *store.Store
-	svc   *Service
-	clock *clocktest.Clock
-	logs  *lockedBuffer
-	link  *recorder
-	up    *linkFlag
+	st     *store.Store
+	svc    *Service
+	clock  *clocktest.Clock
+	logs   *lockedBuffer
+	link   *recorder
+	up     *linkFlag
+	events *eventLog
+}
+
+// eventLog is an EventSink that keeps what it is given.
+type eventLog struct {
+	mu  sync.Mutex
+	got []Event
+}
+
+func (l *eventLog) Record(e Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, e)
+}
+
+// take removes and returns the events recorded so far.
+func (l *eventLog) take() []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.got
+	l.got = nil
+	return out
 }
 
 type linkFlag struct {
@@ -147,9 +169,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e := &env{st: st, clock: clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), logs: &lockedBuffer{},
-		link: &recorder{}, up: &linkFlag{}}
+		link: &recorder{}, up: &linkFlag{}, events: &eventLog{}}
 	e.svc = New(Options{
-		Store: st, Now: e.clock.Now, LinkUp: e.up.Up,
+		Store: st, Now: e.clock.Now, LinkUp: e.up.Up, Events: e.events,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	return e
@@ -178,11 +200,17 @@ func (e *env) send(t *testing.T, xml string) bool {
 
 // participantOf decodes the <participant/> a stanza carries.
 type participantInfo struct {
-	ID   string `xml:"id,attr"`
-	Name string `xml:"name,attr"`
-	JID  string `xml:"jid,attr"`
-	Role string `xml:"role,attr"`
-	Self string `xml:"self,attr"`
+	ID          string `xml:"id,attr"`
+	Name        string `xml:"name,attr"`
+	JID         string `xml:"jid,attr"`
+	Role        string `xml:"role,attr"`
+	Self        string `xml:"self,attr"`
+	Reason      string `xml:"reason,attr"`
+	RxAudioMute string `xml:"rxAudioMute,attr"`
+	TxAudioMute string `xml:"txAudioMute,attr"`
+	RxVideoMute string `xml:"rxVideoMute,attr"`
+	TxVideoMute string `xml:"txVideoMute,attr"`
+	Layout      string `xml:"layout,attr"`
 }
 
 func participantOf(t *testing.T, e *stream.Element) participantInfo {

@@ -62,11 +62,14 @@ type guest struct {
 	jid      string // bare
 	password secret.Secret
 	spaceID  string
-	name     string
-	addr     string
-	source   string // the throttle key of addr
-	created  time.Time
-	loggedIn bool
+	// accessMethod is the access method whose call ID and passcode the guest gave ("": the
+	// space's own).
+	accessMethod string
+	name         string
+	addr         string
+	source       string // the throttle key of addr
+	created      time.Time
+	loggedIn     bool
 }
 
 // guestDigits is how many random digits follow "guest" in a guest's username.
@@ -151,16 +154,11 @@ func (s *Service) JoinAsGuest(ctx context.Context, callID, passcode, name, remot
 
 	callID = strings.Join(strings.Fields(callID), "")
 	passcode = strings.TrimSpace(passcode)
-	sp, err := s.st.CoSpaceByCallID(ctx, callID)
-	found := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	sp, am, found, ok, err := s.matchCallID(ctx, callID, passcode)
+	if err != nil {
 		return Grant{}, fmt.Errorf("meeting: guest join: %w", err)
 	}
-	want := decoyPasscode
-	if found {
-		want = sp.Passcode.Reveal()
-	}
-	if !passcodeMatches(passcode, want) || !found {
+	if !ok {
 		s.mu.Lock()
 		blocked := s.throttle.Fail(key)
 		s.mu.Unlock()
@@ -202,13 +200,39 @@ func (s *Service) JoinAsGuest(ctx context.Context, callID, passcode, name, remot
 		}
 		if _, taken := s.guests[u]; !taken {
 			g = &guest{username: u, jid: u + "@" + domain, password: password, spaceID: sp.ID,
-				name: name, addr: remoteAddr, source: key, created: now}
+				accessMethod: am, name: name, addr: remoteAddr, source: key, created: now}
 			s.guests[u] = g
 		}
 	}
 	s.mu.Unlock()
-	log.Info("guest account created", "jid", g.jid, "space", sp.ID, "name", name)
+	log.Info("guest account created", "jid", g.jid, "space", sp.ID, "accessMethod", am, "name", name)
 	return Grant{JID: g.jid, Password: password, SpaceJID: sp.ID + "@" + cb, SpaceName: sp.Name, Name: name}, nil
+}
+
+// matchCallID finds the way into a space that a call ID and passcode name: the space's own
+// call ID and passcode, or one of its access methods' (accessMethod is then its id). found
+// says whether the call ID exists, ok whether the passcode is right for it. Every candidate is
+// compared, in constant time, and an unknown call ID is compared against a decoy, so that the
+// time taken does not tell which call IDs exist nor which way in matched.
+func (s *Service) matchCallID(ctx context.Context, callID, passcode string) (sp store.CoSpace, accessMethod string, found, ok bool, err error) {
+	sp, ams, err := s.st.SpaceByCallID(ctx, callID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.CoSpace{}, "", false, false, err
+	}
+	found = err == nil
+	if !found {
+		passcodeMatches(passcode, decoyPasscode)
+		return store.CoSpace{}, "", false, false, nil
+	}
+	if sp.CallID == callID && passcodeMatches(passcode, sp.Passcode.Reveal()) {
+		ok = true
+	}
+	for _, am := range ams {
+		if passcodeMatches(passcode, am.Passcode.Reveal()) && !ok {
+			ok, accessMethod = true, am.ID
+		}
+	}
+	return sp, accessMethod, true, ok, nil
 }
 
 // passcodeMatches compares in constant time, through digests so that the length does not
@@ -339,7 +363,7 @@ func (s *Service) SessionEnded(fullJID, reason string) {
 		}
 	}
 	for _, p := range gone {
-		s.removeLocked(p, false, "session ended ("+reason+")")
+		s.removeLocked(p, false, sessionEnded(reason))
 	}
 	if g := s.guests[j.Localpart()]; g != nil && g.jid == bare {
 		s.dropGuestLocked(g.username, "session ended ("+reason+")")

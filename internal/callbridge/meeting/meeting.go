@@ -23,10 +23,11 @@
 //     DeleteSpace holds it for writing while it deletes the space and ends its call. Without
 //     it, a join could start a call in a space deleted a moment before. Order: spaceMu, then
 //     mu.
-//   - Stanzas that a change produces are appended to a queue under mu, in the order of the
-//     changes, and written after mu is released by whichever goroutine finds the queue
-//     unattended (flush). A slow link therefore delays only the goroutine writing to it, never
-//     a reader of /calls, and every participant sees events in the order they happened.
+//   - Stanzas and events (EventSink) that a change produces are appended to a queue under mu,
+//     in the order of the changes, and written (recorded) after mu is released by whichever
+//     goroutine finds the queue unattended (flush). A slow link therefore delays only the
+//     goroutine writing to it, never a reader of /calls, and every participant sees events in
+//     the order they happened, as does the EventSink.
 package meeting
 
 import (
@@ -83,6 +84,9 @@ type Options struct {
 	MaxFailures     int
 	FailureWindow   time.Duration
 	Block, MaxBlock time.Duration
+	// Events receives the events of calls and call legs (the Call Detail Records); nil
+	// discards them.
+	Events EventSink
 }
 
 // Service is the meetings of one Call Bridge. Create it with New.
@@ -93,6 +97,7 @@ type Service struct {
 	addresses func(ctx context.Context) (string, string, error)
 	linkUp    func() bool
 	guestTTL  time.Duration
+	events    EventSink
 
 	spaceMu sync.RWMutex // see the package comment
 
@@ -109,10 +114,12 @@ type Service struct {
 	legObs    func(LegEnd) // see ObserveLegs
 }
 
-// outgoing is a stanza waiting to be written.
+// outgoing is a stanza waiting to be written to to, or (ev not nil) an event waiting to be
+// recorded.
 type outgoing struct {
 	to Sender
 	b  []byte
+	ev *Event
 }
 
 // New returns a Service.
@@ -124,6 +131,7 @@ func New(o Options) *Service {
 		addresses: o.Addresses,
 		linkUp:    o.LinkUp,
 		guestTTL:  o.GuestTTL,
+		events:    o.Events,
 		calls:     map[string]*call{},
 		callByID:  map[string]*call{},
 		legs:      map[string]*participant{},
@@ -179,7 +187,18 @@ func (s *Service) queue(to Sender, b []byte) {
 	if to == nil || len(b) == 0 {
 		return
 	}
-	s.outbox = append(s.outbox, outgoing{to, b})
+	s.outbox = append(s.outbox, outgoing{to: to, b: b})
+}
+
+// record queues an event; the caller holds mu and calls flush after releasing it.
+func (s *Service) record(e Event) {
+	if s.events == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	s.outbox = append(s.outbox, outgoing{ev: &e})
 }
 
 // flush writes the queued stanzas, unless another goroutine is already doing so (it will
@@ -198,8 +217,13 @@ func (s *Service) flush() {
 		s.mu.Unlock()
 
 		for i := 0; i < len(batch); {
+			if ev := batch[i].ev; ev != nil {
+				s.events.Record(*ev)
+				i++
+				continue
+			}
 			j, b := i+1, batch[i].b
-			for j < len(batch) && batch[j].to == batch[i].to {
+			for j < len(batch) && batch[j].ev == nil && batch[j].to == batch[i].to {
 				b = append(b, batch[j].b...)
 				j++
 			}

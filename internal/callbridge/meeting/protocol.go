@@ -2,7 +2,10 @@ package meeting
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
+	"maps"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -167,18 +170,13 @@ func (s *Service) lookup(ctx context.Context, conn Sender, e *stream.Element, fr
 		s.reply(conn, e, "wait", "forbidden", te.Text())
 		return
 	}
-	sp, err := s.st.CoSpaceByCallID(ctx, strings.TrimSpace(callID))
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	sp, _, found, ok, err := s.matchCallID(ctx, strings.TrimSpace(callID), passcode)
+	if err != nil {
 		s.log.Error("meeting: lookup", "err", err)
 		s.reply(conn, e, "wait", "internal-server-error", "")
 		return
 	}
-	found := err == nil
-	want := decoyPasscode
-	if found {
-		want = sp.Passcode.Reveal()
-	}
-	if !passcodeMatches(passcode, want) || !found {
+	if !ok {
 		s.mu.Lock()
 		s.throttle.Fail(key)
 		s.mu.Unlock()
@@ -196,7 +194,7 @@ func (s *Service) lookup(ctx context.Context, conn Sender, e *stream.Element, fr
 	s.mu.Unlock()
 	x := iqResult(e)
 	x.Open("lookup", "xmlns", NS)
-	x.Empty("space", "jid", sp.ID+"@"+cb, "name", sp.Name, "callId", sp.CallID, "uri", sp.URI)
+	x.Empty("space", "jid", sp.ID+"@"+cb, "name", sp.Name, "callId", strings.TrimSpace(callID), "uri", sp.URI)
 	x.End("lookup").End("iq")
 	s.mu.Lock()
 	s.queue(conn, x.B)
@@ -226,9 +224,9 @@ func (s *Service) handleSpace(ctx context.Context, conn Sender, e *stream.Elemen
 		// Leaving; an error bounced by the participant's server means it is gone too.
 		// The leaver is told too (own presence, self='true'), as a multi-user chat room
 		// confirms a leave; an unreachable one is not.
-		reason, tell := "left", true
+		reason, tell := reasonLeft, true
 		if typ == "error" {
-			reason, tell = "unreachable", false
+			reason, tell = reasonUnreachable, false
 		}
 		s.mu.Lock()
 		if p := s.participantLocked(spaceID, full); p != nil {
@@ -241,6 +239,8 @@ func (s *Service) handleSpace(ctx context.Context, conn Sender, e *stream.Elemen
 		s.chat(conn, e, spaceID, full)
 	case kind == "message":
 		s.reply(conn, e, "cancel", "feature-not-implemented", "Send groupchat messages to the space")
+	case kind == "iq" && typ == "set" && to.Resourcepart() != "" && e.Payload() == xml.Name{Space: NS, Local: "control"}:
+		s.control(conn, e, from, to)
 	case typ == "get" || typ == "set":
 		s.reply(conn, e, "cancel", "service-unavailable", "")
 	}
@@ -276,9 +276,9 @@ func (s *Service) join(ctx context.Context, conn Sender, e *stream.Element, from
 
 	s.mu.Lock()
 	g := s.guestLocked(bare)
-	var gSpace, gName string
+	var gSpace, gName, gAccess string
 	if g != nil {
-		gSpace, gName = g.spaceID, g.name
+		gSpace, gName, gAccess = g.spaceID, g.name, g.accessMethod
 	}
 	s.mu.Unlock()
 
@@ -331,8 +331,29 @@ func (s *Service) join(ctx context.Context, conn Sender, e *stream.Element, from
 	if name == "" {
 		name = from.Localpart()
 	}
+
+	// The settings of the profiles: the access method the guest came in by, the space's, the
+	// system's.
+	var am *store.AccessMethod
+	if gAccess != "" {
+		a, err := s.st.AccessMethod(ctx, sp.ID, gAccess)
+		switch {
+		case err == nil:
+			am = &a
+		case !errors.Is(err, store.ErrNoAccessMethod):
+			s.log.Error("meeting: join: read access method", "space", sp.ID, "accessMethod", gAccess, "err", err)
+			refuse("wait", "internal-server-error", "")
+			return
+		}
+	}
+	settings, err := s.resolve(ctx, sp, am)
+	if err != nil {
+		s.log.Error("meeting: join: read profiles", "space", sp.ID, "err", err)
+		refuse("wait", "internal-server-error", "")
+		return
+	}
+
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if g != nil {
 		// Joining proves a login (whether or not LoginResult was told): the account no
 		// longer waits for one, and its password has served.
@@ -341,13 +362,45 @@ func (s *Service) join(ctx context.Context, conn Sender, e *stream.Element, from
 	if p := s.participantLocked(sp.ID, full); p != nil {
 		// Joined already (a client repeating itself): send it the roster again.
 		for _, q := range p.call.parts {
-			s.queue(conn, presence(q, full, "", q == p))
+			s.queue(conn, presence(q, full, "", q == p, leaveReason{}))
 		}
+		s.mu.Unlock()
 		return
 	}
-	c := s.startCallLocked(sp.ID, spaceJID, sp.Name)
+	c, inCall := s.calls[sp.ID]
+	callSettings := settings.call
+	if inCall {
+		c.settings = settings.call
+		callSettings = maps.Clone(settings.call)
+		maps.Copy(callSettings, c.overrides)
+	}
+	n := 0
+	if inCall {
+		n = len(c.parts)
+	}
+	if limit, err := strconv.Atoi(callSettings["participantLimit"]); err == nil && n >= limit {
+		s.mu.Unlock()
+		s.log.Warn("meeting: join refused: participant limit reached", "jid", full, "space", sp.ID, "limit", limit)
+		refuse("wait", "service-unavailable", "The meeting is full: it has reached its limit of "+strconv.Itoa(limit)+" participants")
+		return
+	}
+	if role == RoleGuest && callSettings["locked"] == "true" {
+		s.mu.Unlock()
+		s.log.Warn("meeting: join refused: the call is locked", "jid", full, "space", sp.ID)
+		refuse("auth", "forbidden", "The meeting is locked")
+		return
+	}
+	c = s.startCallLocked(sp, spaceJID)
+	if !inCall {
+		c.settings = settings.call
+	}
+	leg := settings.leg
+	if v := c.setting("joinAudioMuteOverride"); v != "" {
+		leg["rxAudioMute"] = v
+	}
 	s.addLocked(c, &participant{id: uuid.NewString(), full: full, bare: bare, name: name, role: role,
-		guest: role == RoleGuest, conn: conn, joined: s.now()})
+		guest: role == RoleGuest, conn: conn, joined: s.now(), accessMethod: gAccess, base: leg})
+	s.mu.Unlock()
 }
 
 // chat relays a groupchat message from a participant to every participant, sender
@@ -373,11 +426,15 @@ func (s *Service) chat(conn Sender, e *stream.Element, spaceID, full string) {
 		s.queue(conn, stream.ErrorReply(e, stream.StanzaError{Type: "cancel", Condition: "not-acceptable", Text: "Join the space before sending to it"}))
 		return
 	}
+	if sender.call.setting("messageBoardEnabled") == "false" {
+		s.queue(conn, stream.ErrorReply(e, stream.StanzaError{Type: "cancel", Condition: "not-allowed", Text: "Chat is disabled in this meeting"}))
+		return
+	}
 	for _, q := range sender.call.parts {
 		var x stream.Builder
 		x.Open("message", "type", "groupchat", "id", e.Get("id"), "from", sender.occupantJID(), "to", q.full)
 		x.Open("body").Text(body).End("body")
-		x.Empty("participant", "xmlns", NS, "id", sender.id, "name", sender.name)
+		x.Empty("participant", "xmlns", NS, "id", sender.id, "name", sender.displayName())
 		s.queue(q.conn, x.End("message").B)
 	}
 }

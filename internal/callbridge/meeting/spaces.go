@@ -121,6 +121,14 @@ func ValidLayout(s string) error {
 	return nil
 }
 
+// ValidCDRTag accepts a space's CDR tag: up to 100 characters, no control characters.
+func ValidCDRTag(s string) error {
+	if utf8.RuneCountInString(s) > 100 {
+		return errors.New("longer than 100 characters")
+	}
+	return ValidName(s)
+}
+
 // ValidRole accepts a member's role: member or owner.
 func ValidRole(s string) error {
 	if s != RoleMember && s != RoleOwner {
@@ -143,6 +151,7 @@ func validateSpace(c *store.CoSpace) error {
 		{"secret", c.Secret.Reveal(), ValidSecret},
 		{"ownerJid", c.OwnerJID, ValidJID},
 		{"defaultLayout", c.DefaultLayout, ValidLayout},
+		{"cdrTag", c.CDRTag, ValidCDRTag},
 	} {
 		if f.value == "" {
 			continue
@@ -231,7 +240,7 @@ func (s *Service) DeleteSpace(ctx context.Context, id string) error {
 	}
 	s.mu.Lock()
 	if c, ok := s.calls[id]; ok {
-		s.endCallLocked(c, "space deleted")
+		s.endCallLocked(c, reasonDeleted)
 	}
 	for u, g := range s.guests {
 		if g.spaceID == id {
