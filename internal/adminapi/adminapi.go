@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"confab.dev/confab/internal/callbridge/accounts"
+	"confab.dev/confab/internal/callbridge/cdr"
 	"confab.dev/confab/internal/callbridge/link"
 	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/callbridge/meeting"
@@ -67,6 +68,11 @@ type Options struct {
 	Accounts *accounts.Checker
 	Meetings *meeting.Service // spaces, calls and call legs; one over Store when nil
 	Users    *users.Service   // /users and the LDAP endpoints; not served when nil
+	// CDR holds the CDR receivers (/system/cdrReceivers) and sends them the records; when
+	// nil, one over Store that sends nothing (receivers are only stored).
+	CDR *cdr.Service
+	// WebBridgeURL is where browsers reach the Web Bridge (GET /webBridges); none when empty.
+	WebBridgeURL string
 }
 
 // MaxBodyBytes is the largest request body accepted; a larger one is refused with 413.
@@ -86,6 +92,8 @@ type server struct {
 
 	meetings *meeting.Service // see spaceRoutes
 	users    *users.Service   // see userRoutes
+	cdr      *cdr.Service     // see cdrRoutes
+	webURL   string
 
 	settings *link.SettingsWriter
 }
@@ -114,6 +122,8 @@ func New(o Options) *Handler {
 
 		meetings: o.Meetings,
 		users:    o.Users,
+		cdr:      o.CDR,
+		webURL:   o.WebBridgeURL,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -150,6 +160,8 @@ func (s *server) routes() {
 	s.handle("POST /api/v1/system/configuration/xmpp", s.setXMPPConfig)
 	s.spaceRoutes()
 	s.userRoutes()
+	s.cdrRoutes()
+	s.systemRoutes()
 }
 
 func (s *server) handle(pattern string, h handler) {

@@ -194,10 +194,11 @@ func TestCalls(t *testing.T) {
 		RemoteParty string   `xml:"remoteParty"`
 		Call        string   `xml:"call"`
 		Type        string   `xml:"type"`
+		Kind        string   `xml:"kind"`
 		State       string   `xml:"status>state"`
 	}
 	decode(t, body, "callLeg", false, &leg)
-	if leg.Name != "Bob" || leg.RemoteParty != "bob@example.com" || leg.Call != callID || leg.Type != "user" || leg.State != "connected" {
+	if leg.Name != "Bob" || leg.RemoteParty != "bob@example.com" || leg.Call != callID || leg.Type != "acano" || leg.Kind != "user" || leg.State != "connected" {
 		t.Errorf("GET /callLegs/{id} = %+v", leg)
 	}
 

@@ -27,6 +27,8 @@ func (s *server) spaceRoutes() {
 	s.handle("GET /api/v1/coSpaces/{id}/coSpaceUsers/{userId}", s.getCoSpaceUser)
 	s.handle("PUT /api/v1/coSpaces/{id}/coSpaceUsers/{userId}", s.updateCoSpaceUser)
 	s.handle("DELETE /api/v1/coSpaces/{id}/coSpaceUsers/{userId}", s.deleteCoSpaceUser)
+	s.accessRoutes()
+	s.profileRoutes()
 	s.callRoutes()
 }
 
@@ -34,11 +36,21 @@ func (s *server) spaceRoutes() {
 // anything else is returned as it is (a 500).
 func spaceFailure(err error) error {
 	var ie *meeting.InvalidError
+	var ref *store.RefError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &ie):
 		return ParameterError(ie.Field, "invalidValue", ie.Reason)
+	case errors.As(err, &ref):
+		// A profile named by a parameter: CMS's <kind>DoesNotExist, as a 400.
+		return &Failure{Status: http.StatusBadRequest, Name: ref.Kind + "DoesNotExist", Reason: err.Error()}
+	case errors.Is(err, store.ErrCallIDPasscodeTaken):
+		return &Failure{Status: http.StatusBadRequest, Name: "duplicateCoSpaceIdPasscode", Reason: err.Error()}
+	case errors.Is(err, store.ErrURIPasscodeTaken):
+		return &Failure{Status: http.StatusBadRequest, Name: "duplicateCoSpaceUriPasscode", Reason: err.Error()}
+	case errors.Is(err, store.ErrNoAccessMethod):
+		return DoesNotExist("accessMethodDoesNotExist")
 	case errors.Is(err, store.ErrCoSpaceURITaken):
 		return &Failure{Status: http.StatusBadRequest, Name: "duplicateCoSpaceUri", Reason: err.Error()}
 	case errors.Is(err, store.ErrCallIDTaken):
@@ -101,6 +113,11 @@ type coSpaceDoc struct {
 	OwnerJID        string   `xml:"ownerJid,omitempty" json:"ownerJid,omitempty"`
 	NonMemberAccess bool     `xml:"nonMemberAccess" json:"nonMemberAccess"`
 	DefaultLayout   string   `xml:"defaultLayout,omitempty" json:"defaultLayout,omitempty"`
+	CDRTag          string   `xml:"cdrTag,omitempty" json:"cdrTag,omitempty"`
+	CallLegProfile  string   `xml:"callLegProfile,omitempty" json:"callLegProfile,omitempty"`
+	CallProfile     string   `xml:"callProfile,omitempty" json:"callProfile,omitempty"`
+	// numAccessMethods is given when the space has access methods, as on CMS.
+	NumAccessMethods int `xml:"numAccessMethods,omitempty" json:"numAccessMethods,omitempty"`
 	// Confab's extension: the space's XMPP address, when the XMPP settings are complete.
 	JID string `xml:"jid,omitempty" json:"jid,omitempty"`
 }
@@ -110,8 +127,13 @@ func (s *server) listCoSpaces(w http.ResponseWriter, r *http.Request) (any, erro
 	if err != nil {
 		return nil, err
 	}
+	q := r.URL.Query()
+	if q.Get("tenantFilter") != "" {
+		// Confab has no tenants: no space belongs to one.
+		return coSpacesDoc{CoSpaces: []coSpaceSummary{}}, nil
+	}
 	spaces, total, err := s.meetings.ListSpaces(r.Context(), store.CoSpaceFilter{
-		Text: r.URL.Query().Get("filter"), Offset: offset, Limit: limit,
+		Text: q.Get("filter"), CallLegProfile: q.Get("callLegProfileFilter"), Offset: offset, Limit: limit,
 	})
 	if err != nil {
 		return nil, err
@@ -129,7 +151,11 @@ func (s *server) getCoSpace(w http.ResponseWriter, r *http.Request) (any, error)
 		return nil, spaceFailure(err)
 	}
 	doc := coSpaceDoc{ID: c.ID, Name: c.Name, URI: c.URI, SecondaryURI: c.SecondaryURI, CallID: c.CallID,
-		OwnerJID: c.OwnerJID, NonMemberAccess: c.NonMemberAccess, DefaultLayout: c.DefaultLayout}
+		OwnerJID: c.OwnerJID, NonMemberAccess: c.NonMemberAccess, DefaultLayout: c.DefaultLayout,
+		CDRTag: c.CDRTag, CallLegProfile: c.CallLegProfile, CallProfile: c.CallProfile}
+	if doc.NumAccessMethods, err = s.meetings.CountAccessMethods(r.Context(), c.ID); err != nil {
+		return nil, err
+	}
 	doc.JID, _ = s.meetings.SpaceJID(r.Context(), c.ID)
 	return doc, nil
 }
@@ -146,7 +172,27 @@ func readCoSpace(f *Form, c *store.CoSpace) error {
 	f.String("ownerJid", &c.OwnerJID, meeting.ValidJID)
 	f.Bool("nonMemberAccess", &c.NonMemberAccess)
 	f.String("defaultLayout", &c.DefaultLayout, meeting.ValidLayout)
-	return f.Err()
+	f.String("cdrTag", &c.CDRTag, meeting.ValidCDRTag)
+	f.String("callLegProfile", &c.CallLegProfile, nil)
+	f.String("callProfile", &c.CallProfile, nil)
+	// CMS's requireCallId (give the space a call ID if it has none) and regenerateSecret.
+	var requireCallID, regenerate bool
+	f.Bool("requireCallId", &requireCallID)
+	f.Bool("regenerateSecret", &regenerate)
+	if err := f.Err(); err != nil {
+		return err
+	}
+	if requireCallID && c.CallID == "" && c.ID != "" {
+		id, err := meeting.NewCallID()
+		if err != nil {
+			return err
+		}
+		c.CallID = id
+	}
+	if regenerate {
+		c.Secret = meeting.NewSecret()
+	}
+	return nil
 }
 
 // createCoSpace is POST /coSpaces: 200 with the new space's address in Location. A call ID

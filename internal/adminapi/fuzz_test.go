@@ -33,6 +33,15 @@ var fuzzEndpoints = []struct{ method, path string }{
 	{"POST", "/api/v1/ldapSources"},
 	{"GET", "/api/v1/coSpaces"},
 	{"DELETE", "/api/v1/coSpaces/{space}/coSpaceUsers/x"},
+	{"POST", "/api/v1/coSpaces/{space}/accessMethods"},
+	{"POST", "/api/v1/callLegProfiles"},
+	{"POST", "/api/v1/callProfiles"},
+	{"PUT", "/api/v1/system/profiles"},
+	{"POST", "/api/v1/system/cdrReceivers"},
+	{"PUT", "/api/v1/system/configuration/cdr"},
+	{"POST", "/api/v1/turnServers"},
+	{"POST", "/api/v1/calls"},
+	{"PUT", "/api/v1/calls/x/participants/*"},
 }
 
 // secretParams are write-only: no answer may show their values.
@@ -122,6 +131,10 @@ func FuzzRequestBody(f *testing.F) {
 		{2, "application/json", `{"name":"a"}`},
 		{2, "text/xml", `<coSpace><name>a</name></coSpace>`},
 		{2, "multipart/form-data; boundary=x", "--x\r\n"},
+		{11, "", "name=h&callId=1&passcode=123456789012345&secret=am-secret-value-1"},
+		{12, "x-www-form-urlencoded", "rxAudioMute=true&defaultLayout=stacked&participantLimit=3"},
+		{15, "", "uri=http://cdr.example.com/x?token=0123456789abcdef"},
+		{17, "", "serverAddress=turn.example.com&password=turn-password-long"},
 		{0, "application/x-www-form-urlencoded", strings.Repeat("a=1&", 200)},
 	} {
 		f.Add(s.ep, s.ct, s.body, false)

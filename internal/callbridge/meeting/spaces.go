@@ -166,6 +166,13 @@ func validateSpace(c *store.CoSpace) error {
 	return nil
 }
 
+// NewCallID draws a call ID as CreateSpace does: nine digits, the first not zero (CMS's
+// requireCallId). It may be in use already: storing it then fails with store.ErrCallIDTaken.
+func NewCallID() (string, error) { return newCallID() }
+
+// NewSecret draws a secret as CreateSpace does (CMS's regenerateSecret).
+func NewSecret() secret.Secret { return secret.New(rand.Text()) }
+
 // newCallID draws a call ID: nine digits, the first not zero.
 func newCallID() (string, error) {
 	n, err := rand.Int(rand.Reader, big.NewInt(9e8))
