@@ -17,6 +17,7 @@ import (
 
 	"confab.dev/confab/internal/adminapi"
 	"confab.dev/confab/internal/callbridge/accounts"
+	"confab.dev/confab/internal/callbridge/cdr"
 	"confab.dev/confab/internal/callbridge/link"
 	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/callbridge/media"
@@ -54,6 +55,9 @@ type Config struct {
 	// WebSocketURL is the XMPP-over-WebSocket URL the browser app is told to use; empty
 	// means /xmpp-websocket on the page's own origin.
 	WebSocketURL string
+	// WebBridgeURL is where browsers reach the browser app, shown by the REST API's
+	// /webBridges; empty shows none.
+	WebBridgeURL string
 	// WebSocket, when set, is mounted at /xmpp-websocket on the web handler (the XMPP server
 	// runs in the same process).
 	WebSocket http.Handler
@@ -66,6 +70,10 @@ type Config struct {
 
 	// LoginWorkers bounds the login exchanges run at once (DefaultLoginWorkers when 0).
 	LoginWorkers int
+
+	// CDRRetryMin and CDRRetryMax bound the wait before a CDR receiver that failed is tried
+	// again (cdr.DefaultRetryMin, cdr.DefaultRetryMax when 0).
+	CDRRetryMin, CDRRetryMax time.Duration
 
 	// Logger receives the Call Bridge's logs (discarded when nil).
 	Logger *slog.Logger
@@ -95,6 +103,8 @@ type Bridge struct {
 	// SFU and Media are the media server and its signalling; nil with Config.NoMedia.
 	SFU   *sfu.SFU
 	Media *media.Service
+	// CDR queues and sends the Call Detail Records of the meetings.
+	CDR *cdr.Service
 	// Settings is the one writer of the XMPP settings (the REST API and the web admin).
 	Settings *link.SettingsWriter
 
@@ -165,11 +175,14 @@ func New(cfg Config) (*Bridge, error) {
 		Metrics:    cfg.Metrics,
 	})
 	b.Settings = &link.SettingsWriter{Store: cfg.Store, Link: b.Link}
+	b.CDR = cdr.New(cdr.Options{Store: cfg.Store, Logger: cfg.Logger, Now: cfg.Now, RootCAs: cfg.RootCAs,
+		RetryMin: cfg.CDRRetryMin, RetryMax: cfg.CDRRetryMax})
 	b.Meetings = meeting.New(meeting.Options{
 		Store:  cfg.Store,
 		Logger: cfg.Logger,
 		Now:    cfg.Now,
 		LinkUp: func() bool { return b.Link.Status().State == linkstate.Registered },
+		Events: b.CDR,
 	})
 	if !cfg.NoMedia {
 		mc := cfg.Media
@@ -213,10 +226,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		b.resetOnLinkLoss(rctx)
+	}()
+	go func() {
+		defer wg.Done()
+		b.CDR.Run(rctx)
 	}()
 	err := b.Link.Run(rctx)
 	cancel()
@@ -256,6 +273,9 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
+	// The calls end with the Call Bridge: their end records are queued before the CDR
+	// service stops (it stores what it holds as it stops).
+	b.Meetings.Reset("the Call Bridge is shutting down")
 	b.cancel()
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()
@@ -279,7 +299,7 @@ func (b *Bridge) APIHandler() http.Handler {
 	mux.Handle("/api/", adminapi.New(adminapi.Options{
 		Store: b.Store, Link: b.Link, Settings: b.Settings, Accounts: b.Accounts,
 		Logger: b.log, Version: b.cfg.Version, Now: b.cfg.Now,
-		Users: b.Users, Meetings: b.Meetings,
+		Users: b.Users, Meetings: b.Meetings, CDR: b.CDR, WebBridgeURL: b.cfg.WebBridgeURL,
 	}))
 	if b.cfg.Gatherer != nil {
 		mux.Handle("GET /metrics", b.requireAccount(promhttp.HandlerFor(b.cfg.Gatherer, promhttp.HandlerOpts{})))

@@ -23,7 +23,9 @@
 //   - meeting: spaces, guests, calls and call legs, the meeting protocol;
 //   - sfu and media: the media server (an SFU on pion/webrtc, all media on one UDP and one
 //     TCP port) and its signalling over the participants' XMPP sessions; a call leg's media
-//     ends with the leg (meeting.Service.ObserveLegs).
+//     ends with the leg (meeting.Service.ObserveLegs);
+//   - cdr: the Call Detail Records of the meetings (their EventSink), queued in the store and
+//     posted to the receivers configured through the REST API.
 //
 // # Dispatch
 //
@@ -40,8 +42,9 @@
 //
 //   - the caller's goroutine runs Run, which runs the link (link.Link.Run owns the link's
 //     connect/backoff loop and, while a link is up, its reader, dispatcher and pinger) and
-//     one goroutine, waited for by Run, that ends every call when the link goes down
-//     (resetOnLinkLoss);
+//     two goroutines, waited for by Run: one that ends every call when the link goes down
+//     (resetOnLinkLoss), and the CDR service's Run (its writer and one sender per receiver,
+//     which it waits for);
 //   - up to Config.LoginWorkers login workers, started by the dispatcher as logins arrive
 //     and kept until Shutdown (a login exchange is slow: Argon2id, an LDAP bind), counted in
 //     Bridge.wg; the dispatcher hands them work over an unbuffered channel and waits when all
@@ -53,8 +56,9 @@
 // Meeting stanzas are handled on the link's dispatcher goroutine, in order; the meeting
 // service queues its answers and writes them after releasing its lock (see package meeting).
 //
-// Shutdown cancels the Bridge's context, which ends Run and the login workers, waits for
-// Bridge.wg, then closes the users service.
+// Shutdown ends the calls in progress (their end records are queued), cancels the Bridge's
+// context, which ends Run (the CDR service stores what it holds before it returns) and the
+// login workers, waits for Bridge.wg, then closes the users service.
 //
 // # Lock order
 //

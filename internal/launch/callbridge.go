@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -102,6 +103,7 @@ func StartCallBridge(ctx context.Context, cfg config.CallBridge, log *slog.Logge
 		Media:        sfu.Config{UDPAddr: cfg.Media.UDP, TCPAddr: cfg.Media.TCP, PublicIPs: cfg.Media.PublicIPs},
 		NoMedia:      cfg.Media.UDP == "off",
 		WebSocketURL: cfg.Web.WebSocketURL,
+		WebBridgeURL: webBridgeURL(cfg.Listen.Web),
 		WebSocket:    o.WebSocket,
 		Logger:       log,
 		Metrics:      reg,
@@ -161,6 +163,22 @@ func callBridgeTLS(cfg config.CallBridge, hosts []string) (*certs.Local, certs.S
 		return nil, certs.ServerOptions{}, err
 	}
 	return l, certs.ServerOptions{CertFile: l.CertFile, KeyFile: l.KeyFile}, nil
+}
+
+// webBridgeURL is where browsers reach the web listener listen (host:port), as the REST API's
+// /webBridges shows it: the listener's host, or this machine's name when it listens on every
+// address.
+func webBridgeURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if host, err = os.Hostname(); err != nil {
+			return ""
+		}
+	}
+	return "https://" + net.JoinHostPort(host, port)
 }
 
 // Failed is closed when a listener stops unexpectedly; Err then says why.
