@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=(python3-slixmpp dnsmasq-base prosody ejabberd slapd ldap-utils chromium argon2 sqlite3 systemd coturn ffmpeg)
+apt_pkgs=(python3-slixmpp python3-requests python3-xmltodict dnsmasq-base prosody ejabberd slapd ldap-utils chromium argon2 sqlite3 systemd coturn ffmpeg)
 
 missing=()
 for p in "${apt_pkgs[@]}"; do
