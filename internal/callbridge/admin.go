@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,12 @@ func (a adminBackend) SetXMPPSettings(ctx context.Context, uniqueName, domain, o
 	}
 	a.b.log.Info("XMPP settings changed in the web admin", "uniqueName", cfg.UniqueName, "domain", cfg.Domain, "serverAddressOverride", cfg.ServerAddressOverride, "sharedSecretChanged", newSecret != nil)
 	return nil
+}
+
+// API serves the web admin's API browser: a request to the REST API as the signed-in user.
+func (a adminBackend) API(ctx context.Context, user, method, path string, form url.Values) webadmin.APIResponse {
+	r := a.b.api.Do(ctx, user, method, path, form)
+	return webadmin.APIResponse{Status: r.Status, Location: r.Location, Body: r.Body}
 }
 
 func (a adminBackend) LinkStatus() linkstate.Status         { return a.b.Link.Status() }

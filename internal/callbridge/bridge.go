@@ -110,6 +110,7 @@ type Bridge struct {
 
 	cfg Config
 	log *slog.Logger
+	api *adminapi.Handler // the REST API, served by APIHandler and called by the web admin
 
 	// ctx is the Bridge's lifetime: cancelled by Shutdown.
 	ctx    context.Context
@@ -200,6 +201,11 @@ func New(cfg Config) (*Bridge, error) {
 		b.Media = media.New(media.Options{SFU: b.SFU, Legs: b.Meetings, Logger: cfg.Logger})
 		b.Meetings.ObserveLegs(b.Media.LegEnded)
 	}
+	b.api = adminapi.New(adminapi.Options{
+		Store: b.Store, Link: b.Link, Settings: b.Settings, Accounts: b.Accounts,
+		Logger: b.log, Version: cfg.Version, Now: cfg.Now,
+		Users: b.Users, Meetings: b.Meetings, CDR: b.CDR, WebBridgeURL: cfg.WebBridgeURL,
+	})
 	return b, nil
 }
 
@@ -296,11 +302,7 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 // Config.Gatherer is set, the metrics (/metrics, behind the API accounts' credentials).
 func (b *Bridge) APIHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/api/", adminapi.New(adminapi.Options{
-		Store: b.Store, Link: b.Link, Settings: b.Settings, Accounts: b.Accounts,
-		Logger: b.log, Version: b.cfg.Version, Now: b.cfg.Now,
-		Users: b.Users, Meetings: b.Meetings, CDR: b.CDR, WebBridgeURL: b.cfg.WebBridgeURL,
-	}))
+	mux.Handle("/api/", b.api)
 	if b.cfg.Gatherer != nil {
 		mux.Handle("GET /metrics", b.requireAccount(promhttp.HandlerFor(b.cfg.Gatherer, promhttp.HandlerOpts{})))
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"confab.dev/confab/internal/callbridge/linkstate"
+	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/web/browsertest"
 	"confab.dev/confab/internal/web/webadmin"
 )
@@ -274,4 +275,79 @@ func TestListPagesInBrowser(t *testing.T) {
 		run(t, ctx, p.path, chromedp.Navigate(e.url+p.path), chromedp.WaitVisible(chromedp.CSS(p.sel)))
 		e.browser.Screenshot(t, ctx, strings.TrimPrefix(p.path, "/admin/"))
 	}
+}
+
+// TestBrowserAPIPage: in Chromium, an administrator opens Configuration > API, finds the
+// call leg profiles, creates one, creates a space that uses it, changes the space and deletes
+// it, all through the real REST API.
+func TestBrowserAPIPage(t *testing.T) {
+	b := newFakeBackend()
+	st := withAPI(t, b)
+	e := startBrowserEnv(t, b)
+	ctx := e.browser.Context(t, 90*time.Second)
+	e.signIn(t, ctx, "/admin/configuration/general")
+	run(t, ctx, "open the API page",
+		chromedp.Click(chromedp.CSS(`a[data-subnav="api"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#api-collections")),
+		chromedp.SendKeys(chromedp.CSS("#api-search"), "leg prof"),
+	)
+	if n := eval[int](t, ctx, `Array.from(document.querySelectorAll("#api-collections li")).filter(li => !li.hidden).length`); n != 1 {
+		t.Errorf("the search for \"leg prof\" leaves %d object types, want 1", n)
+	}
+	run(t, ctx, "create a call leg profile",
+		chromedp.Click(chromedp.CSS(`a[data-path="/callLegProfiles"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#api-create")),
+		chromedp.Click(chromedp.CSS("#api-create")),
+		chromedp.WaitVisible(chromedp.CSS("#api-form")),
+		chromedp.SendKeys(chromedp.CSS("#p-name"), "Hosts"),
+		chromedp.SetValue(chromedp.CSS("#p-muteOthersAllowed"), "true"),
+		chromedp.SetValue(chromedp.CSS("#p-defaultLayout"), "speakerOnly"),
+		chromedp.Click(chromedp.CSS("#api-save")),
+		chromedp.WaitVisible(chromedp.CSS("#api-notice")),
+	)
+	profiles, _, err := st.ListObjects(context.Background(), store.KindCallLegProfile, store.UsageAny, 0, 0)
+	if err != nil || len(profiles) != 1 || profiles[0].Fields["muteOthersAllowed"] != "true" || profiles[0].Fields["name"] != "Hosts" {
+		t.Fatalf("profiles after the form: %+v, %v", profiles, err)
+	}
+	profile := profiles[0].ID
+	run(t, ctx, "list the profiles",
+		chromedp.Navigate(e.url+"/admin/configuration/api?path=/callLegProfiles"),
+		chromedp.WaitVisible(chromedp.CSS(`#api-list tbody tr[data-id="`+profile+`"]`)),
+	)
+	e.browser.Screenshot(t, ctx, "api-profiles")
+	run(t, ctx, "create a space",
+		chromedp.Navigate(e.url+"/admin/configuration/api?path=/coSpaces"),
+		chromedp.WaitVisible(chromedp.CSS("#api-create")),
+		chromedp.Click(chromedp.CSS("#api-create")),
+		chromedp.WaitVisible(chromedp.CSS("#p-name")),
+		chromedp.SendKeys(chromedp.CSS("#p-name"), "Town hall"),
+		chromedp.SendKeys(chromedp.CSS("#p-uri"), "townhall"),
+		chromedp.SendKeys(chromedp.CSS("#p-callLegProfile"), profile),
+		chromedp.SetValue(chromedp.CSS("#p-nonMemberAccess"), "true"),
+		chromedp.Click(chromedp.CSS("#api-save")),
+		chromedp.WaitVisible(chromedp.CSS("#api-object")),
+	)
+	e.browser.Screenshot(t, ctx, "api-space")
+	if got := eval[string](t, ctx, `document.querySelector('#api-object tr[data-field="callLegProfile"] td').textContent`); got != profile {
+		t.Errorf("the space's callLegProfile field shows %q, want %s", got, profile)
+	}
+	run(t, ctx, "a refused change",
+		chromedp.SetValue(chromedp.CSS("#p-defaultLayout"), "stacked"),
+		chromedp.SetValue(chromedp.CSS("#p-callId"), "not digits"),
+		chromedp.Click(chromedp.CSS("#api-save")),
+		chromedp.WaitVisible(chromedp.CSS("#api-error")),
+	)
+	if msg := eval[string](t, ctx, `document.querySelector("#api-error").textContent`); !strings.Contains(msg, "callId") {
+		t.Errorf("the refusal says %q, want it to name callId", msg)
+	}
+	e.browser.Screenshot(t, ctx, "api-refused")
+	run(t, ctx, "delete the space",
+		chromedp.Click(chromedp.CSS("#api-allow-delete")),
+		chromedp.Click(chromedp.CSS("#api-delete")),
+		chromedp.WaitVisible(chromedp.CSS("#api-list")),
+	)
+	if n := eval[int](t, ctx, `document.querySelectorAll("#api-list tbody tr[data-id]").length`); n != 0 {
+		t.Errorf("%d spaces listed after the delete", n)
+	}
+	e.browser.Screenshot(t, ctx, "api-list-after-delete")
 }

@@ -22,6 +22,7 @@ import (
 
 	"confab.dev/confab/internal/clocktest"
 
+	"confab.dev/confab/internal/adminapi"
 	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/web/webadmin"
 )
@@ -43,6 +44,31 @@ type fakeBackend struct {
 	calls    []webadmin.CallView
 	onSet    func(b *fakeBackend) // runs (unlocked) after a successful SetXMPPSettings
 	m        fakeManage
+	api      *adminapi.Handler // the real REST API over a real store, when set (withAPI)
+}
+
+// API answers with the real REST API when withAPI gave the backend one.
+func (b *fakeBackend) API(ctx context.Context, user, method, path string, form url.Values) webadmin.APIResponse {
+	if b.api == nil {
+		return webadmin.APIResponse{Status: http.StatusNotFound, Body: []byte(`<?xml version="1.0"?><failureDetails><pathDoesNotExist /></failureDetails>`)}
+	}
+	r := b.api.Do(ctx, user, method, path, form)
+	return webadmin.APIResponse{Status: r.Status, Location: r.Location, Body: r.Body}
+}
+
+// withAPI gives b the real REST API over a new store, and returns the store.
+func withAPI(t testing.TB, b *fakeBackend) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), store.Options{DSN: filepath.Join(t.TempDir(), "api.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.SetXMPPConfig(context.Background(), store.XMPPConfig{UniqueName: "cb1", Domain: "example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	b.api = adminapi.New(adminapi.Options{Store: st, AuthFailureDelay: -1})
+	return st
 }
 
 type setCall struct {

@@ -22,7 +22,7 @@ type pageData struct {
 	Body  any    // the page's own data
 }
 
-var pageFiles = []string{"login.html", "status.html", "general.html", "users.html", "spaces.html", "calls.html", "forbidden.html",
+var pageFiles = []string{"login.html", "status.html", "general.html", "api.html", "users.html", "spaces.html", "calls.html", "forbidden.html",
 	"space.html", "confirm.html", "password.html", "ldap.html", "logs.html", "notfound.html"}
 
 func parsePages() map[string]*template.Template {

@@ -37,6 +37,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -108,6 +109,10 @@ type Backend interface {
 	// LogRecords returns the Call Bridge's recent log records, newest first (nil when none
 	// are kept).
 	LogRecords() []LogRecord
+	// API makes a request to the REST API on behalf of the signed-in administrator user,
+	// with no credentials of its own (the API browser): method GET, POST, PUT or DELETE;
+	// path under /api/v1, with its query; form the parameters of a POST or PUT.
+	API(ctx context.Context, user, method, path string, form url.Values) APIResponse
 }
 
 // ErrNotFound is wrapped by the Backend's errors for an object that does not exist.
@@ -355,6 +360,8 @@ func (s *server) routes() {
 	m.HandleFunc("GET /admin/configuration/general", s.authed(s.generalPage))
 	m.HandleFunc("POST /admin/configuration/general", s.checked(s.authed(s.saveGeneral)))
 
+	m.HandleFunc("GET /admin/configuration/api", s.authed(s.apiPage))
+	m.HandleFunc("POST /admin/configuration/api", s.checked(s.authed(s.apiAction)))
 	m.HandleFunc("GET /admin/users", s.authed(s.usersPage))
 	m.HandleFunc("POST /admin/users", s.checked(s.authed(s.createUser)))
 	m.HandleFunc("GET /admin/users/{id}/password", s.authed(s.passwordPage))

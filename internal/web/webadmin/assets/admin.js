@@ -276,6 +276,16 @@
     disableWith("#clearSecret", "#sharedSecret", "#confirmSharedSecret");
     disableWith("#clearPasscode", "#passcode");
     focusFirstError();
+    // The API browser's index: show the object types whose name or path has what is typed.
+    const search = $("#api-search");
+    if (search) {
+      search.addEventListener("input", () => {
+        const q = search.value.trim().toLowerCase();
+        for (const a of document.querySelectorAll("#api-collections a[data-path]")) {
+          a.parentElement.hidden = q !== "" && !a.textContent.toLowerCase().includes(q);
+        }
+      });
+    }
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
