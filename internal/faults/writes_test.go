@@ -133,6 +133,7 @@ func TestCallBridgeKilledDuringAPIWrites(t *testing.T) {
 			t.Errorf("GET %s = %+v, want the space %q acknowledged there", loc, doc.CoSpace, name)
 		}
 	}
+	// The list is paged as CMS pages it (at most 20 a page): read every page.
 	var list struct {
 		CoSpaces struct {
 			Total   int `json:"total"`
@@ -141,8 +142,24 @@ func TestCallBridgeKilledDuringAPIWrites(t *testing.T) {
 			} `json:"coSpace"`
 		} `json:"coSpaces"`
 	}
-	if err := cb.api.getJSON(ctx, fmt.Sprintf("/api/v1/coSpaces?limit=%d", len(attempted)+10), &list); err != nil {
-		t.Fatal(err)
+	for offset, pages := 0, 0; pages < 1000; pages++ {
+		var page struct {
+			CoSpaces struct {
+				Total   int `json:"total"`
+				CoSpace []struct {
+					Name string `json:"name"`
+				} `json:"coSpace"`
+			} `json:"coSpaces"`
+		}
+		if err := cb.api.getJSON(ctx, fmt.Sprintf("/api/v1/coSpaces?offset=%d", offset), &page); err != nil {
+			t.Fatal(err)
+		}
+		list.CoSpaces.Total = page.CoSpaces.Total
+		list.CoSpaces.CoSpace = append(list.CoSpaces.CoSpace, page.CoSpaces.CoSpace...)
+		offset += len(page.CoSpaces.CoSpace)
+		if len(page.CoSpaces.CoSpace) == 0 || offset >= page.CoSpaces.Total {
+			break
+		}
 	}
 	if list.CoSpaces.Total < len(acked) || len(list.CoSpaces.CoSpace) != list.CoSpaces.Total {
 		t.Errorf("coSpaces total %d with %d listed, want all of them and at least the %d acknowledged", list.CoSpaces.Total, len(list.CoSpaces.CoSpace), len(acked))
