@@ -29,6 +29,7 @@ import (
 	"confab.dev/confab/internal/callbridge/link"
 	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/callbridge/meeting"
+	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/store"
 )
@@ -71,8 +72,19 @@ type Options struct {
 	// CDR holds the CDR receivers (/system/cdrReceivers) and sends them the records; when
 	// nil, one over Store that sends nothing (receivers are only stored).
 	CDR *cdr.Service
+	// Media gives call legs' media statistics (GET /callLegs/{id} status) and the media
+	// server's bit rates (/system/status); nil without media.
+	Media Media
 	// WebBridgeURL is where browsers reach the Web Bridge (GET /webBridges); none when empty.
 	WebBridgeURL string
+}
+
+// Media is the Call Bridge's media server as the API sees it (*media.Service).
+type Media interface {
+	// Stats returns a call leg's media statistics, if it has media.
+	Stats(callID, legID string) (sfu.ParticipantStats, bool)
+	// Totals returns the bit rates received from and sent to participants, by kind.
+	Totals() (audioIn, videoIn, audioOut, videoOut int)
 }
 
 // MaxBodyBytes is the largest request body accepted; a larger one is refused with 413.
@@ -94,6 +106,7 @@ type server struct {
 	users    *users.Service   // see userRoutes
 	cdr      *cdr.Service     // see cdrRoutes
 	webURL   string
+	media    Media // nil without media
 
 	settings *link.SettingsWriter
 }
@@ -124,6 +137,7 @@ func New(o Options) *Handler {
 		users:    o.Users,
 		cdr:      o.CDR,
 		webURL:   o.WebBridgeURL,
+		media:    o.Media,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -3,11 +3,13 @@ package adminapi
 import (
 	"encoding/xml"
 	"errors"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
 
 	"confab.dev/confab/internal/callbridge/meeting"
+	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/store"
 )
 
@@ -385,6 +387,40 @@ type callLegStatus struct {
 	Direction       string `xml:"direction" json:"direction"`
 	Layout          string `xml:"layout" json:"layout"`
 	ActiveLayout    string `xml:"activeLayout" json:"activeLayout"`
+	// The media, as CMS shows it: rx is what the Call Bridge receives from the participant,
+	// tx what it sends. Absent while the leg has no media. RxScreen is Confab's: a screen
+	// share, the participant's second video.
+	RxAudio  *mediaStatus `xml:"rxAudio,omitempty" json:"rxAudio,omitempty"`
+	TxAudio  *mediaStatus `xml:"txAudio,omitempty" json:"txAudio,omitempty"`
+	RxVideo  *mediaStatus `xml:"rxVideo,omitempty" json:"rxVideo,omitempty"`
+	TxVideo  *mediaStatus `xml:"txVideo,omitempty" json:"txVideo,omitempty"`
+	RxScreen *mediaStatus `xml:"rxScreen,omitempty" json:"rxScreen,omitempty"`
+}
+
+// mediaStatus is one direction of one kind of a call leg's media.
+type mediaStatus struct {
+	Codec                string  `xml:"codec" json:"codec"`
+	BitRate              int     `xml:"bitRate" json:"bitRate"`
+	PacketLossPercentage float64 `xml:"packetLossPercentage" json:"packetLossPercentage"`
+	Jitter               int64   `xml:"jitter" json:"jitter"` // milliseconds
+	Width                int     `xml:"width,omitempty" json:"width,omitempty"`
+	Height               int     `xml:"height,omitempty" json:"height,omitempty"`
+	// Confab's: packets so far, and the simulcast layer sent (tx video).
+	Packets uint64 `xml:"packets" json:"packets"`
+	Layer   string `xml:"layer,omitempty" json:"layer,omitempty"`
+}
+
+// mediaStatusOf is nil when nothing of that kind flows (no codec negotiated).
+func mediaStatusOf(m sfu.MediaStats) *mediaStatus {
+	if m.Codec == "" {
+		return nil
+	}
+	codec := strings.ToLower(m.Codec)
+	if _, sub, ok := strings.Cut(codec, "/"); ok {
+		codec = sub // "audio/opus" is CMS's "opus"
+	}
+	return &mediaStatus{Codec: codec, BitRate: m.BitRate, PacketLossPercentage: math.Round(m.LossFraction*1000) / 10,
+		Jitter: m.Jitter.Milliseconds(), Width: m.Width, Height: m.Height, Packets: m.Packets, Layer: m.Layer}
 }
 
 func legSummary(l meeting.CallLeg) callLegSummary {
@@ -449,6 +485,13 @@ func (s *server) getCallLeg(w http.ResponseWriter, r *http.Request) (any, error)
 		Status: callLegStatus{State: "connected", DurationSeconds: seconds(s.now().Sub(l.Joined)), Direction: "incoming",
 			Layout: l.Layout, ActiveLayout: l.Layout},
 		Kind: l.Type, Role: l.Role, AccessMethod: l.AccessMethod}
+	if s.media != nil {
+		if st, ok := s.media.Stats(l.CallID, l.ID); ok {
+			d.Status.RxAudio, d.Status.TxAudio = mediaStatusOf(st.RxAudio), mediaStatusOf(st.TxAudio)
+			d.Status.RxVideo, d.Status.TxVideo = mediaStatusOf(st.RxVideo), mediaStatusOf(st.TxVideo)
+			d.Status.RxScreen = mediaStatusOf(st.RxScreen)
+		}
+	}
 	return d, nil
 }
 

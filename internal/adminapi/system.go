@@ -118,7 +118,7 @@ func (s *server) getStatus(w http.ResponseWriter, r *http.Request) (any, error) 
 	if st.State == "" {
 		st.State = linkstate.Unavailable // a link that has not started yet
 	}
-	return statusDoc{
+	doc := statusDoc{
 		SoftwareVersion: s.version,
 		UptimeSeconds:   seconds(s.now().Sub(s.started)),
 		Activated:       true,
@@ -127,7 +127,11 @@ func (s *server) getStatus(w http.ResponseWriter, r *http.Request) (any, error) 
 			ComponentJID: st.ComponentJID, Attempt: st.Attempt, NextAttempt: stamp(st.NextAttempt),
 			LastError: st.LastError,
 		},
-	}, nil
+	}
+	if s.media != nil {
+		doc.AudioBitRateIncoming, doc.VideoBitRateIncoming, doc.AudioBitRateOutgoing, doc.VideoBitRateOutgoing = s.media.Totals()
+	}
+	return doc, nil
 }
 
 // traceDoc is GET /system/xmppTrace, Confab's extension: the link's step events.

@@ -178,12 +178,13 @@ func New(cfg Config) (*Bridge, error) {
 	b.Settings = &link.SettingsWriter{Store: cfg.Store, Link: b.Link}
 	b.CDR = cdr.New(cdr.Options{Store: cfg.Store, Logger: cfg.Logger, Now: cfg.Now, RootCAs: cfg.RootCAs,
 		RetryMin: cfg.CDRRetryMin, RetryMax: cfg.CDRRetryMax})
+	events := &meetingEvents{cdr: b.CDR}
 	b.Meetings = meeting.New(meeting.Options{
 		Store:  cfg.Store,
 		Logger: cfg.Logger,
 		Now:    cfg.Now,
 		LinkUp: func() bool { return b.Link.Status().State == linkstate.Registered },
-		Events: b.CDR,
+		Events: events,
 	})
 	if !cfg.NoMedia {
 		mc := cfg.Media
@@ -200,11 +201,13 @@ func New(cfg Config) (*Bridge, error) {
 		}
 		b.Media = media.New(media.Options{SFU: b.SFU, Legs: b.Meetings, Logger: cfg.Logger})
 		b.Meetings.ObserveLegs(b.Media.LegEnded)
+		events.media = b.Media
 	}
 	b.api = adminapi.New(adminapi.Options{
 		Store: b.Store, Link: b.Link, Settings: b.Settings, Accounts: b.Accounts,
 		Logger: b.log, Version: cfg.Version, Now: cfg.Now,
 		Users: b.Users, Meetings: b.Meetings, CDR: b.CDR, WebBridgeURL: cfg.WebBridgeURL,
+		Media: mediaInfo(b.Media),
 	})
 	return b, nil
 }
@@ -348,4 +351,26 @@ func (b *Bridge) requireAccount(h http.Handler) http.Handler {
 			http.Error(w, "try again", http.StatusServiceUnavailable)
 		}
 	})
+}
+
+// meetingEvents hands the meeting service's events to the Call Detail Records and, for call
+// leg updates, to the media server, which applies the administrator's mute.
+type meetingEvents struct {
+	cdr   *cdr.Service
+	media *media.Service // nil without media; set before the Bridge runs
+}
+
+func (m *meetingEvents) Record(e meeting.Event) {
+	m.cdr.Record(e)
+	if m.media != nil && e.Type == meeting.CallLegUpdate {
+		m.media.LegUpdated(e.CallID, e.LegID, e.RxAudioMute, e.RxVideoMute)
+	}
+}
+
+// mediaInfo is the media service as the REST API sees it; nil without media.
+func mediaInfo(m *media.Service) adminapi.Media {
+	if m == nil {
+		return nil
+	}
+	return m
 }

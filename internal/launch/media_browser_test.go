@@ -4,6 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -386,14 +391,17 @@ func TestBrowserMediaTwo(t *testing.T) {
 	waitFlowing(t, ada, bob, "microphone")
 	checkCameraFrame(t, ada, bob, waitFlowing(t, ada, bob, "camera"))
 
-	// The host mutes Bob's microphone: Bob is told and cannot unmute until it is lifted.
-	calls := u.CallBridge.Meetings.Calls()
-	if len(calls) != 1 {
-		t.Fatalf("calls = %+v, want one", calls)
+	// The admin's REST API shows Bob's call leg's media as CMS does.
+	leg := apiCall(t, u, "GET", "/api/v1/callLegs/"+bob.id, nil)
+	for _, want := range []string{"<rxAudio><codec>opus</codec>", "<rxVideo><codec>vp8</codec>", "<txAudio><codec>opus</codec>", "<txVideo><codec>vp8</codec>"} {
+		if !strings.Contains(leg, want) {
+			t.Errorf("GET /callLegs/%s has no %s:\n%s", bob.id, want, leg)
+		}
 	}
-	if err := u.CallBridge.Media.SetMute(calls[0].ID, bob.id, "audio", true); err != nil {
-		t.Fatalf("admin mute: %v", err)
-	}
+
+	// The host mutes Bob's microphone through the REST API (PUT /callLegs/{id}
+	// rxAudioMute=true, as CMS tools do): Bob is told and cannot unmute until it is lifted.
+	apiCall(t, u, "PUT", "/api/v1/callLegs/"+bob.id, url.Values{"rxAudioMute": {"true"}})
 	run(t, bob.ctx, "Bob is told the host muted him",
 		chromedp.WaitVisible(chromedp.CSS(`#toggle-mic[disabled][aria-pressed="false"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#media-status`)))
@@ -404,9 +412,7 @@ func TestBrowserMediaTwo(t *testing.T) {
 	run(t, ada.ctx, "Ada sees Bob muted by the host", chromedp.WaitVisible(chromedp.CSS(`#participants li[data-participant-id="`+bob.id+`"][data-audio="admin"]`)))
 	waitStopped(t, ada, bob, "microphone")
 	bob.b.Screenshot(t, bob.ctx, "media-4-muted-by-host")
-	if err := u.CallBridge.Media.SetMute(calls[0].ID, bob.id, "audio", false); err != nil {
-		t.Fatalf("lift the admin mute: %v", err)
-	}
+	apiCall(t, u, "PUT", "/api/v1/callLegs/"+bob.id, url.Values{"rxAudioMute": {"false"}})
 	run(t, bob.ctx, "Bob may unmute again", chromedp.WaitVisible(chromedp.CSS(`#toggle-mic:not([disabled])[aria-pressed="false"]`)))
 	run(t, ada.ctx, "Ada sees Bob still muted (by himself)", chromedp.WaitVisible(chromedp.CSS(`#participants li[data-participant-id="`+bob.id+`"][data-audio="muted"]`)))
 	run(t, bob.ctx, "Bob unmutes", chromedp.Click(chromedp.CSS("#toggle-mic")))
@@ -429,6 +435,10 @@ func TestBrowserMediaTwo(t *testing.T) {
 
 	// The SFU ends Bob's media connection (as when ICE fails): his page says so and
 	// reconnects with a fresh offer; Ada receives him again.
+	calls := u.CallBridge.Meetings.Calls()
+	if len(calls) != 1 {
+		t.Fatalf("calls = %+v, want one", calls)
+	}
 	sp, err := u.CallBridge.SFU.Participant(calls[0].ID, bob.id)
 	if err != nil {
 		t.Fatalf("Bob in the SFU: %v", err)
@@ -585,4 +595,45 @@ func TestBrowserMediaWithoutDevices(t *testing.T) {
 		p.checkReleased(t)
 	}
 	waitSFUEmpty(t, u)
+}
+
+// apiCall sends a request to the REST API as the admin and returns the body; a status other
+// than 200 fails the test.
+func apiCall(t *testing.T, u *Up, method, path string, form url.Values) string {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, "https://"+u.CallBridge.Addrs.API+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	req.SetBasicAuth(u.AdminUser, adminPassword(t, u))
+	resp, err := caClient(t, u).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: %s\n%s", method, path, resp.Status, b)
+	}
+	return string(b)
+}
+
+// adminPassword is the admin account's password, printed on the first run and saved.
+func adminPassword(t *testing.T, u *Up) string {
+	t.Helper()
+	if u.AdminPassword != "" {
+		return u.AdminPassword
+	}
+	b, err := os.ReadFile(u.AdminPasswordFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

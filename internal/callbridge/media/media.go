@@ -252,6 +252,8 @@ func (s *Service) start(cl meeting.CallLeg, spaceJID, full string, conn Sender) 
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go s.watch(l)
+	// A leg muted before its media started (mute on join, an administrator) stays muted.
+	s.applyMute(cl.CallID, cl.ID, cl.Muted("rxAudioMute"), cl.Muted("rxVideoMute"))
 	s.log.Info("media started", "call", cl.CallID, "leg", cl.ID, "jid", full)
 	return l, nil
 }
@@ -319,6 +321,52 @@ func (s *Service) LegEnded(e meeting.LegEnd) {
 	if l != nil {
 		s.end(l, e.Reason)
 	}
+}
+
+// LegUpdated applies a call leg's mute settings to its media: rxAudioMute and rxVideoMute
+// (what the Call Bridge receives from the participant) stop the SFU forwarding that kind.
+// It is called for every callLegUpdate event; a leg without media is skipped (its settings
+// apply when its media starts).
+func (s *Service) LegUpdated(callID, legID string, rxAudioMute, rxVideoMute bool) {
+	s.mu.Lock()
+	l := s.legs[legID]
+	started := l != nil && l.p != nil
+	s.mu.Unlock()
+	if started {
+		s.applyMute(callID, legID, rxAudioMute, rxVideoMute)
+	}
+}
+
+func (s *Service) applyMute(callID, legID string, audio, video bool) {
+	for _, m := range []struct {
+		kind  sfu.Kind
+		muted bool
+	}{{sfu.Audio, audio}, {sfu.Video, video}} {
+		if err := s.o.SFU.SetMute(callID, legID, m.kind, m.muted); err != nil && !errors.Is(err, sfu.ErrUnknownParticipant) {
+			s.log.Warn("media: admin mute not applied", "call", callID, "leg", legID, "kind", m.kind, "err", err)
+		}
+	}
+}
+
+// Totals returns the bit rates the media server receives from every participant and sends
+// to them, by kind (bits/s, over the last second): /system/status's counters.
+func (s *Service) Totals() (audioIn, videoIn, audioOut, videoOut int) {
+	s.mu.Lock()
+	legs := make([]*leg, 0, len(s.legs))
+	for _, l := range s.legs {
+		if l.p != nil {
+			legs = append(legs, l)
+		}
+	}
+	s.mu.Unlock()
+	for _, l := range legs {
+		st := l.p.Stats()
+		audioIn += st.RxAudio.BitRate
+		videoIn += st.RxVideo.BitRate + st.RxScreen.BitRate
+		audioOut += st.TxAudio.BitRate
+		videoOut += st.TxVideo.BitRate
+	}
+	return
 }
 
 // SetMute is the administrator's mute of a leg's audio or video ("audio", "video"): while
