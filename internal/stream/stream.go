@@ -515,6 +515,11 @@ func procInstParam(s, name string) string {
 
 // ReadOpen reads the optional XML declaration and the <stream:stream> opening tag.
 // wantNS, if not empty, is the only default namespace accepted (else invalid-namespace).
+//
+// Whitespace may come before the declaration: on a restarted stream (after STARTTLS or
+// SASL) it is the whitespace a client wrote after its last top-level element of the old
+// stream, which RFC 6120 §11.7 allows (mattn/go-xmpp ends every element with a newline and
+// starts each stream with a declaration).
 func (r *Reader) ReadOpen(wantNS string) (Header, error) {
 	allowDecl := true
 	for {
@@ -522,12 +527,15 @@ func (r *Reader) ReadOpen(wantNS string) (Header, error) {
 		if err != nil {
 			return Header{}, err
 		}
-		allowDecl = false
 		switch t := tok.(type) {
 		case xml.CharData:
 			if len(bytes.TrimSpace(t)) != 0 {
 				return Header{}, &Error{Condition: NotWellFormed, Text: "text before the stream header"}
 			}
+			continue // whitespace: the declaration may still come
+		}
+		allowDecl = false
+		switch t := tok.(type) {
 		case xml.StartElement:
 			h, err := r.open(t, wantNS)
 			if err != nil {

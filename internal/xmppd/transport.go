@@ -1,6 +1,7 @@
 package xmppd
 
 import (
+	"bytes"
 	"bufio"
 	"context"
 	"crypto/tls"
@@ -211,16 +212,24 @@ func (t *tcpTransport) writeClose(cond, text string) error {
 }
 
 func (t *tcpTransport) startTLS(ctx context.Context, cfg *tls.Config, timeout time.Duration) error {
-	if t.br.Buffered() > 0 {
-		// Bytes after <starttls/> would have been sent in the clear: a protocol violation.
-		return &stream.Error{Condition: stream.PolicyViolation, Text: "data sent after <starttls/> before the TLS handshake"}
+	// Whitespace after <starttls/> is legal between top-level elements [RFC 6120 §11.7]
+	// (mattn/go-xmpp writes "<starttls .../>\n"); anything else would have been sent in the
+	// clear: a protocol violation.
+	if n := t.br.Buffered(); n > 0 {
+		b, _ := t.br.Peek(n)
+		if len(bytes.TrimLeft(b, xmlSpace)) > 0 {
+			return &stream.Error{Condition: stream.PolicyViolation, Text: "data sent after <starttls/> before the TLS handshake"}
+		}
+		_, _ = t.br.Discard(n)
 	}
 	t.mu.Lock()
 	if t.interrupted {
 		t.mu.Unlock()
 		return errInterrupted
 	}
-	tc := tls.Server(t.raw, cfg)
+	// Whitespace may also arrive on its own, after our <proceed/>: it is skipped before the
+	// ClientHello (whose first byte, 0x16, is never whitespace).
+	tc := tls.Server(&spaceSkipper{Conn: t.raw}, cfg)
 	t.nc = tc
 	t.mu.Unlock()
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("tls handshake took longer than %s", timeout))
@@ -233,6 +242,33 @@ func (t *tcpTransport) startTLS(ctx context.Context, cfg *tls.Config, timeout ti
 	t.br = bufio.NewReaderSize(activityReader{tc, &t.act}, tlsBuffer)
 	t.r = stream.NewReader(t.br, t.limits)
 	return nil
+}
+
+// xmlSpace is XML's whitespace [XML 1.0 §2.3].
+const xmlSpace = " \t\r\n"
+
+// spaceSkipper drops the whitespace that comes before the first other byte read from Conn.
+type spaceSkipper struct {
+	net.Conn
+	started bool
+}
+
+func (s *spaceSkipper) Read(p []byte) (int, error) {
+	for {
+		n, err := s.Conn.Read(p)
+		if s.started || n == 0 {
+			return n, err
+		}
+		rest := bytes.TrimLeft(p[:n], xmlSpace)
+		if len(rest) == 0 {
+			if err != nil {
+				return 0, err
+			}
+			continue // only whitespace so far: bounded by the handshake's deadline
+		}
+		s.started = true
+		return copy(p, rest), err
+	}
 }
 
 func (t *tcpTransport) restart() {
