@@ -1,8 +1,8 @@
 package xmppd
 
 import (
-	"bytes"
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"

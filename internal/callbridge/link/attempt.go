@@ -542,7 +542,7 @@ func (a *attempt) secure(ctx context.Context, nc net.Conn, t discover.Target, ap
 	// Step 7: TLS. The chain is verified here; the names are checked at step 8 so that a
 	// missing name is reported as such, with both names checked at once.
 	c := a.start()
-	tc, leaf, asked, f := a.handshakeTLS(ctx, nc, t, ap)
+	tc, leaf, asked, f := a.handshakeTLS(ctx, nc, t, ap, domain)
 	if f != nil {
 		_ = nc.Close()
 		a.fail(f, c)
@@ -592,8 +592,11 @@ func (a *attempt) secure(ctx context.Context, nc net.Conn, t discover.Target, ap
 	return &Registration{Conn: conn, Target: t, Address: ap, Certificate: leaf}
 }
 
-func (a *attempt) handshakeTLS(ctx context.Context, nc net.Conn, t discover.Target, ap netip.AddrPort) (*tls.Conn, *x509.Certificate, bool, *Failure) {
-	cfg, err := certs.ClientConfig(certs.ClientOptions{RootCAs: a.o.RootCAs, ServerName: t.Host})
+// handshakeTLS runs the TLS handshake. The SNI is the XMPP domain, whatever address was
+// dialled (an SRV target, serverAddressOverride), as XEP-0368 §3 and RFC 6120 §13.7.2.1 ask:
+// a server with several hosts picks its certificate by it. The names are checked at step 8.
+func (a *attempt) handshakeTLS(ctx context.Context, nc net.Conn, t discover.Target, ap netip.AddrPort, domain string) (*tls.Conn, *x509.Certificate, bool, *Failure) {
+	cfg, err := certs.ClientConfig(certs.ClientOptions{RootCAs: a.o.RootCAs, ServerName: domain})
 	if err != nil {
 		return nil, nil, false, &Failure{Step: linkstate.StepTLS, Reason: linkstate.ReasonConnect, Cause: certs.CauseHandshakeFailure,
 			TLSCause: certs.CauseHandshakeFailure, Target: t.Addr(), Detail: err.Error(), Err: err}
