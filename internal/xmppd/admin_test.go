@@ -54,7 +54,7 @@ func TestMetricsAfterLogin(t *testing.T) {
 	_ = c.Auth("PLAIN", "alice", "wrong")
 	alice.Send(t, `<message to="`+ws.JID+`" id="m"><body>x</body></message>`)
 	ws.Expect(t, "message", xmppdtest.IsKind("message", "m"))
-	alice.Send(t, `<iq type="get" id="u" to="nobody.example.com"/>`)
+	alice.Send(t, `<iq type="get" id="u" to="nobody.example.com"><ping xmlns="urn:xmpp:ping"/></iq>`)
 	alice.Expect(t, "error", xmppdtest.IsKind("iq", "u"))
 
 	tests := []struct {

@@ -61,6 +61,49 @@ func (s *Server) bounce(e *stream.Element, src endpoint, cond, typ string) {
 	src.deliver(errorReply(e, "", stream.StanzaError{Type: typ, Condition: cond}))
 }
 
+// checkIQ returns why iq breaks RFC 6120 §8.2.3, or "" if it does not: an iq needs an id and
+// a type of get, set, result or error, and a get or set has exactly one payload.
+func checkIQ(iq *stream.Element) string {
+	if iq.Get("id") == "" {
+		return "an iq needs an 'id' [RFC 6120 §8.2.3]"
+	}
+	switch iq.Get("type") {
+	case "get", "set":
+		if n := children(iq, 2); n != 1 {
+			return "an iq of type get or set carries exactly one payload element [RFC 6120 §8.2.3]"
+		}
+	case "result", "error":
+	default:
+		return "an iq's 'type' is get, set, result or error [RFC 6120 §8.2.3]"
+	}
+	return ""
+}
+
+// children counts the child elements of e, up to limit.
+func children(e *stream.Element, limit int) int {
+	if len(e.Inner) == 0 {
+		return 0
+	}
+	d := xml.NewDecoder(bytes.NewReader(e.Bytes()))
+	depth, n := 0, 0
+	for n < limit {
+		tok, err := d.Token()
+		if err != nil {
+			return n
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 2 {
+				n++
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	return n
+}
+
 // payload returns the name of the first child element of e (an iq's payload).
 func payload(e *stream.Element) xml.Name {
 	if len(e.Inner) == 0 {

@@ -830,6 +830,10 @@ func (ss *session) handle(e *stream.Element) error {
 			return nil // broadcast presence: no roster to broadcast to
 		}
 	case "iq":
+		if text := checkIQ(e); text != "" {
+			ss.deliver(errorReply(e, "", stream.StanzaError{Type: "modify", Condition: "bad-request", Text: text}))
+			return nil
+		}
 		if to == "" || to == ss.bare {
 			ss.accountIQ(e)
 			return nil
