@@ -2,11 +2,14 @@ package xmppd_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/component"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/stream"
@@ -263,5 +266,63 @@ func TestRelayTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("the failure took %s with a relay timeout of 300ms", d)
+	}
+}
+
+// TestComponentFailureLogs: a refused component connection is logged with its real cause.
+// A TLS handshake that failed on the client certificate was logged as 'context canceled'
+// (the handshake's context was cancelled before its cause was read); a wrong secret did not
+// name the Call Bridge whose secret it was.
+func TestComponentFailureLogs(t *testing.T) {
+	logs := &logBuffer{}
+	h := xmppdtest.Start(t, xmppdtest.Options{MutualTLS: true,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	other, err := certs.NewCA("Another CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	untrusted, err := other.Issue(certs.Options{CommonName: "cb1.example.com", Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		secret secret.Secret
+		cert   *tls.Certificate
+		line   string   // the log message
+		want   []string // what the line must say
+	}{
+		{"no client certificate", cb1Secret(t, h), nil, "component tls handshake failed", []string{"didn't provide a certificate"}},
+		{"untrusted client certificate", cb1Secret(t, h), &untrusted.Cert, "component tls handshake failed", []string{"unknown authority"}},
+		{"wrong secret", secret.New("not-the-secret"), &h.ClientCert.Cert, "component handshake failed", []string{"callbridge=cb1", "outcome=not-authorized"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := strings.Count(logs.String(), tt.line)
+			if _, err := h.DialComponent(context.Background(), "cb1.example.com", tt.secret, xmppdtest.DialOptions{ClientCert: tt.cert}); err == nil {
+				t.Fatal("the connection was accepted")
+			}
+			var line string
+			xmppdtest.Eventually(t, 5*time.Second, "the log line "+tt.line, func() bool {
+				all := logs.String()
+				if strings.Count(all, tt.line) == before {
+					return false
+				}
+				for _, l := range strings.Split(all, "\n") {
+					if strings.Contains(l, tt.line) {
+						line = l
+					}
+				}
+				return true
+			})
+			if strings.Contains(line, "context canceled") {
+				t.Errorf("log line says 'context canceled': %s", line)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("log line lacks %q: %s", w, line)
+				}
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/component"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/stream"
@@ -86,17 +87,25 @@ func (s *Server) acceptComponent(ctx context.Context, nc net.Conn, log *slog.Log
 	tc := tls.Server(nc, s.tlsComp)
 	hctx, cancel := context.WithTimeoutCause(ctx, s.cfg.TLSTimeout, fmt.Errorf("tls handshake took longer than %s", s.cfg.TLSTimeout))
 	err := tc.HandshakeContext(hctx)
+	// The handshake's own error names what went wrong (an untrusted client certificate, a
+	// protocol version); the context's cause only when the context ended it (the timeout,
+	// shutdown). Read before cancel, which would make every cause 'context canceled'.
+	if err != nil && hctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", context.Cause(hctx), err)
+	}
 	cancel()
 	if err != nil {
 		_ = nc.Close()
 		s.m.handshakes.WithLabelValues(outcomeTLS).Inc()
-		log.Info("component tls handshake failed", "err", errOr(context.Cause(hctx), err.Error()))
+		cause, detail := certs.ClassifyTLSError(err)
+		log.Info("component tls handshake failed", "cause", cause, "detail", detail, "err", err)
 		return nil, secret.Secret{}, err
 	}
 	var (
 		mu        sync.Mutex
 		sec       secret.Secret
 		throttled bool
+		claimed   string // the component JID the peer asked for
 	)
 	source := throttle.SourceKey(nc.RemoteAddr().String())
 	c, err := component.Accept(ctx, tc, component.AcceptConfig{
@@ -126,6 +135,9 @@ func (s *Server) acceptComponent(ctx context.Context, nc net.Conn, log *slog.Log
 			return nil
 		},
 		Lookup: func(componentJID string) (string, secret.Secret, bool) {
+			mu.Lock()
+			claimed = componentJID
+			mu.Unlock()
 			name, ok := strings.CutSuffix(componentJID, "."+s.domain)
 			if !ok || name == "" {
 				return "", secret.Secret{}, false
@@ -149,7 +161,7 @@ func (s *Server) acceptComponent(ctx context.Context, nc net.Conn, log *slog.Log
 		}
 		// Counted before the metric, so that a test that sees the metric sees the count.
 		mu.Lock()
-		wasThrottled := throttled
+		wasThrottled, jid := throttled, claimed
 		mu.Unlock()
 		var block time.Duration
 		if !wasThrottled && (outcome == stream.NotAuthorized || outcome == stream.HostUnknown) {
@@ -157,6 +169,12 @@ func (s *Server) acceptComponent(ctx context.Context, nc net.Conn, log *slog.Log
 		}
 		s.m.handshakes.WithLabelValues(outcome).Inc()
 		attrs := []any{"outcome", outcome, "err", err}
+		if jid != "" {
+			// Which Call Bridge: the name it claimed (for a wrong secret, the one whose
+			// administrator must fix it).
+			name, _ := strings.CutSuffix(jid, "."+s.domain)
+			attrs = append(attrs, "callbridge", name, "jid", jid)
+		}
 		if cs := tc.ConnectionState(); len(cs.PeerCertificates) > 0 {
 			attrs = append(attrs, "client_cert", cs.PeerCertificates[0].Subject.String())
 		}

@@ -236,7 +236,10 @@ func (t *tcpTransport) startTLS(ctx context.Context, cfg *tls.Config, timeout ti
 	defer cancel()
 	_ = t.raw.SetDeadline(time.Now().Add(timeout))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return fmt.Errorf("tls handshake: %w", errOr(context.Cause(ctx), err.Error()))
+		if ctx.Err() != nil {
+			return fmt.Errorf("tls handshake: %w (%w)", context.Cause(ctx), err)
+		}
+		return fmt.Errorf("tls handshake: %w", err)
 	}
 	_ = t.raw.SetDeadline(time.Time{})
 	t.br = bufio.NewReaderSize(activityReader{tc, &t.act}, tlsBuffer)
