@@ -195,7 +195,7 @@ func runXMPPCallBridge(ctx context.Context, args []string, io stdio) error {
 }
 
 // liveLinks asks the running server's admin listener which Call Bridges are connected.
-func liveLinks(ctx context.Context, admin string) ([]xmppd.LinkInfo, error) {
+func liveLinks(ctx context.Context, admin string) ([]xmppd.ComponentInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	host := admin
@@ -214,6 +214,6 @@ func liveLinks(ctx context.Context, admin string) ([]xmppd.LinkInfo, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET /callbridges: %s", resp.Status)
 	}
-	var links []xmppd.LinkInfo
+	var links []xmppd.ComponentInfo
 	return links, json.NewDecoder(resp.Body).Decode(&links)
 }

@@ -6,7 +6,7 @@
 // robin), sends the client's mechanism and initial response in an <auth/> IQ, and relays
 // challenges and responses until the Call Bridge answers <success/> or <failure/>. The whole
 // exchange stays on the link it started on; if that link goes away, the exchange fails with
-// ErrLinkLost rather than starting over elsewhere, because SASL state lives on the Call Bridge.
+// ErrBridgeLost rather than starting over elsewhere, because SASL state lives on the Call Bridge.
 //
 // The Call Bridge runs a Responder, which is the SASL server: SCRAM-SHA-1 and SCRAM-SHA-256
 // [RFC 5802, RFC 7677] against stored keys, and PLAIN [RFC 4616] against whatever its
@@ -31,8 +31,8 @@ const NS = "urn:confab:login:1"
 var (
 	// ErrNoCallBridge: no Call Bridge link is attached, so nobody can check the login.
 	ErrNoCallBridge = errors.New("no Call Bridge is connected to the XMPP server")
-	// ErrLinkLost: the link carrying the exchange went away (or failed a write) mid-exchange.
-	ErrLinkLost = errors.New("the Call Bridge handling this login disconnected")
+	// ErrBridgeLost: the link carrying the exchange went away (or failed a write) mid-exchange.
+	ErrBridgeLost = errors.New("the Call Bridge handling this login disconnected")
 	// ErrTimeout: the Call Bridge did not answer a step in time.
 	ErrTimeout = errors.New("the Call Bridge did not answer in time")
 )
@@ -106,7 +106,7 @@ func FailureReply(err error) Reply {
 	switch {
 	case errors.Is(err, ErrNoCallBridge):
 		text = "No Call Bridge is connected to the XMPP server"
-	case errors.Is(err, ErrLinkLost):
+	case errors.Is(err, ErrBridgeLost):
 		text = "The Call Bridge handling this login disconnected"
 	case errors.Is(err, ErrTimeout):
 		text = "The Call Bridge did not answer in time"

@@ -27,10 +27,10 @@ func (s *Server) AdminHandler() http.Handler {
 		if s.closing() {
 			status, code = "shutting-down", http.StatusServiceUnavailable
 		}
-		writeJSON(w, code, map[string]any{"status": status, "callBridges": s.relay.Links()})
+		writeJSON(w, code, map[string]any{"status": status, "callBridges": s.relay.Bridges()})
 	})
 	mux.HandleFunc("GET /callbridges", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Links())
+		writeJSON(w, http.StatusOK, s.Components())
 	})
 	return mux
 }

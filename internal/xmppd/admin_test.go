@@ -89,7 +89,7 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Errorf("/healthz = %d %s", code, body)
 	}
 	code, body = get(t, h.AdminURL+"/callbridges")
-	var links []xmppd.LinkInfo
+	var links []xmppd.ComponentInfo
 	if err := json.Unmarshal([]byte(body), &links); err != nil || code != http.StatusOK {
 		t.Fatalf("/callbridges = %d %s (%v)", code, body, err)
 	}

@@ -54,7 +54,7 @@ func TestComponentHandshakeRefused(t *testing.T) {
 			if !errors.As(err, &he) || he.Condition != tt.wantCond {
 				t.Fatalf("handshake error = %v, want %s", err, tt.wantCond)
 			}
-			if n := len(h.Server.Links()); n != 0 {
+			if n := len(h.Server.Components()); n != 0 {
 				t.Errorf("%d links up after a refused handshake", n)
 			}
 		})
@@ -80,7 +80,7 @@ func TestDuplicateComponent(t *testing.T) {
 		if got := len(newer.Logins()); got != 1 {
 			t.Errorf("the new link decided %d logins, want 1", got)
 		}
-		if links := h.Server.Links(); len(links) != 1 {
+		if links := h.Server.Components(); len(links) != 1 {
 			t.Errorf("links = %+v, want exactly one", links)
 		}
 	})
@@ -192,7 +192,7 @@ func TestRegistryChanged(t *testing.T) {
 		t.Errorf("cb1 ended with %q (%v), want not-authorized", got, cb1.Err())
 	}
 	// The server forgets a link after its peer has seen the close: wait for it.
-	xmppdtest.Eventually(t, 5*time.Second, "no links left", func() bool { return len(h.Server.Links()) == 0 })
+	xmppdtest.Eventually(t, 5*time.Second, "no links left", func() bool { return len(h.Server.Components()) == 0 })
 	if _, err := h.DialComponent(context.Background(), "cb1.example.com", cb1.Secret, xmppdtest.DialOptions{}); err == nil {
 		t.Error("a deleted Call Bridge could register again")
 	}
@@ -221,7 +221,7 @@ func TestCallBridgeLostMidLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer link.Close("", "")
-	xmppdtest.Eventually(t, 5*time.Second, "the link", func() bool { return len(h.Server.Links()) == 1 })
+	xmppdtest.Eventually(t, 5*time.Second, "the link", func() bool { return len(h.Server.Components()) == 1 })
 	got := make(chan *stream.Element, 1)
 	go func() {
 		defer close(got)
@@ -256,7 +256,7 @@ func TestRelayTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer link.Close("", "")
-	xmppdtest.Eventually(t, 5*time.Second, "the link", func() bool { return len(h.Server.Links()) == 1 })
+	xmppdtest.Eventually(t, 5*time.Second, "the link", func() bool { return len(h.Server.Components()) == 1 })
 	c := h.DialTLS(t)
 	start := time.Now()
 	err = c.Auth("SCRAM-SHA-256", "alice", h.Users["alice"])

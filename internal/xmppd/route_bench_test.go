@@ -17,7 +17,7 @@ func (benchRegistry) Lookup(string) (secret.Secret, bool) { return secret.Secret
 
 // benchServer is a Server with one component link (echo.example.com) and one bound client
 // session (user0@example.com/r), whose queues the benchmark drains itself.
-func benchServer(b *testing.B) (*Server, *session, *link) {
+func benchServer(b *testing.B) (*Server, *session, *componentSession) {
 	b.Helper()
 	s, err := New(Config{
 		Domain:   "example.com",
@@ -27,9 +27,9 @@ func benchServer(b *testing.B) (*Server, *session, *link) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l := &link{srv: s, name: "echo", jid: "echo.example.com", out: make(chan []byte, queueLen),
+	l := &componentSession{srv: s, name: "echo", jid: "echo.example.com", out: make(chan []byte, queueLen),
 		done: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
-	s.router.addLink(l, true)
+	s.router.addComponent(l, true)
 	ss := &session{srv: s, bare: "user0@example.com", resource: "r",
 		full: "user0@example.com/r"}
 	ss.log = sessionLog{ss}

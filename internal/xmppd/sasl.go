@@ -130,10 +130,10 @@ func (ss *session) authenticate(auth *stream.Element, deadline time.Time) (bool,
 }
 
 func linkName(x *loginrelay.Exchange) string {
-	if x == nil || x.Link() == nil {
+	if x == nil || x.Bridge() == nil {
 		return ""
 	}
-	return x.Link().JID()
+	return x.Bridge().JID()
 }
 
 // loginSucceeded checks the JID the Call Bridge vouches for and answers <success/>.
@@ -157,7 +157,7 @@ func (ss *session) loginSucceeded(log *slog.Logger, x *loginrelay.Exchange, repl
 	}
 	ss.authed = true
 	ss.bare = j.String()
-	ss.cb = x.Link()
+	ss.cb = x.Bridge()
 	s.m.logins.WithLabelValues("success").Inc()
 	log.Info("login", "outcome", "success", "user", ss.bare, "callbridge", linkName(x))
 	return true, nil

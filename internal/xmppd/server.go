@@ -128,8 +128,8 @@ type Config struct {
 // ErrServerClosed is returned by the Serve methods after Shutdown.
 var ErrServerClosed = errors.New("xmppd: server closed")
 
-// LinkInfo describes a connected Call Bridge.
-type LinkInfo struct {
+// ComponentInfo describes a connected component (a Call Bridge).
+type ComponentInfo struct {
 	Name           string    `json:"name"`
 	JID            string    `json:"jid"`
 	RemoteAddr     string    `json:"remoteAddress"`
@@ -452,7 +452,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // RegistryChanged re-checks every Call Bridge link against the registry: a link whose name
 // was deleted, or whose secret changed, is closed with not-authorized.
 func (s *Server) RegistryChanged() {
-	for _, l := range s.router.allLinks() {
+	for _, l := range s.router.allComponents() {
 		sec, ok := s.cfg.Registry.Lookup(l.name)
 		switch {
 		case !ok:
@@ -465,10 +465,10 @@ func (s *Server) RegistryChanged() {
 	}
 }
 
-// Links describes the connected Call Bridges, ordered by name.
-func (s *Server) Links() []LinkInfo {
-	ls := s.router.allLinks()
-	out := make([]LinkInfo, 0, len(ls))
+// Components describes the connected components (Call Bridges), ordered by name.
+func (s *Server) Components() []ComponentInfo {
+	ls := s.router.allComponents()
+	out := make([]ComponentInfo, 0, len(ls))
 	for _, l := range ls {
 		if l.up.Load() {
 			out = append(out, l.info())

@@ -57,10 +57,10 @@ type session struct {
 	headerSent   bool
 	authed       bool
 	authFailures int
-	bare         string          // alice@example.com
-	resource     string          // once bound
-	full         string          // alice@example.com/resource
-	cb           loginrelay.Link // the Call Bridge that authenticated the session
+	bare         string            // alice@example.com
+	resource     string            // once bound
+	full         string            // alice@example.com/resource
+	cb           loginrelay.Bridge // the Call Bridge that authenticated the session
 	bound        bool
 	resumed      *session // the earlier session this connection resumed
 

@@ -243,7 +243,7 @@ func TestXMPPServerRestart(t *testing.T) {
 	})
 	waitFor(t, l, "registration with the restarted server", func(s linkstate.Status) bool { return registered(s) && s.Alarm == nil })
 	xmppdtest.Eventually(t, 5*time.Second, "cb1.example.com linked to the restarted server", func() bool {
-		links := srv.Links()
+		links := srv.Components()
 		return len(links) == 1 && links[0].JID == "cb1.example.com"
 	})
 }

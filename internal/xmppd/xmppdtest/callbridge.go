@@ -106,7 +106,7 @@ func (h *Harness) ConnectCallBridge(t testing.TB, name string) *CallBridge {
 	// This link, not an older one of the same name that it is replacing, must be up (and
 	// so attached to the login relay).
 	Eventually(t, 5*time.Second, "call bridge link "+cb.JID+" up", func() bool {
-		for _, l := range h.Server.Links() {
+		for _, l := range h.Server.Components() {
 			if l.JID == cb.JID && !l.ConnectedSince.Before(start) {
 				return true
 			}
@@ -267,7 +267,7 @@ func (cb *CallBridge) Close() {
 // Links returns the JIDs of the connected Call Bridges, as the admin API lists them.
 func (h *Harness) Links() []string {
 	var out []string
-	for _, l := range h.Server.Links() {
+	for _, l := range h.Server.Components() {
 		out = append(out, l.JID)
 	}
 	return out

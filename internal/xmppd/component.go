@@ -29,8 +29,8 @@ const (
 	outcomeTLS     = "tls-error"
 )
 
-// errLinkQueueFull is returned by link.Write when the Call Bridge does not read.
-var errLinkQueueFull = errors.New("component link: outbound queue full")
+// errComponentQueueFull is returned by link.Write when the Call Bridge does not read.
+var errComponentQueueFull = errors.New("component link: outbound queue full")
 
 // pendingComponent is a component connection still in its TLS or XEP-0114 handshake.
 type pendingComponent struct {
@@ -60,7 +60,7 @@ func (s *Server) handleComponent(nc net.Conn) {
 	if err != nil {
 		return
 	}
-	l := &link{
+	l := &componentSession{
 		srv:    s,
 		c:      c,
 		raw:    nc,
@@ -128,7 +128,7 @@ func (s *Server) acceptComponent(ctx context.Context, nc net.Conn, log *slog.Log
 			if s.cfg.DuplicateComponent != Reject {
 				return nil
 			}
-			if existing := s.router.link(componentJID); existing != nil {
+			if existing := s.router.component(componentJID); existing != nil {
 				log.Warn("component refused: a Call Bridge with this name is already connected", "jid", componentJID, "connected_from", existing.c.RemoteAddr().String())
 				return &stream.Error{Condition: stream.Conflict, Text: "a Call Bridge named " + name + " is already connected"}
 			}
@@ -191,8 +191,9 @@ func (s *Server) acceptComponent(ctx context.Context, nc net.Conn, log *slog.Log
 	return c, sec, nil
 }
 
-// link is a Call Bridge's component link once its handshake succeeded.
-type link struct {
+// componentSession is a component's stream (a Call Bridge's link, as the Call Bridge calls it)
+// once its handshake succeeded.
+type componentSession struct {
 	srv    *Server
 	c      *component.Conn
 	raw    net.Conn
@@ -208,14 +209,14 @@ type link struct {
 	lastRead activity      // when the last element arrived
 
 	closeOnce sync.Once
-	up        atomic.Bool // attached to the login relay: listed by Server.Links
+	up        atomic.Bool // attached to the login relay: listed by Server.Components
 }
 
-// JID implements loginrelay.Link.
-func (l *link) JID() string { return l.jid }
+// JID implements loginrelay.Bridge.
+func (l *componentSession) JID() string { return l.jid }
 
-// Write implements loginrelay.Link: it queues b without blocking.
-func (l *link) Write(b []byte) error {
+// Write implements loginrelay.Bridge: it queues b without blocking.
+func (l *componentSession) Write(b []byte) error {
 	select {
 	case <-l.done:
 		return fmt.Errorf("component link %s: %w", l.jid, net.ErrClosed)
@@ -224,7 +225,7 @@ func (l *link) Write(b []byte) error {
 	if n := l.queued.Add(int64(len(b))); n > queueBytes {
 		l.queued.Add(-int64(len(b)))
 		l.overflow()
-		return errLinkQueueFull
+		return errComponentQueueFull
 	}
 	select {
 	case l.out <- b:
@@ -232,31 +233,35 @@ func (l *link) Write(b []byte) error {
 	default:
 		l.queued.Add(-int64(len(b)))
 		l.overflow()
-		return errLinkQueueFull
+		return errComponentQueueFull
 	}
 }
 
 // deliver implements endpoint.
-func (l *link) deliver(e *stream.Element) { _ = l.Write(e.AppendTo(nil, stream.NSComponent)) }
+func (l *componentSession) deliver(e *stream.Element) {
+	_ = l.Write(e.AppendTo(nil, stream.NSComponent))
+}
 
-func (l *link) overflow() {
+func (l *componentSession) overflow() {
 	l.log.Warn("outbound queue full: the Call Bridge does not read; closing its link")
 	l.close(stream.PolicyViolation, "outbound queue full")
 	_ = l.raw.Close()
 }
 
-func (l *link) sameSecret(s secret.Secret) bool {
+func (l *componentSession) sameSecret(s secret.Secret) bool {
 	return subtle.ConstantTimeCompare([]byte(l.secret.Reveal()), []byte(s.Reveal())) == 1
 }
 
-func (l *link) info() LinkInfo {
-	return LinkInfo{Name: l.name, JID: l.jid, RemoteAddr: l.c.RemoteAddr().String(), ConnectedSince: l.since}
+func (l *componentSession) info() ComponentInfo {
+	return ComponentInfo{Name: l.name, JID: l.jid, RemoteAddr: l.c.RemoteAddr().String(), ConnectedSince: l.since}
 }
 
-func (l *link) String() string { return "component " + l.jid + " from " + l.c.RemoteAddr().String() }
+func (l *componentSession) String() string {
+	return "component " + l.jid + " from " + l.c.RemoteAddr().String()
+}
 
 // close ends the link's stream with cond (none if empty); the handler then cleans up.
-func (l *link) close(cond, text string) {
+func (l *componentSession) close(cond, text string) {
 	l.closeOnce.Do(func() {
 		if cond != "" {
 			l.srv.m.streamErrs.WithLabelValues(cond).Inc()
@@ -266,13 +271,15 @@ func (l *link) close(cond, text string) {
 	})
 }
 
-func (l *link) shutdown() { l.close(stream.SystemShutdown, "the XMPP server is shutting down") }
-func (l *link) kill()     { _ = l.raw.Close() }
+func (l *componentSession) shutdown() {
+	l.close(stream.SystemShutdown, "the XMPP server is shutting down")
+}
+func (l *componentSession) kill() { _ = l.raw.Close() }
 
 // run registers the link, serves it and cleans up.
-func (l *link) run() {
+func (l *componentSession) run() {
 	s := l.srv
-	existing, added := s.router.addLink(l, s.cfg.DuplicateComponent == KickOld)
+	existing, added := s.router.addComponent(l, s.cfg.DuplicateComponent == KickOld)
 	if !added {
 		s.m.handshakes.WithLabelValues(stream.Conflict).Inc()
 		l.log.Warn("component refused: a Call Bridge with this name is already connected", "connected_from", existing.c.RemoteAddr().String())
@@ -299,7 +306,7 @@ func (l *link) run() {
 
 	l.up.Store(false)
 	s.relay.Detach(l)
-	s.router.removeLink(l)
+	s.router.removeComponent(l)
 	close(l.done)
 	<-writerDone
 	var se *stream.Error
@@ -321,7 +328,7 @@ func (l *link) run() {
 	l.log.Info("call bridge disconnected", attrs...)
 }
 
-func (l *link) readLoop() error {
+func (l *componentSession) readLoop() error {
 	for {
 		e, err := l.c.Next()
 		if err != nil {
@@ -335,7 +342,7 @@ func (l *link) readLoop() error {
 }
 
 // handle routes one element from the Call Bridge.
-func (l *link) handle(e *stream.Element) error {
+func (l *componentSession) handle(e *stream.Element) error {
 	s := l.srv
 	if se, ok := component.RemoteError(e); ok {
 		l.log.Info("call bridge sent a stream error", "condition", se.Condition, "text", se.Text)
@@ -364,7 +371,7 @@ func (l *link) handle(e *stream.Element) error {
 
 // writeLoop writes what is queued for the Call Bridge, whitespace keepalives when there is
 // nothing, and a ping when the Call Bridge has been silent for half the idle timeout.
-func (l *link) writeLoop() {
+func (l *componentSession) writeLoop() {
 	cfg := l.srv.cfg
 	tick := time.NewTicker(max(min(cfg.KeepAlive, cfg.IdleTimeout/4), 5*time.Millisecond))
 	defer tick.Stop()
