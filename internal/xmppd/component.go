@@ -29,9 +29,6 @@ const (
 	outcomeTLS     = "tls-error"
 )
 
-// errComponentQueueFull is returned by link.Write when the Call Bridge does not read.
-var errComponentQueueFull = errors.New("component link: outbound queue full")
-
 // pendingComponent is a component connection still in its TLS or XEP-0114 handshake.
 type pendingComponent struct {
 	nc     net.Conn
@@ -68,9 +65,9 @@ func (s *Server) handleComponent(nc net.Conn) {
 		jid:    c.JID(),
 		secret: sec,
 		since:  time.Now(),
-		out:    make(chan []byte, queueLen),
 		done:   make(chan struct{}),
 	}
+	l.out.init()
 	l.log = log.With("callbridge", l.name, "jid", l.jid)
 	l.lastRead.touch()
 	if !s.track(l) {
@@ -203,8 +200,7 @@ type componentSession struct {
 	since  time.Time
 	log    *slog.Logger
 
-	out      chan []byte
-	queued   atomic.Int64
+	out      compQueue
 	done     chan struct{} // closed when the link's handler ends: the writer stops
 	lastRead activity      // when the last element arrived
 
@@ -215,37 +211,40 @@ type componentSession struct {
 // JID implements loginrelay.Bridge.
 func (l *componentSession) JID() string { return l.jid }
 
-// Write implements loginrelay.Bridge: it queues b without blocking.
+// Write implements loginrelay.Bridge: it queues what the server itself sends (login relay
+// requests, session-end notices) without blocking and without a bound of its own: it is
+// bounded by the logins in flight and the sessions open, and a component that stops reading
+// is caught by the write timeout, not by the size of its queue. So a burst of session ends
+// (10 000 sessions ending at once) is sent in full, however fast it comes.
 func (l *componentSession) Write(b []byte) error {
-	select {
-	case <-l.done:
-		return fmt.Errorf("component link %s: %w", l.jid, net.ErrClosed)
-	default:
+	if !l.out.pushOwn(b) {
+		return fmt.Errorf("component %s: %w", l.jid, net.ErrClosed)
 	}
-	if n := l.queued.Add(int64(len(b))); n > queueBytes {
-		l.queued.Add(-int64(len(b)))
-		l.overflow()
-		return errComponentQueueFull
-	}
-	select {
-	case l.out <- b:
-		return nil
-	default:
-		l.queued.Add(-int64(len(b)))
-		l.overflow()
-		return errComponentQueueFull
-	}
+	return nil
 }
 
-// deliver implements endpoint.
+// deliver implements endpoint: e is queued within the routed lane's bounds, or dropped (an
+// answer of the server's to the component, or a stanza from another component, while the
+// component does not read).
 func (l *componentSession) deliver(e *stream.Element) {
-	_ = l.Write(e.AppendTo(nil, stream.NSComponent))
+	if err := l.out.push(e.AppendTo(nil, stream.NSComponent), nil); err != nil {
+		l.srv.limitLog.warn(l.log, "component-queue-full:"+l.jid,
+			"outbound queue towards the component full; stanzas to it dropped or refused (the link stays up)",
+			"queue", l.out.bounds())
+	}
 }
 
-func (l *componentSession) overflow() {
-	l.log.Warn("outbound queue full: the Call Bridge does not read; closing its link")
-	l.close(stream.PolicyViolation, "outbound queue full")
-	_ = l.raw.Close()
+// deliverFrom queues e, routed from a client session, for the component. A sender that
+// has its share of the queue, or a full queue, gets the stanza back with
+// resource-constraint; the link is never closed for a client's sake.
+func (l *componentSession) deliverFrom(e *stream.Element, from *session) error {
+	err := l.out.push(e.AppendTo(nil, stream.NSComponent), from)
+	if err != nil {
+		l.srv.limitLog.warn(l.log, "component-queue-refused:"+l.jid+":"+from.bare,
+			"stanzas to the component refused: the sender's share of its queue, or the queue, is full",
+			"sender", from.bare, "reason", err, "queue", l.out.bounds())
+	}
+	return err
 }
 
 func (l *componentSession) sameSecret(s secret.Secret) bool {
@@ -309,6 +308,7 @@ func (l *componentSession) run() {
 	s.router.removeComponent(l)
 	close(l.done)
 	<-writerDone
+	l.out.close()
 	var se *stream.Error
 	switch {
 	case errors.As(err, &se):
@@ -387,23 +387,30 @@ func (l *componentSession) writeLoop() {
 		lastWrite = time.Now()
 		return true
 	}
+	var batch []compItem
 	for {
 		select {
-		case b := <-l.out:
-			l.queued.Add(-int64(len(b)))
-			// Whatever else is queued goes in the same write (this goroutine is the only
-			// reader of l.out, so what len reports is there to take).
-			if n := len(l.out); n > 0 {
-				b = append([]byte(nil), b...)
-				for ; n > 0 && len(b) < 64<<10; n-- {
-					more := <-l.out
-					l.queued.Add(-int64(len(more)))
-					b = append(b, more...)
+		case <-l.out.wake:
+			batch = l.out.take(batch[:0])
+			// Everything queued goes out in writes of up to 64 KiB.
+			for i := 0; i < len(batch); {
+				buf := batch[i].b
+				j := i + 1
+				if j < len(batch) && len(buf) < 64<<10 {
+					buf = append([]byte(nil), buf...)
+					for ; j < len(batch) && len(buf) < 64<<10; j++ {
+						buf = append(buf, batch[j].b...)
+					}
 				}
+				ok := write(buf)
+				l.out.written(batch[i:j])
+				if !ok {
+					l.out.written(batch[j:])
+					return
+				}
+				i = j
 			}
-			if !write(b) {
-				return
-			}
+			clear(batch)
 		case <-tick.C:
 			lastRead := l.lastRead.last()
 			switch {

@@ -55,10 +55,15 @@ func errorReply(e *stream.Element, from string, se stream.StanzaError) *stream.E
 // bounce answers e with a stanza error, unless e must not be answered: an error never gets
 // an error in reply, nor does an iq result [RFC 6120 §8.3.1].
 func (s *Server) bounce(e *stream.Element, src endpoint, cond, typ string) {
+	s.bounceText(e, src, cond, typ, "")
+}
+
+// bounceText is bounce with a text.
+func (s *Server) bounceText(e *stream.Element, src endpoint, cond, typ, text string) {
 	if !stream.Answerable(e) {
 		return
 	}
-	src.deliver(errorReply(e, "", stream.StanzaError{Type: typ, Condition: cond}))
+	src.deliver(errorReply(e, "", stream.StanzaError{Type: typ, Condition: cond, Text: text}))
 }
 
 // checkIQ returns why iq breaks RFC 6120 §8.2.3, or "" if it does not: an iq needs an id and

@@ -156,8 +156,18 @@ func (s *Server) route(e *stream.Element, src endpoint) {
 			s.bounce(e, src, "service-unavailable", "cancel")
 			return
 		}
+		ss, fromClient := src.(*session)
+		if !fromClient {
+			s.m.routed.WithLabelValues(kind, destComponent).Inc()
+			l.deliver(e)
+			return
+		}
+		if err := l.deliverFrom(e, ss); err != nil {
+			s.m.refused.WithLabelValues("component-queue").Inc()
+			s.bounceText(e, src, "resource-constraint", "wait", "the service is busy; try again later")
+			return
+		}
 		s.m.routed.WithLabelValues(kind, destComponent).Inc()
-		l.deliver(e)
 	}
 }
 

@@ -118,6 +118,13 @@ type Config struct {
 	// take the defaults: 10 failures within 5 minutes
 	// block the address for 10s, each further block twice as long, up to 5 minutes.
 	ComponentThrottle throttle.Config
+	// SenderRate and SenderBurst limit the stanzas each client session sends to anyone but
+	// the server and its own account (other users, a Call Bridge and its meetings): a token
+	// bucket of SenderBurst stanzas refilled at SenderRate a second (defaults 50/s and 200).
+	// A stanza over the limit is refused to its sender with policy-violation (wait), so that
+	// one participant flooding a meeting or a user is slowed before anyone else is hurt.
+	SenderRate  float64
+	SenderBurst int
 	// Logger receives the server's logs (default: discarded).
 	Logger *slog.Logger
 	// Metrics registers the server's metrics (default: a private registry). When it is also
@@ -160,6 +167,11 @@ type Server struct {
 	// compFails counts failed component handshakes per source address.
 	compFails *throttle.Throttle
 	m         *metrics
+	// limitLog logs recurring limit events (floods, full queues) once per interval.
+	limitLog limitLog
+	// mono is the monotonic clock of timers and limits: elapsed time since the server
+	// started, unaffected by steps of the wall clock.
+	mono func() time.Duration
 
 	// ctx is the parent of every connection's context; cancel ends them all.
 	ctx    context.Context
@@ -214,6 +226,10 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.KeepAlive, DefaultKeepAlive)
 	setDefault(&cfg.RelayTimeout, DefaultRelayTimeout)
 	setDefault(&cfg.ResumeTimeout, DefaultResumeTimeout)
+	setDefault(&cfg.SenderBurst, DefaultSenderBurst)
+	if cfg.SenderRate <= 0 {
+		cfg.SenderRate = DefaultSenderRate
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -240,6 +256,9 @@ func New(cfg Config) (*Server, error) {
 		smIDs:     make(map[string]*session),
 	}
 	s.m.gatherer = gatherer
+	start := time.Now() // with its monotonic reading: time.Since(start) ignores wall-clock steps
+	s.mono = func() time.Duration { return time.Since(start) }
+	s.limitLog = limitLog{interval: 10 * time.Second, now: func() time.Duration { return s.mono() }}
 	s.compFails = throttle.New(cfg.ComponentThrottle, componentThrottle(), nil)
 	s.relay = loginrelay.NewClient(s.domain, cfg.RelayTimeout, cfg.Logger.With("component", "loginrelay"))
 	s.router.init()

@@ -67,6 +67,11 @@ type session struct {
 	available atomic.Bool
 	fullJID   atomic.Pointer[string] // full, for other goroutines
 
+	// Limits on what the client sends to others: its stanzas per second, and how many of
+	// them wait in components' queues (compqueue.go).
+	rate       bucket
+	compQueued atomic.Int32
+
 	// Output once the session is bound: the queue a flusher goroutine drains, and when
 	// something was last written (for keepalives).
 	out       outQueue
@@ -103,6 +108,7 @@ func newID() string {
 
 func (s *Server) runSession(t transport) {
 	ss := &session{srv: s, t: t, started: time.Now(), remote: t.remoteAddr(), kind: t.kind()}
+	ss.rate.rate, ss.rate.burst = s.cfg.SenderRate, float64(s.cfg.SenderBurst)
 	ss.log = sessionLog{ss}
 	ss.ctx, ss.cancel = context.WithCancelCause(s.ctx)
 	if !s.admit() {
@@ -843,8 +849,29 @@ func (ss *session) handle(e *stream.Element) error {
 			e.Set("to", ss.bare) // a message without 'to' is for the sender's own account
 		}
 	}
+	if !ss.mayRoute(e, to) {
+		return nil
+	}
 	ss.srv.route(e, ss)
 	return nil
+}
+
+// mayRoute applies the sender's limit to a stanza for someone else (the server and the
+// sender's own account are not limited): over it, the stanza is refused with
+// policy-violation and the flood is logged once in a while.
+func (ss *session) mayRoute(e *stream.Element, to string) bool {
+	s := ss.srv
+	if to == "" || to == s.domain || to == ss.bare || strings.HasPrefix(to, ss.bare+"/") {
+		return true
+	}
+	if ss.rate.take(s.mono()) {
+		return true
+	}
+	s.m.refused.WithLabelValues("sender-rate").Inc()
+	s.limitLog.warn(s.log, "sender-rate:"+ss.bare, "client over its stanza rate; stanzas refused with policy-violation",
+		"user", ss.bare, "jid", ss.full, "rate_per_second", s.cfg.SenderRate, "burst", s.cfg.SenderBurst)
+	s.bounceText(e, ss, "policy-violation", "wait", fmt.Sprintf("too many stanzas: at most %g a second; slow down", s.cfg.SenderRate))
+	return false
 }
 
 // presence tracks the session's availability and its directed presence [RFC 6121 §4.6].

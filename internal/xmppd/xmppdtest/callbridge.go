@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"confab.dev/confab/internal/component"
 	"confab.dev/confab/internal/loginrelay"
 	"confab.dev/confab/internal/secret"
@@ -79,10 +81,14 @@ type CallBridge struct {
 	done      chan struct{}
 	cancel    context.CancelFunc
 
+	// gate is held by Pause: the reading goroutine waits on it before each read.
+	gate sync.Mutex
+
 	mu          sync.Mutex
 	err         error
 	logins      []Login
 	sessionEnds []string
+	from        map[string]int // stanzas handed to the test, by sender's bare JID
 }
 
 // ConnectCallBridge registers name (if it is not registered yet) and connects a test Call
@@ -153,6 +159,8 @@ func (cb *CallBridge) run(ctx context.Context) {
 	defer close(cb.done)
 	defer close(cb.stanzas)
 	for {
+		cb.gate.Lock() // held while the test pauses the Call Bridge
+		cb.gate.Unlock()
 		e, err := cb.Conn.Next()
 		if err != nil {
 			cb.setErr(err)
@@ -175,6 +183,14 @@ func (cb *CallBridge) run(ctx context.Context) {
 			}
 		case e.Name.Local == "message" && cb.responder.HandleMessage(e):
 			continue
+		}
+		if from, err := jid.Parse(e.Get("from")); err == nil {
+			cb.mu.Lock()
+			if cb.from == nil {
+				cb.from = make(map[string]int)
+			}
+			cb.from[from.Bare().String()]++
+			cb.mu.Unlock()
 		}
 		select {
 		case cb.stanzas <- e:
@@ -255,6 +271,21 @@ func (cb *CallBridge) SessionEnds() []string {
 	cb.mu.Lock()
 	defer cb.mu.Unlock()
 	return append([]string(nil), cb.sessionEnds...)
+}
+
+// Pause stops reading from the link until Resume, as a Call Bridge that is busy or stuck:
+// what the server sends waits in the socket's buffers, then in the server's queue.
+func (cb *CallBridge) Pause() { cb.gate.Lock() }
+
+// Resume reads again after Pause.
+func (cb *CallBridge) Resume() { cb.gate.Unlock() }
+
+// ReceivedFrom counts the stanzas from the bare JID that the Call Bridge received and did
+// not handle itself (everything but logins, session ends and pings).
+func (cb *CallBridge) ReceivedFrom(bare string) int {
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	return cb.from[bare]
 }
 
 // Close ends the link (</stream:stream>) and waits for its goroutine.

@@ -1,0 +1,94 @@
+package xmppd
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Defaults of the per-sender limits (Config.SenderRate, SenderBurst).
+const (
+	DefaultSenderRate  = 50  // stanzas per second
+	DefaultSenderBurst = 200 // stanzas
+)
+
+// bucket is a token bucket: rate tokens a second up to burst. The zero value is unusable;
+// set rate and burst and call take.
+type bucket struct {
+	mu     sync.Mutex
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Duration // of the monotonic clock, when tokens was last brought up to date
+	primed bool
+}
+
+// take takes a token at now (a monotonic reading); false if there is none.
+func (b *bucket) take(now time.Duration) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.primed {
+		b.tokens, b.last, b.primed = b.burst, now, true
+	}
+	if now > b.last {
+		b.tokens = min(b.burst, b.tokens+b.rate*(now-b.last).Seconds())
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// limitLog logs a recurring event once per interval and key, with the number of times it
+// happened since the last line: a flood is one line every ten seconds, not one per stanza.
+type limitLog struct {
+	interval time.Duration
+	now      func() time.Duration // a monotonic clock
+
+	mu   sync.Mutex
+	keys map[string]*limitLogKey
+}
+
+type limitLogKey struct {
+	last       time.Duration
+	suppressed int
+}
+
+// maxLimitLogKeys bounds the keys remembered; past it, those quiet for an interval go.
+const maxLimitLogKeys = 10000
+
+func (ll *limitLog) warn(log *slog.Logger, key, msg string, args ...any) {
+	now := ll.now()
+	ll.mu.Lock()
+	if ll.keys == nil {
+		ll.keys = make(map[string]*limitLogKey)
+	}
+	k := ll.keys[key]
+	if k != nil && now-k.last < ll.interval {
+		k.suppressed++
+		ll.mu.Unlock()
+		return
+	}
+	suppressed := 0
+	if k == nil {
+		if len(ll.keys) >= maxLimitLogKeys {
+			for key, v := range ll.keys {
+				if now-v.last >= ll.interval {
+					delete(ll.keys, key)
+				}
+			}
+		}
+		k = &limitLogKey{}
+		ll.keys[key] = k
+	} else {
+		suppressed = k.suppressed
+	}
+	k.last, k.suppressed = now, 0
+	ll.mu.Unlock()
+	if suppressed > 0 {
+		args = append(args, "times_since_last_line", suppressed+1)
+	}
+	log.Warn(msg, append(args, "next_line_after", ll.interval)...)
+}
