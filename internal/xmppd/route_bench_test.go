@@ -35,7 +35,7 @@ func benchServer(b *testing.B) (*Server, *session, *componentSession) {
 		full: "user0@example.com/r"}
 	ss.log = sessionLog{ss}
 	ss.rate.rate, ss.rate.burst = 1e12, 1e12 // the benchmark measures the work, not the limit
-	ss.out.flushing = true // the benchmark drains the queue itself: no flusher starts
+	ss.out.flushing = true                   // the benchmark drains the queue itself: no flusher starts
 	ss.bound = true
 	s.router.bind(ss)
 	return s, ss, l
