@@ -433,6 +433,7 @@ func parseAnswer(el *stream.Element, session string) (Reply, error) {
 		r.Kind, sess, payload = KindChallenge, v.Challenge.Session, v.Challenge.Data
 	case v.Success != nil:
 		r.Kind, sess, payload, r.JID = KindSuccess, v.Success.Session, v.Success.Data, v.Success.JID
+		r.Guest = v.Success.Guest == "true"
 		if r.JID == "" {
 			return Reply{}, errors.New("success without a jid")
 		}

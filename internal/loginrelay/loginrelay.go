@@ -88,8 +88,32 @@ type Reply struct {
 	Data []byte
 	// JID is the authenticated bare JID (success only).
 	JID string
+	// Guest says the account is a guest's (success only): a temporary account made by the
+	// Call Bridge for one meeting, which the XMPP server lets address only that Call Bridge.
+	Guest bool
 	// Condition and Text say why a login failed (failure only).
 	Condition, Text string
+}
+
+// IsGuestName reports whether username has the form reserved for guest accounts:
+// guest followed by 8 or more digits (docs/protocol.md, "Guest accounts").
+func IsGuestName(username string) bool {
+	digits, ok := strings.CutPrefix(username, "guest")
+	if !ok || len(digits) < 8 {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// GuestDirectory is a Directory that tells guest accounts apart itself; a Responder whose
+// Directory does not implement it takes the names IsGuestName accepts for guests.
+type GuestDirectory interface {
+	IsGuest(username string) bool
 }
 
 // Reply kinds.
@@ -146,6 +170,7 @@ type successPayload struct {
 	XMLName xml.Name `xml:"urn:confab:login:1 success"`
 	Session string   `xml:"session,attr"`
 	JID     string   `xml:"jid,attr"`
+	Guest   string   `xml:"guest,attr,omitempty"` // "true" for a guest account
 	Data    string   `xml:",chardata"`
 }
 

@@ -778,3 +778,30 @@ func TestWireFormat(t *testing.T) {
 	}
 	f.client.Detach(f.bridge)
 }
+
+// TestSuccessSaysGuest: a guest account's success carries guest='true', which the XMPP
+// server reads as Reply.Guest; a user's, even one named guest-something, does not.
+func TestSuccessSaysGuest(t *testing.T) {
+	f := newFixture(t, 5*time.Second)
+	for _, u := range []struct {
+		name  string
+		guest bool
+	}{{"guest4829130571", true}, {"guestbook", false}, {"guest123", false}, {"alice", false}} {
+		if u.name != "alice" {
+			if err := f.dir.Add(u.name, "pw-"+u.name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pass := "pw-" + u.name
+		if u.name == "alice" {
+			pass = "correct horse"
+		}
+		_, r, err := f.client.Begin(context.Background(), MechPLAIN, []byte("\x00"+u.name+"\x00"+pass), "", "tcp")
+		if err != nil || r.Kind != KindSuccess {
+			t.Fatalf("%s: %+v, %v; want a success", u.name, r, err)
+		}
+		if r.Guest != u.guest {
+			t.Errorf("%s: Guest = %v, want %v", u.name, r.Guest, u.guest)
+		}
+	}
+}

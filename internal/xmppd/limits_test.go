@@ -189,3 +189,52 @@ func TestFloodBetweenUsers(t *testing.T) {
 	ping(t, bob, "bob-alive")
 	t.Logf("%d of 5 000 messages reached bob; %d refused", n, conds["policy-violation"])
 }
+
+// TestGuestAddressesOnlyItsMeeting: a guest (the Call Bridge's login relay says so in its
+// <success guest='true'/>) may address its Call Bridge and the spaces at it, the server and
+// its own account, not any user by bare or full JID. Before, a guest could message and
+// flood any user of the domain.
+func TestGuestAddressesOnlyItsMeeting(t *testing.T) {
+	users := map[string]string{"alice": "alice-secret-1", "bob": "bob-secret-2", "guest4829130571": "one-time-9f3", "guestbook": "gb-secret-3"}
+	h := xmppdtest.Start(t, xmppdtest.Options{Users: users})
+	cb := h.CallBridge
+	guest := h.Login(t, "guest4829130571")
+	bob := h.Login(t, "bob")
+	bob.Send(t, `<presence/>`)
+	space := "4f1c0a5e-1f0a-4d6e-9a51-3c6e2b7d8e90@" + cb.JID
+	tests := []struct {
+		name, to string
+		allowed  bool
+	}{
+		{"a user's full JID", bob.JID, false},
+		{"a user's bare JID", "bob@example.com", false},
+		{"another component", "irc.example.com", false},
+		{"its Call Bridge", cb.JID, true},
+		{"a space at its Call Bridge", space, true},
+		{"a participant at its Call Bridge", space + "/9b2e", true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("g%d", i)
+			guest.Send(t, `<message type="groupchat" id="`+id+`" to="`+tt.to+`"><body>hi</body></message>`)
+			if !tt.allowed {
+				e := guest.Expect(t, "the refusal", xmppdtest.IsKind("message", id))
+				if e.Get("type") != "error" || xmppdtest.ErrorCondition(e) != "forbidden" {
+					t.Fatalf("answer %s, want forbidden", e)
+				}
+				return
+			}
+			e := cb.Next(t, 5*time.Second)
+			if e.Get("id") != id || !strings.HasPrefix(e.Get("from"), "guest4829130571@example.com/") {
+				t.Fatalf("the Call Bridge got %s, want message %s from the guest", e, id)
+			}
+		})
+	}
+	ping(t, guest, "guest-ping")
+	// Users are not guests: alice, and a user whose name only starts with 'guest'.
+	for _, u := range []string{"alice", "guestbook"} {
+		c := h.Login(t, u)
+		c.Send(t, `<message id="u-`+u+`" to="`+bob.JID+`"><body>hello</body></message>`)
+		bob.Expect(t, "the message from "+u, xmppdtest.IsKind("message", "u-"+u))
+	}
+}

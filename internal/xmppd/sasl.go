@@ -158,8 +158,9 @@ func (ss *session) loginSucceeded(log *slog.Logger, x *loginrelay.Exchange, repl
 	ss.authed = true
 	ss.bare = j.String()
 	ss.cb = x.Bridge()
+	ss.guest = reply.Guest
 	s.m.logins.WithLabelValues("success").Inc()
-	log.Info("login", "outcome", "success", "user", ss.bare, "callbridge", linkName(x))
+	log.Info("login", "outcome", "success", "user", ss.bare, "callbridge", linkName(x), "guest", ss.guest)
 	return true, nil
 }
 

@@ -61,6 +61,7 @@ type session struct {
 	resource     string            // once bound
 	full         string            // alice@example.com/resource
 	cb           loginrelay.Bridge // the Call Bridge that authenticated the session
+	guest        bool              // the Call Bridge said the account is a guest's
 	bound        bool
 	resumed      *session // the earlier session this connection resumed
 
@@ -849,11 +850,36 @@ func (ss *session) handle(e *stream.Element) error {
 			e.Set("to", ss.bare) // a message without 'to' is for the sender's own account
 		}
 	}
+	if ss.guest && !ss.guestMayAddress(e, to) {
+		ss.srv.m.refused.WithLabelValues("guest").Inc()
+		ss.srv.bounceText(e, ss, "forbidden", "auth", "a guest may address only its meeting's Call Bridge")
+		return nil
+	}
 	if !ss.mayRoute(e, to) {
 		return nil
 	}
 	ss.srv.route(e, ss)
 	return nil
+}
+
+// guestMayAddress says whether a guest may send e to: the server, its own account, and the
+// Call Bridge that authenticated it (its domain and the addresses at it: its meeting's space
+// and participants, which the Call Bridge itself admits or refuses). Errors and iq results
+// are answers and may go anywhere. Anything else, any user by bare or full JID or another
+// component, is refused.
+func (ss *session) guestMayAddress(e *stream.Element, to string) bool {
+	switch typ := e.Get("type"); {
+	case typ == "error", typ == "result" && e.Name.Local == "iq":
+		return true
+	}
+	if to == "" || to == ss.srv.domain || to == ss.bare || strings.HasPrefix(to, ss.bare+"/") {
+		return true
+	}
+	if ss.cb == nil {
+		return false
+	}
+	j, err := jid.Parse(to)
+	return err == nil && j.Domainpart() == ss.cb.JID()
 }
 
 // mayRoute applies the sender's limit to a stanza for someone else (the server and the
