@@ -69,7 +69,7 @@ func (s *Server) handleComponent(nc net.Conn) {
 	}
 	l.out.init()
 	l.log = log.With("callbridge", l.name, "jid", l.jid)
-	l.lastRead.touch()
+	l.lastRead.start(s.mono)
 	if !s.track(l) {
 		_ = c.Close(stream.SystemShutdown, "the XMPP server is shutting down")
 		return
@@ -375,8 +375,9 @@ func (l *componentSession) writeLoop() {
 	cfg := l.srv.cfg
 	tick := time.NewTicker(max(min(cfg.KeepAlive, cfg.IdleTimeout/4), 5*time.Millisecond))
 	defer tick.Stop()
-	lastWrite := time.Now()
-	var pingedAt time.Time
+	mono := l.srv.mono
+	lastWrite := mono()
+	pingedAt := time.Duration(-1)
 	pings := 0
 	write := func(b []byte) bool {
 		if err := l.c.Write(b); err != nil {
@@ -384,7 +385,7 @@ func (l *componentSession) writeLoop() {
 			_ = l.raw.Close()
 			return false
 		}
-		lastWrite = time.Now()
+		lastWrite = mono()
 		return true
 	}
 	var batch []compItem
@@ -414,14 +415,14 @@ func (l *componentSession) writeLoop() {
 		case <-tick.C:
 			lastRead := l.lastRead.last()
 			switch {
-			case time.Since(lastRead) >= cfg.IdleTimeout/2 && !pingedAt.Equal(lastRead):
+			case mono()-lastRead >= cfg.IdleTimeout/2 && pingedAt != lastRead:
 				pingedAt = lastRead
 				pings++
 				ping := newStanza("iq", "get", fmt.Sprintf("ping-%d", pings), l.srv.domain, l.jid, []byte(`<ping xmlns="`+nsPing+`"/>`))
 				if !write(ping.AppendTo(nil, stream.NSComponent)) {
 					return
 				}
-			case time.Since(lastWrite) >= cfg.KeepAlive:
+			case mono()-lastWrite >= cfg.KeepAlive:
 				if !write([]byte(" ")) {
 					return
 				}

@@ -80,7 +80,7 @@ func BenchmarkDecodeAndRoute(b *testing.B) {
 // BenchmarkRouteFromComponent measures the way back: a message from the component to a
 // client's full JID, decoded from the component's stream and queued for the client.
 func BenchmarkRouteFromComponent(b *testing.B) {
-	_, ss, l := benchServer(b)
+	s, ss, l := benchServer(b)
 	const n = 1024
 	var buf bytes.Buffer
 	buf.WriteString(`<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='echo.example.com'>`)
@@ -88,7 +88,7 @@ func BenchmarkRouteFromComponent(b *testing.B) {
 		buf.WriteString(`<message from='echo.example.com' to='user0@example.com/r' id='m` + strconv.Itoa(i) + `'><body>` + string(bytes.Repeat([]byte("x"), 64)) + `</body></message>`)
 	}
 	data := buf.Bytes()
-	l.lastRead.touch()
+	l.lastRead.start(s.mono)
 	var r *stream.Reader
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {

@@ -125,6 +125,11 @@ type Config struct {
 	// one participant flooding a meeting or a user is slowed before anyone else is hurt.
 	SenderRate  float64
 	SenderBurst int
+	// Clock, if set, replaces the monotonic clock of idle timeouts, keepalives, pings and
+	// limits: the time elapsed since some start. The default is time.Since(the server's
+	// start), which follows the monotonic clock, so that a step of the wall clock (NTP, an
+	// administrator) neither ends every session nor turns idle detection off. For tests.
+	Clock func() time.Duration
 	// Logger receives the server's logs (default: discarded).
 	Logger *slog.Logger
 	// Metrics registers the server's metrics (default: a private registry). When it is also
@@ -256,8 +261,11 @@ func New(cfg Config) (*Server, error) {
 		smIDs:     make(map[string]*session),
 	}
 	s.m.gatherer = gatherer
-	start := time.Now() // with its monotonic reading: time.Since(start) ignores wall-clock steps
-	s.mono = func() time.Duration { return time.Since(start) }
+	s.mono = cfg.Clock
+	if s.mono == nil {
+		start := time.Now() // with its monotonic reading: time.Since(start) ignores wall-clock steps
+		s.mono = func() time.Duration { return time.Since(start) }
+	}
 	s.limitLog = limitLog{interval: 10 * time.Second, now: func() time.Duration { return s.mono() }}
 	s.compFails = throttle.New(cfg.ComponentThrottle, componentThrottle(), nil)
 	s.relay = loginrelay.NewClient(s.domain, cfg.RelayTimeout, cfg.Logger.With("component", "loginrelay"))

@@ -32,7 +32,7 @@ var errPeerError = errors.New("the client sent a stream error")
 
 // handleC2S runs a client connection accepted on the c2s listener.
 func (s *Server) handleC2S(nc net.Conn) {
-	s.runSession(newTCPTransport(nc, stream.Limits{MaxStanza: s.cfg.MaxStanzaC2S}, s.cfg.WriteTimeout))
+	s.runSession(newTCPTransport(nc, stream.Limits{MaxStanza: s.cfg.MaxStanzaC2S}, s.cfg.WriteTimeout, s.mono))
 }
 
 // session is one client's stream, from connection to close, on either transport.
@@ -83,7 +83,7 @@ type session struct {
 	tickMu      sync.Mutex
 	timer       *time.Timer
 	tickStopped bool
-	pingedAt    time.Time // lastRead when the last ping was sent
+	pingedAt    time.Duration // lastRead when the last ping was sent
 	pings       int
 
 	mu        sync.Mutex // guards the fields below, and t, kind and remote
@@ -109,6 +109,8 @@ func newID() string {
 
 func (s *Server) runSession(t transport) {
 	ss := &session{srv: s, t: t, started: time.Now(), remote: t.remoteAddr(), kind: t.kind()}
+	ss.lastWrite.start(s.mono)
+	ss.pingedAt = -1 // no ping yet: any reading of the clock differs
 	ss.rate.rate, ss.rate.burst = s.cfg.SenderRate, float64(s.cfg.SenderBurst)
 	ss.log = sessionLog{ss}
 	ss.ctx, ss.cancel = context.WithCancelCause(s.ctx)
@@ -751,8 +753,9 @@ func (ss *session) tick() {
 		return
 	}
 	cfg := ss.srv.cfg
+	now := ss.srv.mono()
 	lastRead := ss.transport().lastRead()
-	idle := time.Since(lastRead)
+	idle := now - lastRead
 	switch {
 	case idle >= cfg.IdleTimeout:
 		text := fmt.Sprintf("nothing received for %s", cfg.IdleTimeout.Round(time.Millisecond))
@@ -760,12 +763,12 @@ func (ss *session) tick() {
 			ss.abort(stream.ConnectionTimeout, text)
 		}
 		return
-	case idle >= cfg.IdleTimeout/2 && !ss.pingedAt.Equal(lastRead):
+	case idle >= cfg.IdleTimeout/2 && ss.pingedAt != lastRead:
 		ss.pingedAt = lastRead
 		ss.pings++
 		ping := newStanza("iq", "get", fmt.Sprintf("ping-%d", ss.pings), ss.srv.domain, ss.full, []byte(`<ping xmlns="`+nsPing+`"/>`))
 		ss.deliver(ping)
-	case time.Since(ss.lastWrite.last()) >= cfg.KeepAlive:
+	case now-ss.lastWrite.last() >= cfg.KeepAlive:
 		if ss.out.pushKeepalive() {
 			go ss.flushLoop()
 		}

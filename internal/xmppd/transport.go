@@ -60,8 +60,8 @@ type transport interface {
 	// close closes the connection (hard: at once, without waiting for anything) and waits
 	// for the transport's own goroutines.
 	close(hard bool)
-	// lastRead is when bytes last arrived from the client.
-	lastRead() time.Time
+	// lastRead is when bytes last arrived from the client, on the server's monotonic clock.
+	lastRead() time.Duration
 }
 
 // isTimeout reports whether err is a deadline expiry.
@@ -73,11 +73,23 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// activity records when bytes last arrived.
-type activity struct{ ns atomic.Int64 }
+// activity records when something last happened (bytes arrived, a write), as a reading of
+// a monotonic clock: the server's (Server.mono), so that a step of the wall clock neither
+// makes every session look idle nor hides a silent one. (It kept wall-clock nanoseconds,
+// which dropped the monotonic reading of time.Now.)
+type activity struct {
+	ns    atomic.Int64
+	clock func() time.Duration
+}
 
-func (a *activity) touch()          { a.ns.Store(time.Now().UnixNano()) }
-func (a *activity) last() time.Time { return time.Unix(0, a.ns.Load()) }
+// start sets the clock and records now.
+func (a *activity) start(clock func() time.Duration) {
+	a.clock = clock
+	a.touch()
+}
+
+func (a *activity) touch()              { a.ns.Store(int64(a.clock())) }
+func (a *activity) last() time.Duration { return time.Duration(a.ns.Load()) }
 
 type activityReader struct {
 	r io.Reader
@@ -108,9 +120,9 @@ type tcpTransport struct {
 	r  *stream.Reader
 }
 
-func newTCPTransport(nc net.Conn, limits stream.Limits, writeTimeout time.Duration) *tcpTransport {
+func newTCPTransport(nc net.Conn, limits stream.Limits, writeTimeout time.Duration, clock func() time.Duration) *tcpTransport {
 	t := &tcpTransport{raw: nc, nc: nc, limits: limits, writeTimeout: writeTimeout}
-	t.act.touch()
+	t.act.start(clock)
 	t.br = bufio.NewReaderSize(activityReader{nc, &t.act}, preTLSBuffer)
 	t.r = stream.NewReader(t.br, limits)
 	return t
@@ -127,7 +139,7 @@ const (
 
 func (t *tcpTransport) kind() string       { return transportTCP }
 func (t *tcpTransport) remoteAddr() string { return t.raw.RemoteAddr().String() }
-func (t *tcpTransport) lastRead() time.Time {
+func (t *tcpTransport) lastRead() time.Duration {
 	return t.act.last()
 }
 
