@@ -75,8 +75,9 @@ type XMPP struct {
 	TLS TLS `toml:"tls"`
 	// Component settings: TLS.ClientCA + TLS.RequireClientCert apply to the component port.
 	Components struct {
-		// Duplicate is what a second connection with a connected name gets: "kick_old" (default)
-		// or "reject".
+		// Duplicate is what a second connection with a connected name gets: "reject" (default:
+		// it is refused with conflict, and both sides raise an alarm) or "kick_old" (it
+		// replaces the connected one).
 		Duplicate string `toml:"duplicate"`
 	} `toml:"components"`
 	WebSocket struct {
@@ -145,7 +146,7 @@ func (c XMPP) WithDefaults() XMPP {
 	def(&c.Listen.Component, ":5223")
 	def(&c.Listen.WebSocket, ":5443")
 	def(&c.Listen.Admin, "127.0.0.1:5290")
-	def(&c.Components.Duplicate, "kick_old")
+	def(&c.Components.Duplicate, "reject")
 	def(&c.Log.Format, "text")
 	def(&c.Log.Level, "info")
 	return c

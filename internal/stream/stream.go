@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -62,6 +63,20 @@ type Header struct {
 	To, From, ID, Version, Lang string
 	// NS is the stream's default namespace (jabber:client, jabber:component:accept, ...).
 	NS string
+	// Ext holds the header's attributes in other namespaces (extensions, such as Confab's
+	// component probe), by resolved namespace and local name. AppendOpen writes them with
+	// prefixes of its own.
+	Ext []xml.Attr
+}
+
+// ExtValue returns the value of the extension attribute {space}local, or "".
+func (h Header) ExtValue(space, local string) string {
+	for _, a := range h.Ext {
+		if a.Name.Space == space && a.Name.Local == local {
+			return a.Value
+		}
+	}
+	return ""
 }
 
 // Element is one top-level element: a stanza, or a stream-level element such as
@@ -340,6 +355,16 @@ func AppendOpen(b []byte, h Header) []byte {
 			b = append(b, '"')
 		}
 	}
+	for i, a := range h.Ext {
+		p := "x" + strconv.Itoa(i)
+		b = append(b, ` xmlns:`+p+`="`...)
+		b = AppendEscaped(b, a.Name.Space)
+		b = append(b, `" `+p+`:`...)
+		b = append(b, a.Name.Local...)
+		b = append(b, `="`...)
+		b = AppendEscaped(b, a.Value)
+		b = append(b, '"')
+	}
 	return append(b, '>')
 }
 
@@ -568,6 +593,15 @@ func (r *Reader) open(t xml.StartElement, wantNS string) (Header, error) {
 			h.Version = a.Value
 		case a.Name.Space == "xml" && a.Name.Local == "lang":
 			h.Lang = a.Value
+		}
+	}
+	for _, a := range t.Attr {
+		switch a.Name.Space {
+		case "", "xmlns", "xml":
+		default:
+			if ns, ok := r.pfx[a.Name.Space]; ok && ns != NSStreams {
+				h.Ext = append(h.Ext, xml.Attr{Name: xml.Name{Space: ns, Local: a.Name.Local}, Value: a.Value})
+			}
 		}
 	}
 	r.ns = h.NS

@@ -118,16 +118,16 @@ func (s *Server) acceptComponent(ctx context.Context, nc net.Conn, log *slog.Log
 			return &stream.Error{Condition: stream.PolicyViolation,
 				Text: fmt.Sprintf("too many failed handshakes from this address; retry in %ds", int((wait+time.Second-1)/time.Second))}
 		},
-		// With DuplicateComponent reject, a second link of a connected name is refused in
-		// answer to its handshake (step 10), not after <handshake/>. Two handshakes of the
-		// same name at the same instant can both pass this check; run then refuses the later.
-		Admit: func(componentJID, name string) error {
-			if s.cfg.DuplicateComponent != Reject {
+		// With DuplicateComponent reject (the default), or for a probe (confab diagnose),
+		// a second link of a connected name is refused in answer to its handshake (step 10),
+		// not after <handshake/>: its secret was right. Two handshakes of the same name at
+		// the same instant can both pass this check; run then refuses the later.
+		Admit: func(componentJID, name string, probe bool) error {
+			if s.cfg.DuplicateComponent != Reject && !probe {
 				return nil
 			}
 			if existing := s.router.component(componentJID); existing != nil {
-				log.Warn("component refused: a Call Bridge with this name is already connected", "jid", componentJID, "connected_from", existing.c.RemoteAddr().String())
-				return &stream.Error{Condition: stream.Conflict, Text: "a Call Bridge named " + name + " is already connected"}
+				return existing.refuseDuplicate(nc.RemoteAddr().String(), probe)
 			}
 			return nil
 		},
@@ -206,6 +206,36 @@ type componentSession struct {
 
 	closeOnce sync.Once
 	up        atomic.Bool // attached to the login relay: listed by Server.Components
+
+	dupMu   sync.Mutex // guards the duplicates refused while this component is connected
+	dupN    int
+	dupFrom string
+	dupAt   time.Time
+}
+
+// refuseDuplicate records and logs that a second connection from remote asked for this
+// component's name, and returns the conflict it is refused with. The administrator sees it
+// in the log (once per 10 s), in confab_xmpp_component_handshakes_total{outcome="conflict"}
+// and in the admin listener's /callbridges (duplicatesRefused, lastDuplicateFrom/At); the
+// newcomer, a Call Bridge, raises its own alarm from the conflict's text.
+func (l *componentSession) refuseDuplicate(remote string, probe bool) error {
+	l.dupMu.Lock()
+	l.dupN++
+	l.dupFrom, l.dupAt = remote, time.Now()
+	n := l.dupN
+	l.dupMu.Unlock()
+	if probe {
+		l.log.Info("test connection (confab diagnose) for a connected Call Bridge's name refused; the live link is kept", "from", remote)
+		return &stream.Error{Condition: stream.Conflict, Text: fmt.Sprintf(
+			"a Call Bridge named %s is connected (from %s since %s): this test connection does not replace it; the shared secret is right",
+			l.name, l.c.RemoteAddr(), l.since.UTC().Format(time.RFC3339))}
+	}
+	l.srv.limitLog.warn(l.log, "duplicate:"+l.jid,
+		"ALARM: another connection asked for this Call Bridge's name and was refused (conflict): two Call Bridges share a name, or this one's old link is still up",
+		"from", remote, "refused_so_far", n, "policy", l.srv.cfg.DuplicateComponent)
+	return &stream.Error{Condition: stream.Conflict, Text: fmt.Sprintf(
+		"another Call Bridge named %s is connected (from %s since %s); give each Call Bridge its own name",
+		l.name, l.c.RemoteAddr(), l.since.UTC().Format(time.RFC3339))}
 }
 
 // JID implements loginrelay.Bridge.
@@ -252,7 +282,10 @@ func (l *componentSession) sameSecret(s secret.Secret) bool {
 }
 
 func (l *componentSession) info() ComponentInfo {
-	return ComponentInfo{Name: l.name, JID: l.jid, RemoteAddr: l.c.RemoteAddr().String(), ConnectedSince: l.since}
+	l.dupMu.Lock()
+	defer l.dupMu.Unlock()
+	return ComponentInfo{Name: l.name, JID: l.jid, RemoteAddr: l.c.RemoteAddr().String(), ConnectedSince: l.since,
+		DuplicatesRefused: l.dupN, LastDuplicateFrom: l.dupFrom, LastDuplicateAt: l.dupAt}
 }
 
 func (l *componentSession) String() string {
@@ -278,11 +311,14 @@ func (l *componentSession) kill() { _ = l.raw.Close() }
 // run registers the link, serves it and cleans up.
 func (l *componentSession) run() {
 	s := l.srv
-	existing, added := s.router.addComponent(l, s.cfg.DuplicateComponent == KickOld)
+	existing, added := s.router.addComponent(l, s.cfg.DuplicateComponent == KickOld && !l.c.Probe())
 	if !added {
 		s.m.handshakes.WithLabelValues(stream.Conflict).Inc()
-		l.log.Warn("component refused: a Call Bridge with this name is already connected", "connected_from", existing.c.RemoteAddr().String())
-		l.close(stream.Conflict, "a Call Bridge named "+l.name+" is already connected")
+		se := existing.refuseDuplicate(l.c.RemoteAddr().String(), l.c.Probe())
+		var cerr *stream.Error
+		if errors.As(se, &cerr) {
+			l.close(cerr.Condition, cerr.Text)
+		}
 		return
 	}
 	if existing != nil {

@@ -3,8 +3,10 @@ package xmppd_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -67,9 +69,65 @@ func TestComponentHandshakeRefused(t *testing.T) {
 	}
 }
 
+// TestDuplicateComponent: a second connection with a connected Call Bridge's name. By
+// default it is refused with conflict in answer to its handshake (before, the default was
+// kick_old: it silently took the live link's place), and the server raises an alarm: a log
+// line, the conflict counted, and duplicatesRefused in the admin listener's /callbridges.
+// kick_old stays available by configuration. A probe (confab diagnose) is refused under
+// either policy.
 func TestDuplicateComponent(t *testing.T) {
+	refused := func(t *testing.T, h *xmppdtest.Harness, probe bool) {
+		t.Helper()
+		dial := h.StartCallBridge
+		if probe {
+			dial = h.StartProbe
+		}
+		second, err := dial(context.Background(), "cb1", cb1Secret(t, h), xmppdtest.DialOptions{})
+		var he *component.HandshakeError
+		if !errors.As(err, &he) || he.Condition != "conflict" {
+			if second != nil {
+				second.Close()
+			}
+			t.Fatalf("second connection: %v, want a handshake refused with conflict", err)
+		}
+		if !strings.Contains(he.Text, "named cb1 is connected (from 127.0.0.1:") {
+			t.Errorf("conflict text %q does not say where the connected Call Bridge is", he.Text)
+		}
+		select {
+		case <-h.CallBridge.Done():
+			t.Fatalf("the first link ended: %v", h.CallBridge.Err())
+		default:
+		}
+		stillWorks(t, h)
+		if got := len(h.CallBridge.Logins()); got != 1 {
+			t.Errorf("the first link decided %d logins, want 1", got)
+		}
+	}
+	t.Run("reject by default", func(t *testing.T) {
+		logs := &logBuffer{}
+		h := xmppdtest.Start(t, xmppdtest.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		refused(t, h, false)
+		if !strings.Contains(logs.String(), "ALARM: another connection asked for this Call Bridge's name") {
+			t.Error("no alarm in the log")
+		}
+		if got := metricValue(t, h, `confab_xmpp_component_handshakes_total{outcome="conflict"}`); got != 1 {
+			t.Errorf("conflicts counted: %v, want 1", got)
+		}
+		resp, err := http.Get(h.AdminURL + "/callbridges")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var list []xmppd.ComponentInfo
+		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 || list[0].DuplicatesRefused != 1 || !strings.HasPrefix(list[0].LastDuplicateFrom, "127.0.0.1:") || list[0].LastDuplicateAt.IsZero() {
+			t.Errorf("/callbridges = %+v, want cb1 with one duplicate refused", list)
+		}
+	})
 	t.Run("kick_old", func(t *testing.T) {
-		h := xmppdtest.Start(t, xmppdtest.Options{})
+		h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.DuplicateComponent = xmppd.KickOld }})
 		old := h.CallBridge
 		newer := h.ConnectCallBridge(t, "cb1")
 		waitDone(t, old)
@@ -84,32 +142,14 @@ func TestDuplicateComponent(t *testing.T) {
 			t.Errorf("links = %+v, want exactly one", links)
 		}
 	})
-	t.Run("reject", func(t *testing.T) {
-		h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.DuplicateComponent = xmppd.Reject }})
-		// The conflict is the answer to the handshake (step 10): the second Call Bridge never
-		// gets <handshake/>.
-		second, err := h.StartCallBridge(context.Background(), "cb1", cb1Secret(t, h), xmppdtest.DialOptions{})
-		var he *component.HandshakeError
-		if !errors.As(err, &he) || he.Condition != "conflict" {
-			if second != nil {
-				second.Close()
-			}
-			t.Fatalf("second connection: %v, want a handshake refused with conflict", err)
-		}
-		select {
-		case <-h.CallBridge.Done():
-			t.Fatalf("the first link ended: %v", h.CallBridge.Err())
-		default:
-		}
-		stillWorks(t, h)
-		if got := len(h.CallBridge.Logins()); got != 1 {
-			t.Errorf("the first link decided %d logins, want 1", got)
-		}
+	t.Run("probe under kick_old", func(t *testing.T) {
+		h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.DuplicateComponent = xmppd.KickOld }})
+		refused(t, h, true)
 	})
 }
 
 func TestComponentInvalidFrom(t *testing.T) {
-	h := xmppdtest.Start(t, xmppdtest.Options{})
+	h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true})
 	for _, from := range []string{"cb2.example.com", "example.com", "alice@example.com/x", ""} {
 		t.Run("from="+from, func(t *testing.T) {
 			cb := h.ConnectCallBridge(t, "cb1")

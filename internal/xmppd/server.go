@@ -53,13 +53,16 @@ const killGrace = 2 * time.Second
 
 // Values of Config.DuplicateComponent.
 const (
-	// KickOld closes the link already registered under a name when the same name registers
-	// again (the old link gets a conflict stream error). It is the default: a Call Bridge
-	// that lost its link without noticing reconnects at once.
-	KickOld = "kick_old"
-	// Reject refuses the new connection with a conflict stream error, in answer to its
-	// handshake (it never gets <handshake/>).
+	// Reject, the default, refuses the new connection with a conflict stream error, in
+	// answer to its handshake (it never gets <handshake/>), as Prosody does: a second Call
+	// Bridge configured with a registered name never silently takes the live one's place.
+	// Both sides raise an alarm (see componentSession.refuseDuplicate).
 	Reject = "reject"
+	// KickOld closes the link already registered under a name when the same name registers
+	// again (the old link gets a conflict stream error): a Call Bridge that lost its link
+	// without noticing is back at once, but a misconfigured second Call Bridge of that name
+	// takes the link from the first. A probe (confab diagnose) never replaces a live link.
+	KickOld = "kick_old"
 )
 
 // Registry is the set of Call Bridges allowed to register; *callbridges.Registry satisfies it.
@@ -107,7 +110,7 @@ type Config struct {
 	// bound and keeps what is sent to it after losing its connection (default 5m). A client
 	// may ask for less ('max' in <enable/>), not more.
 	ResumeTimeout time.Duration
-	// DuplicateComponent is KickOld (the default) or Reject.
+	// DuplicateComponent is Reject (the default) or KickOld.
 	DuplicateComponent string
 	// RelayTimeout bounds each step of a relayed login (default 10s).
 	RelayTimeout time.Duration
@@ -146,6 +149,12 @@ type ComponentInfo struct {
 	JID            string    `json:"jid"`
 	RemoteAddr     string    `json:"remoteAddress"`
 	ConnectedSince time.Time `json:"connectedSince"`
+	// DuplicatesRefused counts the connections refused (conflict) because they asked for
+	// this component's name while it was connected: more than zero is an alarm (two Call
+	// Bridges share a name). LastDuplicateFrom and LastDuplicateAt say the latest.
+	DuplicatesRefused int       `json:"duplicatesRefused,omitempty"`
+	LastDuplicateFrom string    `json:"lastDuplicateFrom,omitempty"`
+	LastDuplicateAt   time.Time `json:"lastDuplicateAt,omitzero"`
 }
 
 // tracked is a live connection the server can stop.
@@ -210,7 +219,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	switch cfg.DuplicateComponent {
 	case "":
-		cfg.DuplicateComponent = KickOld
+		cfg.DuplicateComponent = Reject
 	case KickOld, Reject:
 	default:
 		return nil, fmt.Errorf("xmppd: DuplicateComponent %q: want %q or %q", cfg.DuplicateComponent, KickOld, Reject)

@@ -54,6 +54,10 @@ type AttemptOptions struct {
 	// no Conn. It lets `confab diagnose` check everything up to registration without
 	// displacing a running Call Bridge of the same name.
 	NoRegister bool
+	// Probe marks the handshake as a test (component.Probe): a Confab XMPP server then never
+	// lets it replace a live Call Bridge of the same name, whatever its duplicate policy,
+	// and refuses it with <conflict/> instead. confab diagnose sets it.
+	Probe bool
 }
 
 // Registration is a successful attempt: an active component link and where it goes.
@@ -580,7 +584,11 @@ func (a *attempt) secure(ctx context.Context, nc net.Conn, t discover.Target, ap
 	// Steps 9 and 10: the XEP-0114 stream, the handshake, and the server's verdict.
 	c = a.start()
 	hctx, cancel := context.WithTimeoutCause(ctx, a.o.HandshakeTimeout, fmt.Errorf("XEP-0114 handshake with %s took longer than %s", t.Addr(), a.o.HandshakeTimeout))
-	conn, err := component.Handshake(hctx, tc, componentJID, a.cfg.SharedSecret, a.o.Limits)
+	handshake := component.Handshake
+	if a.o.Probe {
+		handshake = component.Probe
+	}
+	conn, err := handshake(hctx, tc, componentJID, a.cfg.SharedSecret, a.o.Limits)
 	cancel()
 	if err != nil {
 		a.handshakeFailure(err, t, componentJID, c)
@@ -755,6 +763,7 @@ func (a *attempt) handshakeFailure(err error, t discover.Target, componentJID st
 			f.Detail = fmt.Sprintf("the XMPP server refused %s with <host-unknown/>%s: it does not know this Call Bridge name", componentJID, said)
 			f.Remedy = fmt.Sprintf("register the Call Bridge on the XMPP server with `confab xmpp callbridge add %s` (MMP `xmpp callbridge add %s`), and check that domain is the XMPP server's domain", name, name)
 		case stream.Conflict:
+			f.Reason = linkstate.ReasonDuplicateName
 			f.Detail = fmt.Sprintf("the XMPP server refused %s with <conflict/>%s: another Call Bridge with this name is connected", componentJID, said)
 			f.Remedy = fmt.Sprintf("give every Call Bridge its own uniqueName (and register each on the XMPP server); if the other %s is this one's old link, it will time out", name)
 		default:

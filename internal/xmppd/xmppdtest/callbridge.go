@@ -27,6 +27,8 @@ type DialOptions struct {
 	// LocalIP, if set, is the source address to connect from (127.0.0.2 is a second host on
 	// Linux's loopback), for tests of what the server does per source address.
 	LocalIP net.IP
+
+	probe bool // handshake as a probe (component.Probe)
 }
 
 // DialComponent connects to the component port, completes TLS (verifying the server's
@@ -57,6 +59,9 @@ func (h *Harness) DialComponent(ctx context.Context, componentJID string, s secr
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("tls: %w", err)
+	}
+	if o.probe {
+		return component.Probe(ctx, tc, componentJID, s, stream.Limits{})
 	}
 	return component.Handshake(ctx, tc, componentJID, s, stream.Limits{})
 }
@@ -124,7 +129,18 @@ func (h *Harness) ConnectCallBridge(t testing.TB, name string) *CallBridge {
 
 // StartCallBridge dials as name with secret s and serves the link until Close.
 func (h *Harness) StartCallBridge(ctx context.Context, name string, s secret.Secret, o DialOptions) (*CallBridge, error) {
+	return h.startCallBridge(ctx, name, s, o, false)
+}
+
+// StartProbe is StartCallBridge with a probe's handshake (component.Probe), as confab
+// diagnose connects.
+func (h *Harness) StartProbe(ctx context.Context, name string, s secret.Secret, o DialOptions) (*CallBridge, error) {
+	return h.startCallBridge(ctx, name, s, o, true)
+}
+
+func (h *Harness) startCallBridge(ctx context.Context, name string, s secret.Secret, o DialOptions, probe bool) (*CallBridge, error) {
 	jid := name + "." + h.Domain
+	o.probe = probe
 	c, err := h.DialComponent(ctx, jid, s, o)
 	if err != nil {
 		return nil, err
