@@ -207,10 +207,49 @@ type componentSession struct {
 	closeOnce sync.Once
 	up        atomic.Bool // attached to the login relay: listed by Server.Components
 
-	dupMu   sync.Mutex // guards the duplicates refused while this component is connected
-	dupN    int
-	dupFrom string
-	dupAt   time.Time
+	dupMu    sync.Mutex // guards the duplicates refused while this component is connected
+	dupN     int
+	dupFrom  string
+	dupAt    time.Time
+	dupCheck *time.Timer // a liveness check under way (checkAlive)
+	dupDone  bool        // the component has ended: no more checks
+}
+
+// checkAlive makes sure the connected component is alive when another connection asks for
+// its name: its own old link may be half-open (the Call Bridge lost it without the server
+// noticing), and with reject the Call Bridge would be locked out until the idle timeout. The
+// component is pinged; if nothing arrives from it within min(5 s, IdleTimeout/2), it is
+// closed, so that the newcomer's next attempt gets in. Called with dupMu held.
+func (l *componentSession) checkAliveLocked() {
+	if l.dupCheck != nil || l.dupDone {
+		return
+	}
+	mark := l.srv.mono()
+	ping := newStanza("iq", "get", "confab-alive-"+newID()[:8], l.srv.domain, l.jid, []byte(`<ping xmlns="`+nsPing+`"/>`))
+	l.out.pushOwn(ping.AppendTo(nil, stream.NSComponent))
+	wait := min(5*time.Second, l.srv.cfg.IdleTimeout/2)
+	l.dupCheck = time.AfterFunc(wait, func() {
+		l.dupMu.Lock()
+		l.dupCheck = nil
+		l.dupMu.Unlock()
+		if l.lastRead.last() > mark {
+			return // it answered (or sent something): alive
+		}
+		l.log.Warn("component silent since another connection asked for its name; closing it as dead", "waited", wait)
+		l.close(stream.ConnectionTimeout, fmt.Sprintf("no answer to a ping within %s", wait))
+		_ = l.raw.Close()
+	})
+}
+
+// stopChecks stops a liveness check; called when the component ends.
+func (l *componentSession) stopChecks() {
+	l.dupMu.Lock()
+	defer l.dupMu.Unlock()
+	l.dupDone = true
+	if l.dupCheck != nil {
+		l.dupCheck.Stop()
+		l.dupCheck = nil
+	}
 }
 
 // refuseDuplicate records and logs that a second connection from remote asked for this
@@ -223,6 +262,7 @@ func (l *componentSession) refuseDuplicate(remote string, probe bool) error {
 	l.dupN++
 	l.dupFrom, l.dupAt = remote, time.Now()
 	n := l.dupN
+	l.checkAliveLocked()
 	l.dupMu.Unlock()
 	if probe {
 		l.log.Info("test connection (confab diagnose) for a connected Call Bridge's name refused; the live link is kept", "from", remote)
@@ -234,8 +274,8 @@ func (l *componentSession) refuseDuplicate(remote string, probe bool) error {
 		"ALARM: another connection asked for this Call Bridge's name and was refused (conflict): two Call Bridges share a name, or this one's old link is still up",
 		"from", remote, "refused_so_far", n, "policy", l.srv.cfg.DuplicateComponent)
 	return &stream.Error{Condition: stream.Conflict, Text: fmt.Sprintf(
-		"another Call Bridge named %s is connected (from %s since %s); give each Call Bridge its own name",
-		l.name, l.c.RemoteAddr(), l.since.UTC().Format(time.RFC3339))}
+		"another Call Bridge named %s is connected (from %s since %s); give each Call Bridge its own name (if it is this one's old link and does not answer a ping within %s, it is dropped and the next attempt gets in)",
+		l.name, l.c.RemoteAddr(), l.since.UTC().Format(time.RFC3339), min(5*time.Second, l.srv.cfg.IdleTimeout/2))}
 }
 
 // JID implements loginrelay.Bridge.
@@ -345,6 +385,7 @@ func (l *componentSession) run() {
 	close(l.done)
 	<-writerDone
 	l.out.close()
+	l.stopChecks()
 	var se *stream.Error
 	switch {
 	case errors.As(err, &se):

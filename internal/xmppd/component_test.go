@@ -366,3 +366,21 @@ func TestComponentFailureLogs(t *testing.T) {
 		})
 	}
 }
+
+// TestDuplicateComponentDeadOldLink: with reject, a Call Bridge whose old link is half-open
+// (it lost it without the server noticing) would be locked out until the idle timeout.
+// A refused duplicate makes the server ping the connected component; one that does not
+// answer within min(5 s, IdleTimeout/2) is closed, and the newcomer's next attempt gets in.
+func TestDuplicateComponentDeadOldLink(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.IdleTimeout = 2 * time.Second }})
+	old := h.CallBridge
+	old.Pause() // the old link is dead: nothing it is sent is read, nothing is answered
+	defer old.Resume()
+	if cb, err := h.StartCallBridge(context.Background(), "cb1", cb1Secret(t, h), xmppdtest.DialOptions{}); err == nil {
+		cb.Close()
+		t.Fatal("the second connection was accepted while the first was registered")
+	}
+	xmppdtest.Eventually(t, 5*time.Second, "the silent component closed", func() bool { return len(h.Server.Components()) == 0 })
+	h.ConnectCallBridge(t, "cb1")
+	stillWorks(t, h)
+}
