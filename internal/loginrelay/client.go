@@ -169,6 +169,41 @@ func (c *Client) pickExcept(except []Bridge) (Bridge, bool) {
 	return nil, false
 }
 
+// Probe asks a newly connected component whether it speaks the login relay, before it is
+// attached: it sends an <abort/> for a session nobody has, which a Responder answers with a
+// <failure condition='aborted'/> result. Anything else (an IQ error such as
+// service-unavailable from an IRC gateway or a bot, or no answer within the Client's
+// timeout) is ErrNotABridge, and the caller does not Attach the component, so it never
+// takes a share of the logins. The answer comes back through HandleIQ.
+func (c *Client) Probe(ctx context.Context, b Bridge) error {
+	id := idPrefix + randomID()
+	session := "probe-" + randomID()
+	p := &call{bridge: b, session: session, ch: make(chan callResult, 1)}
+	c.mu.Lock()
+	c.pending[id] = p
+	c.mu.Unlock()
+	defer c.forget(id)
+	if err := b.Write(marshal(iq{Type: "set", ID: id, From: c.domain, To: b.JID(), Payload: abortPayload{Session: session}})); err != nil {
+		return fmt.Errorf("%w: %w", ErrBridgeLost, err)
+	}
+	timer := time.NewTimer(c.timeout)
+	defer timer.Stop()
+	select {
+	case res := <-p.ch:
+		if res.err != nil {
+			return fmt.Errorf("%w: %w", ErrNotABridge, res.err)
+		}
+		if res.reply.Kind != KindFailure || res.reply.Condition != CondAborted {
+			return fmt.Errorf("%w: it answered %s %s", ErrNotABridge, res.reply.Kind, res.reply.Condition)
+		}
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("%w: no answer within %s", ErrNotABridge, c.timeout)
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
 // Exchange is one SASL exchange relayed to one Call Bridge.
 type Exchange struct {
 	c       *Client
@@ -196,8 +231,9 @@ func (x *Exchange) Session() string { return x.session }
 // or ctx's error when the step could not complete; FailureReply maps these for the client.
 //
 // When the link is lost before the Call Bridge answers (its write fails, or it is detached
-// while the step is pending), the step is sent to the next attached link, each at most once;
-// ErrBridgeLost is returned when none is left. Later steps stay on the link that answered.
+// while the step is pending), or the component answers the step with an IQ error
+// (ErrBridgeRefused), the step is sent to the next attached link, each at most once; the
+// last error is returned when none is left. Later steps stay on the link that answered.
 //
 // A login whose name or address is blocked by the Client's throttle (SetThrottle) gets a
 // failure Reply from the Client itself; its Exchange is over and has no link.
@@ -210,23 +246,25 @@ func (c *Client) Begin(ctx context.Context, mech string, initial []byte, addr, t
 	// worth keeping: the step goes to the next one, each at most once, so that a Call Bridge
 	// dying under load costs the logins it was in the middle of, not the ones just starting.
 	var tried []Bridge
+	var lastErr error
 	for {
 		l, ok := c.pickExcept(tried)
 		if !ok {
 			if len(tried) == 0 {
 				return nil, Reply{}, ErrNoCallBridge
 			}
-			return x, Reply{}, ErrBridgeLost
+			return x, Reply{}, lastErr
 		}
 		tried = append(tried, l)
 		x = &Exchange{c: c, bridge: l, session: randomID(), mech: mech, source: x.source, user: x.user, named: x.named}
 		r, err := x.roundTrip(ctx, authPayload{
 			Session: x.session, Mechanism: mech, Addr: addr, Transport: transport, Data: encode64(initial),
 		})
-		if !errors.Is(err, ErrBridgeLost) || ctx.Err() != nil {
+		if !(errors.Is(err, ErrBridgeLost) || errors.Is(err, ErrBridgeRefused)) || ctx.Err() != nil {
 			return x, r, err
 		}
-		c.log.Info("login relay: the Call Bridge was lost before it answered; trying another", "link", l.JID(), "err", err)
+		lastErr = err
+		c.log.Info("login relay: the Call Bridge was lost or refused the first step; trying another", "link", l.JID(), "err", err)
 	}
 }
 
@@ -417,7 +455,7 @@ func parseAnswer(el *stream.Element, session string) (Reply, error) {
 				}
 			}
 		}
-		return Reply{}, fmt.Errorf("the Call Bridge answered with an error (%s)", cond)
+		return Reply{}, fmt.Errorf("%w (%s)", ErrBridgeRefused, cond)
 	}
 	v, err := decodeAnswer(el)
 	if err != nil {

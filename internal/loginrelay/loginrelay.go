@@ -35,6 +35,11 @@ var (
 	ErrBridgeLost = errors.New("the Call Bridge handling this login disconnected")
 	// ErrTimeout: the Call Bridge did not answer a step in time.
 	ErrTimeout = errors.New("the Call Bridge did not answer in time")
+	// ErrBridgeRefused: the component answered a relay request with an IQ error (it does not
+	// speak the login relay, or not now). A first step is moved to the next Call Bridge.
+	ErrBridgeRefused = errors.New("the component answered the login relay with an error")
+	// ErrNotABridge: Probe found that a component does not speak the login relay.
+	ErrNotABridge = errors.New("the component does not speak the login relay")
 )
 
 // Errors a Directory returns.

@@ -26,6 +26,7 @@ type pipeLink struct {
 
 	mu     sync.Mutex
 	hold   bool     // swallow requests instead of answering
+	refuse bool     // answer every request with an IQ error, as a component that is no Call Bridge
 	failW  error    // Write fails with this
 	writes []string // everything written
 }
@@ -35,7 +36,7 @@ func (l *pipeLink) JID() string { return l.jid }
 func (l *pipeLink) Write(b []byte) error {
 	l.mu.Lock()
 	l.writes = append(l.writes, string(b))
-	hold, failW := l.hold, l.failW
+	hold, failW, refuse := l.hold, l.failW, l.refuse
 	l.mu.Unlock()
 	if failW != nil {
 		return failW
@@ -52,6 +53,18 @@ func (l *pipeLink) Write(b []byte) error {
 		return nil
 	}
 	if hold {
+		return nil
+	}
+	if refuse {
+		go func() {
+			ans := stream.ErrorReply(el, stream.StanzaError{Type: stream.ErrCancel, Condition: "service-unavailable"})
+			ael, err := stream.Parse(ans, stream.NSComponent, stream.Limits{})
+			if err != nil {
+				l.t.Errorf("unparseable error reply %q: %v", ans, err)
+				return
+			}
+			l.client.HandleIQ(l, ael)
+		}()
 		return nil
 	}
 	go func() { // the Call Bridge answers from its own read loop
@@ -490,6 +503,20 @@ func TestDetachMidExchange(t *testing.T) {
 // TestFirstStepMovesToAnotherCallBridge: a Call Bridge lost before it answered a login's
 // first step costs that login nothing while another is attached.
 func TestFirstStepMovesToAnotherCallBridge(t *testing.T) {
+	// A component that answers the relay with an IQ error (an IRC gateway attached by
+	// mistake, or a Call Bridge that cannot now): the first step goes to the next one.
+	// Before, the login failed with temporary-auth-failure.
+	t.Run("relay error", func(t *testing.T) {
+		f := newFixture(t, 0)
+		l2 := f.newLink(t, "cb2."+domain)
+		f.bridge.set(func(l *pipeLink) { l.refuse = true })
+		for i := range 3 {
+			x, r, err := f.client.Begin(ctxT(t), MechPLAIN, []byte("\x00alice\x00correct horse"), "", "tcp")
+			if err != nil || r.Kind != KindSuccess || x.Bridge() != l2 {
+				t.Fatalf("login %d: %+v, %v on %v; want success on cb2", i, r, err, bridgeJID(x.Bridge()))
+			}
+		}
+	})
 	t.Run("write fails", func(t *testing.T) {
 		f := newFixture(t, 0)
 		l2 := f.newLink(t, "cb2."+domain)
@@ -803,5 +830,31 @@ func TestSuccessSaysGuest(t *testing.T) {
 		if r.Guest != u.guest {
 			t.Errorf("%s: Guest = %v, want %v", u.name, r.Guest, u.guest)
 		}
+	}
+}
+
+// TestProbe: a component is asked, as it connects, whether it speaks the login relay; only a
+// Responder says yes. A component that answers with an IQ error, or not at all, is
+// ErrNotABridge and is never attached, so it takes no logins.
+func TestProbe(t *testing.T) {
+	f := newFixture(t, 300*time.Millisecond)
+	for _, tt := range []struct {
+		name string
+		set  func(l *pipeLink)
+		want error
+	}{
+		{"a Call Bridge", func(*pipeLink) {}, nil},
+		{"an IQ error", func(l *pipeLink) { l.refuse = true }, ErrNotABridge},
+		{"no answer", func(l *pipeLink) { l.hold = true }, ErrNotABridge},
+		{"write fails", func(l *pipeLink) { l.failW = errors.New("broken pipe") }, ErrBridgeLost},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := &pipeLink{t: t, jid: "comp." + domain, client: f.client, resp: f.resp}
+			l.set(tt.set)
+			err := f.client.Probe(ctxT(t), l)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("Probe = %v, want %v", err, tt.want)
+			}
+		})
 	}
 }

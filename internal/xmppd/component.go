@@ -205,7 +205,8 @@ type componentSession struct {
 	lastRead activity      // when the last element arrived
 
 	closeOnce sync.Once
-	up        atomic.Bool // attached to the login relay: listed by Server.Components
+	up        atomic.Bool // a Call Bridge attached to the login relay
+	known     atomic.Bool // asked whether it speaks the login relay: listed by Server.Components
 
 	dupMu    sync.Mutex // guards the duplicates refused while this component is connected
 	dupN     int
@@ -324,7 +325,7 @@ func (l *componentSession) sameSecret(s secret.Secret) bool {
 func (l *componentSession) info() ComponentInfo {
 	l.dupMu.Lock()
 	defer l.dupMu.Unlock()
-	return ComponentInfo{Name: l.name, JID: l.jid, RemoteAddr: l.c.RemoteAddr().String(), ConnectedSince: l.since,
+	return ComponentInfo{Name: l.name, JID: l.jid, RemoteAddr: l.c.RemoteAddr().String(), ConnectedSince: l.since, CallBridge: l.up.Load(),
 		DuplicatesRefused: l.dupN, LastDuplicateFrom: l.dupFrom, LastDuplicateAt: l.dupAt}
 }
 
@@ -373,12 +374,31 @@ func (l *componentSession) run() {
 		defer close(writerDone)
 		l.writeLoop()
 	}()
-	s.relay.Attach(l)
-	l.up.Store(true)
-	l.log.Info("call bridge connected")
+	// Only a component that speaks the login relay (a Call Bridge) takes logins: an IRC
+	// gateway or a bot registered beside the Call Bridges never does. It is asked once, as
+	// it connects, on a goroutine of its own, since its answer arrives through readLoop.
+	probeCtx, cancelProbe := context.WithCancel(s.ctx)
+	probeDone := make(chan struct{})
+	go func() {
+		defer close(probeDone)
+		if err := s.relay.Probe(probeCtx, l); err != nil {
+			if probeCtx.Err() == nil {
+				l.log.Info("component connected; it does not speak the login relay, so it takes no logins", "err", err)
+			}
+			l.known.Store(true)
+			return
+		}
+		s.relay.Attach(l)
+		l.up.Store(true)
+		l.known.Store(true)
+		l.log.Info("call bridge connected")
+	}()
 
 	err := l.readLoop()
 
+	cancelProbe()
+	<-probeDone
+	l.known.Store(false)
 	l.up.Store(false)
 	s.relay.Detach(l)
 	s.router.removeComponent(l)

@@ -5,14 +5,17 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/component"
+	"confab.dev/confab/internal/loginrelay"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/stream"
 	"confab.dev/confab/internal/xmppd"
@@ -253,6 +256,33 @@ func TestTwoCallBridgesShareLogins(t *testing.T) {
 	}
 }
 
+// waitCallBridge waits until the component jid is listed as a Call Bridge (it answered the
+// server's probe and takes logins).
+func waitCallBridge(t *testing.T, h *xmppdtest.Harness, jid string) {
+	t.Helper()
+	xmppdtest.Eventually(t, 5*time.Second, jid+" a Call Bridge", func() bool {
+		for _, c := range h.Server.Components() {
+			if c.JID == jid && c.CallBridge {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// answerProbe answers the login relay's probe (an <abort/> for a session nobody has, sent
+// when a component connects) as a Call Bridge does, and reports whether e was one.
+func answerProbe(c *component.Conn, e *stream.Element) bool {
+	if e.Name.Local != "iq" || !strings.Contains(string(e.Inner), "<abort") {
+		return false
+	}
+	r := &loginrelay.Responder{Domain: "example.com", Dir: loginrelay.NewMemoryDirectory("example.com")}
+	if reply := r.HandleIQ(context.Background(), e); reply != nil {
+		_ = c.Write(reply)
+	}
+	return true
+}
+
 func TestCallBridgeLostMidLogin(t *testing.T) {
 	h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true})
 	// A Call Bridge that takes the login request and then disappears.
@@ -261,7 +291,6 @@ func TestCallBridgeLostMidLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer link.Close("", "")
-	xmppdtest.Eventually(t, 5*time.Second, "the link", func() bool { return len(h.Server.Components()) == 1 })
 	got := make(chan *stream.Element, 1)
 	go func() {
 		defer close(got)
@@ -270,6 +299,9 @@ func TestCallBridgeLostMidLogin(t *testing.T) {
 			if err != nil {
 				return
 			}
+			if answerProbe(link, e) {
+				continue
+			}
 			if e.Name.Local == "iq" && strings.Contains(string(e.Inner), "urn:confab:login:1") {
 				got <- e
 				_ = link.Close("", "")
@@ -277,6 +309,7 @@ func TestCallBridgeLostMidLogin(t *testing.T) {
 			}
 		}
 	}()
+	waitCallBridge(t, h, "cb1.example.com")
 	c := h.DialTLS(t)
 	err = c.Auth("PLAIN", "alice", h.Users["alice"])
 	var se *xmppdtest.SASLError
@@ -296,7 +329,16 @@ func TestRelayTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer link.Close("", "")
-	xmppdtest.Eventually(t, 5*time.Second, "the link", func() bool { return len(h.Server.Components()) == 1 })
+	go func() { // it answers the server's question whether it is a Call Bridge, and nothing else
+		for {
+			e, err := link.Next()
+			if err != nil {
+				return
+			}
+			answerProbe(link, e)
+		}
+	}()
+	waitCallBridge(t, h, "cb1.example.com")
 	c := h.DialTLS(t)
 	start := time.Now()
 	err = c.Auth("SCRAM-SHA-256", "alice", h.Users["alice"])
@@ -383,4 +425,56 @@ func TestDuplicateComponentDeadOldLink(t *testing.T) {
 	xmppdtest.Eventually(t, 5*time.Second, "the silent component closed", func() bool { return len(h.Server.Components()) == 0 })
 	h.ConnectCallBridge(t, "cb1")
 	stillWorks(t, h)
+}
+
+// TestComponentNotACallBridgeTakesNoLogins: a component registered beside the Call Bridges
+// that does not speak the login relay (here one that answers every iq service-unavailable,
+// as an IRC gateway or a bot does) is asked once as it connects and never gets a login.
+// Before, logins went round robin over every component, and every other login failed with
+// temporary-auth-failure.
+func TestComponentNotACallBridgeTakesNoLogins(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{})
+	sec, err := h.Registry.Add("irc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	irc, err := h.DialComponent(context.Background(), "irc.example.com", sec, xmppdtest.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer irc.Close("", "")
+	var relayed atomic.Int32
+	go func() {
+		for {
+			e, err := irc.Next()
+			if err != nil {
+				return
+			}
+			if e.Name.Local == "iq" && (e.Get("type") == "get" || e.Get("type") == "set") {
+				if strings.Contains(string(e.Inner), "urn:confab:login:1") {
+					relayed.Add(1)
+				}
+				_ = irc.Write(stream.ErrorReply(e, stream.StanzaError{Type: stream.ErrCancel, Condition: "service-unavailable"}))
+			}
+		}
+	}()
+	xmppdtest.Eventually(t, 5*time.Second, "irc listed, not as a Call Bridge", func() bool {
+		for _, c := range h.Server.Components() {
+			if c.JID == "irc.example.com" {
+				return !c.CallBridge
+			}
+		}
+		return false
+	})
+	for i := range 10 {
+		c := h.Login(t, "alice")
+		ping(t, c, fmt.Sprintf("p%d", i))
+		c.Close()
+	}
+	if got := len(h.CallBridge.Logins()); got != 10 {
+		t.Errorf("cb1 decided %d logins, want all 10", got)
+	}
+	if n := relayed.Load(); n != 1 {
+		t.Errorf("irc got %d login relay requests, want 1 (the probe)", n)
+	}
 }

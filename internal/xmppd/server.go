@@ -149,6 +149,9 @@ type ComponentInfo struct {
 	JID            string    `json:"jid"`
 	RemoteAddr     string    `json:"remoteAddress"`
 	ConnectedSince time.Time `json:"connectedSince"`
+	// CallBridge says the component speaks the login relay and takes logins; another
+	// component (an IRC gateway, a bot) does not.
+	CallBridge bool `json:"callBridge"`
 	// DuplicatesRefused counts the connections refused (conflict) because they asked for
 	// this component's name while it was connected: more than zero is an alarm (two Call
 	// Bridges share a name). LastDuplicateFrom and LastDuplicateAt say the latest.
@@ -506,7 +509,7 @@ func (s *Server) Components() []ComponentInfo {
 	ls := s.router.allComponents()
 	out := make([]ComponentInfo, 0, len(ls))
 	for _, l := range ls {
-		if l.up.Load() {
+		if l.known.Load() {
 			out = append(out, l.info())
 		}
 	}

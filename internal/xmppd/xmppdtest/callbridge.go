@@ -118,7 +118,7 @@ func (h *Harness) ConnectCallBridge(t testing.TB, name string) *CallBridge {
 	// so attached to the login relay).
 	Eventually(t, 5*time.Second, "call bridge link "+cb.JID+" up", func() bool {
 		for _, l := range h.Server.Components() {
-			if l.JID == cb.JID && !l.ConnectedSince.Before(start) {
+			if l.JID == cb.JID && l.CallBridge && !l.ConnectedSince.Before(start) {
 				return true
 			}
 		}
