@@ -92,3 +92,68 @@ func (ll *limitLog) warn(log *slog.Logger, key, msg string, args ...any) {
 	}
 	log.Warn(msg, append(args, "next_line_after", ll.interval)...)
 }
+
+// Defaults of the per-address limits on connections that have not logged in yet.
+const (
+	DefaultMaxUnauthenticatedPerAddress = 100
+	DefaultMaxNegotiatingPerAddress     = 200
+	DefaultMaxDetachedPerAccount        = 5
+)
+
+// addrCounts counts, per source address (throttle.SourceKey: an IPv4 address, an IPv6 /64),
+// the client connections not yet authenticated and those not yet bound (the former are
+// among the latter), so that one address cannot fill MaxSessions with connections that
+// never log in. Its lock is a leaf.
+type addrCounts struct {
+	mu sync.Mutex
+	m  map[string]*addrCount
+}
+
+type addrCount struct{ unauth, negotiating int }
+
+// enter counts a new connection from key, unless either limit is reached.
+func (a *addrCounts) enter(key string, maxUnauth, maxNegotiating int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = make(map[string]*addrCount)
+	}
+	c := a.m[key]
+	if c == nil {
+		c = &addrCount{}
+		a.m[key] = c
+	}
+	if c.unauth >= maxUnauth || c.negotiating >= maxNegotiating {
+		return false
+	}
+	c.unauth++
+	c.negotiating++
+	return true
+}
+
+// authenticated moves a connection from key out of the unauthenticated count.
+func (a *addrCounts) authenticated(key string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c := a.m[key]; c != nil {
+		c.unauth--
+	}
+}
+
+// leave ends the negotiation of a connection from key (bound, resumed or gone); unauth says
+// it never authenticated.
+func (a *addrCounts) leave(key string, unauth bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.m[key]
+	if c == nil {
+		return
+	}
+	if unauth {
+		c.unauth--
+	}
+	c.negotiating--
+	if c.negotiating <= 0 {
+		delete(a.m, key)
+	}
+}

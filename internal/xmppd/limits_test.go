@@ -3,8 +3,10 @@ package xmppd_test
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,5 +238,83 @@ func TestGuestAddressesOnlyItsMeeting(t *testing.T) {
 		c := h.Login(t, u)
 		c.Send(t, `<message id="u-`+u+`" to="`+bob.JID+`"><body>hello</body></message>`)
 		bob.Expect(t, "the message from "+u, xmppdtest.IsKind("message", "u-"+u))
+	}
+}
+
+// TestHalfOpenFromOneAddress: 10 000 connections from one address that never send a byte
+// (half-open, or a slow flood) leave logins from another address working. Before, they took
+// every place in MaxSessions until their OpenTimeout, and everyone else got
+// resource-constraint; now an address may hold 100 connections that have not authenticated
+// (200 not yet bound), and the rest are refused at once with policy-violation.
+func TestHalfOpenFromOneAddress(t *testing.T) {
+	const n = 10000
+	h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.MaxSessions = 1000 }})
+	conns := make([]net.Conn, n)
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	start := time.Now()
+	const workers = 8
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := net.Dialer{Timeout: 5 * time.Second}
+			for i := w; i < n; i += workers {
+				nc, err := d.Dial("tcp", h.C2SAddr)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				conns[i] = nc
+			}
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for _, nc := range conns {
+			if nc != nil {
+				nc.Close()
+			}
+		}
+	}()
+	opened := time.Since(start)
+	xmppdtest.Eventually(t, 60*time.Second, "the connections over the per-address limit refused", func() bool {
+		return metricValue(t, h, `confab_xmpp_stanzas_refused_total{reason="per-address"}`) >= float64(n-int(failed.Load())-xmppd.DefaultMaxUnauthenticatedPerAddress)
+	})
+	// Another address logs in (Linux routes all of 127.0.0.0/8 to loopback).
+	for i := range 5 {
+		c, err := h.DialFrom(net.ParseIP("127.0.0.2"))
+		if err != nil {
+			t.Fatalf("dial from 127.0.0.2: %v", err)
+		}
+		if err := c.StartTLS(); err != nil {
+			t.Fatalf("starttls from 127.0.0.2: %v", err)
+		}
+		if err := c.Login("bob"); err != nil {
+			t.Fatalf("login %d from 127.0.0.2 beside %d half-open connections from 127.0.0.1: %v", i, n, err)
+		}
+		ping(t, c, fmt.Sprintf("p%d", i))
+		c.Close()
+	}
+	t.Logf("%d connections opened from 127.0.0.1 in %s (%d failed to dial); %v refused per address; 5 of 5 logins from 127.0.0.2 ok",
+		n, opened.Round(time.Millisecond), failed.Load(), metricValue(t, h, `confab_xmpp_stanzas_refused_total{reason="per-address"}`))
+}
+
+// TestDetachedPerAccount: one account may keep at most MaxDetachedPerAccount sessions
+// waiting for resumption; a further lost connection ends its session at once.
+func TestDetachedPerAccount(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.MaxDetachedPerAccount = 2 }})
+	for i := range 3 {
+		c := h.Login(t, "alice")
+		enableResume(t, c, "")
+		c.Drop()
+		want := min(i+1, 2)
+		waitDetached(t, h, want)
+	}
+	xmppdtest.Eventually(t, 5*time.Second, "the third session ended", func() bool {
+		return len(h.CallBridge.SessionEnds()) == 1
+	})
+	if got := xmppd.DetachedSessions(h.Server); got != 2 {
+		t.Errorf("detached sessions = %d, want 2", got)
 	}
 }

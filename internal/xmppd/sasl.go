@@ -156,6 +156,10 @@ func (ss *session) loginSucceeded(log *slog.Logger, x *loginrelay.Exchange, repl
 		return false, err
 	}
 	ss.authed = true
+	if ss.unauthCounted {
+		s.addrs.authenticated(ss.addrKey)
+		ss.unauthCounted = false
+	}
 	ss.bare = j.String()
 	ss.cb = x.Bridge()
 	ss.guest = reply.Guest

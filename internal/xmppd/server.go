@@ -31,7 +31,7 @@ const (
 	DefaultMaxSessions        = 10000
 	DefaultOpenTimeout        = 10 * time.Second
 	DefaultTLSTimeout         = 10 * time.Second
-	DefaultAuthTimeout        = 60 * time.Second
+	DefaultAuthTimeout        = 30 * time.Second
 	DefaultIdleTimeout        = 5 * time.Minute
 	DefaultWriteTimeout       = 10 * time.Second
 	DefaultKeepAlive          = 60 * time.Second
@@ -98,7 +98,7 @@ type Config struct {
 	// Connections over it get a resource-constraint stream error.
 	MaxSessions int
 	// OpenTimeout bounds the wait for a stream header (default 10s), TLSTimeout a TLS
-	// handshake (10s), AuthTimeout the time from connecting to a bound resource (60s),
+	// handshake (10s), AuthTimeout the time from connecting to a bound resource (30s: a connection that never logs in goes soon),
 	// WriteTimeout each write (10s). IdleTimeout is the silence after which an established
 	// stream is closed with connection-timeout (5m); the server sends an XEP-0199 ping when
 	// half of it has passed, so a live client that answers pings is never idle.
@@ -121,6 +121,17 @@ type Config struct {
 	// take the defaults: 10 failures within 5 minutes
 	// block the address for 10s, each further block twice as long, up to 5 minutes.
 	ComponentThrottle throttle.Config
+	// MaxUnauthenticatedPerAddress and MaxNegotiatingPerAddress bound, per source address
+	// (an IPv4 address, an IPv6 /64), the client connections that have not authenticated
+	// yet and those that have not bound a resource yet (defaults 100 and 200): one address
+	// cannot fill MaxSessions with connections that never log in. Past either, a new
+	// connection from the address is refused with policy-violation at once.
+	MaxUnauthenticatedPerAddress int
+	MaxNegotiatingPerAddress     int
+	// MaxDetachedPerAccount bounds the sessions of one account kept detached for resumption
+	// [XEP-0198] (default 5); past it a lost connection ends its session at once. Each
+	// detached session keeps at most 1 MiB.
+	MaxDetachedPerAccount int
 	// SenderRate and SenderBurst limit the stanzas each client session sends to anyone but
 	// the server and its own account (other users, a Call Bridge and its meetings): a token
 	// bucket of SenderBurst stanzas refilled at SenderRate a second (defaults 50/s and 200).
@@ -184,6 +195,8 @@ type Server struct {
 	// compFails counts failed component handshakes per source address.
 	compFails *throttle.Throttle
 	m         *metrics
+	// addrs counts the connections still logging in, per source address.
+	addrs addrCounts
 	// limitLog logs recurring limit events (floods, full queues) once per interval.
 	limitLog limitLog
 	// mono is the monotonic clock of timers and limits: elapsed time since the server
@@ -244,6 +257,9 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.RelayTimeout, DefaultRelayTimeout)
 	setDefault(&cfg.ResumeTimeout, DefaultResumeTimeout)
 	setDefault(&cfg.SenderBurst, DefaultSenderBurst)
+	setDefault(&cfg.MaxUnauthenticatedPerAddress, DefaultMaxUnauthenticatedPerAddress)
+	setDefault(&cfg.MaxNegotiatingPerAddress, DefaultMaxNegotiatingPerAddress)
+	setDefault(&cfg.MaxDetachedPerAccount, DefaultMaxDetachedPerAccount)
 	if cfg.SenderRate <= 0 {
 		cfg.SenderRate = DefaultSenderRate
 	}

@@ -19,12 +19,17 @@ import (
 
 	"confab.dev/confab/internal/loginrelay"
 	"confab.dev/confab/internal/stream"
+	"confab.dev/confab/internal/throttle"
 )
 
 // Outbound queue bounds per session: a peer this far behind is not reading.
 const (
 	queueLen   = 512
 	queueBytes = 4 << 20
+	// detachedBytes bounds what a detached session [XEP-0198] keeps (its unacknowledged
+	// stanzas and what arrives while it waits): a session nobody may be coming back for
+	// holds less than a live one. Past it, the session ends.
+	detachedBytes = 1 << 20
 )
 
 // errPeerError is a stream error sent by the client: its stream is over.
@@ -62,8 +67,12 @@ type session struct {
 	full         string            // alice@example.com/resource
 	cb           loginrelay.Bridge // the Call Bridge that authenticated the session
 	guest        bool              // the Call Bridge said the account is a guest's
-	bound        bool
-	resumed      *session // the earlier session this connection resumed
+	// The source address's key while negotiating, and whether the session still counts as
+	// unauthenticated there (Server.addrs); addrKey is cleared once it no longer counts.
+	addrKey       string
+	unauthCounted bool
+	bound         bool
+	resumed       *session // the earlier session this connection resumed
 
 	available atomic.Bool
 	fullJID   atomic.Pointer[string] // full, for other goroutines
@@ -114,6 +123,21 @@ func (s *Server) runSession(t transport) {
 	ss.rate.rate, ss.rate.burst = s.cfg.SenderRate, float64(s.cfg.SenderBurst)
 	ss.log = sessionLog{ss}
 	ss.ctx, ss.cancel = context.WithCancelCause(s.ctx)
+	ss.addrKey = throttle.SourceKey(ss.remote)
+	if !s.addrs.enter(ss.addrKey, s.cfg.MaxUnauthenticatedPerAddress, s.cfg.MaxNegotiatingPerAddress) {
+		s.m.refused.WithLabelValues("per-address").Inc()
+		s.limitLog.warn(s.log, "per-address:"+ss.addrKey, "client refused: too many connections from its address are still logging in",
+			"source", ss.addrKey, "max_unauthenticated", s.cfg.MaxUnauthenticatedPerAddress, "max_negotiating", s.cfg.MaxNegotiatingPerAddress)
+		ss.reject(stream.PolicyViolation, "too many connections from your address are still logging in")
+		ss.cancel(nil)
+		return
+	}
+	ss.unauthCounted = true
+	defer func() {
+		if ss.addrKey != "" {
+			s.addrs.leave(ss.addrKey, ss.unauthCounted)
+		}
+	}()
 	if !s.admit() {
 		ss.log.Warn("client refused: too many sessions", "max_sessions", s.cfg.MaxSessions)
 		ss.reject(stream.ResourceConstraint, "the server has too many sessions")
@@ -130,6 +154,8 @@ func (s *Server) runSession(t transport) {
 	ss.gauge.Inc()
 	ss.log.Info("client connected")
 	target, err := ss.negotiate()
+	s.addrs.leave(ss.addrKey, ss.unauthCounted) // bound, resumed or failed: no longer negotiating
+	ss.addrKey = ""
 	if err != nil {
 		ss.finish(err)
 		return
@@ -528,7 +554,8 @@ func (q *outQueue) push(b []byte, stanza bool) (ok, start bool) {
 		return true, false
 	}
 	if stanza && q.sm {
-		if len(q.unacked) >= queueLen || q.unackedN+len(b) > queueBytes {
+		if len(q.unacked) >= queueLen || q.unackedN+len(b) > queueBytes ||
+			q.detached && q.unackedN+len(b) > detachedBytes {
 			return false, false
 		}
 		q.unacked = append(q.unacked, b)

@@ -391,6 +391,14 @@ func (ss *session) detach(err error) bool {
 	t := ss.t
 	ss.mu.Unlock()
 
+	// One account may not keep many sessions waiting (each holds up to detachedBytes and a
+	// place in MaxSessions): past MaxDetachedPerAccount, the session ends instead.
+	if n := ss.srv.detachedOf(ss.bare); n >= ss.srv.cfg.MaxDetachedPerAccount {
+		ss.srv.limitLog.warn(ss.log.With(), "detached:"+ss.bare, "session not kept for resumption: its account has too many detached sessions",
+			"detached", n, "max_detached_per_account", ss.srv.cfg.MaxDetachedPerAccount)
+		return false
+	}
+
 	ss.stopTimer()
 	ss.out.suspend()
 	ss.out.flushers.Wait() // a flusher writing to the lost connection ends with it
@@ -480,4 +488,17 @@ func (ss *session) bounceUnacked(unacked [][]byte) {
 			s.route(errorReply(e, ss.full, stream.StanzaError{Type: "cancel", Condition: "service-unavailable"}), discard{})
 		}
 	}
+}
+
+// detachedOf counts the detached sessions of an account.
+func (s *Server) detachedOf(bare string) int {
+	n := 0
+	for _, o := range s.router.userSessions(bare, false) {
+		o.mu.Lock()
+		if o.state == stateDetached {
+			n++
+		}
+		o.mu.Unlock()
+	}
+	return n
 }
