@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,8 +117,7 @@ func (s *Server) acceptComponent(ctx context.Context, nc net.Conn, log *slog.Log
 			mu.Lock()
 			throttled = true
 			mu.Unlock()
-			return &stream.Error{Condition: stream.PolicyViolation,
-				Text: fmt.Sprintf("too many failed handshakes from this address; retry in %ds", int((wait+time.Second-1)/time.Second))}
+			return &stream.Error{Condition: stream.PolicyViolation, Text: blockedText(wait, time.Now().Add(wait))}
 		},
 		// With DuplicateComponent reject (the default), or for a probe (confab diagnose),
 		// a second link of a connected name is refused in answer to its handshake (step 10),
@@ -176,9 +177,14 @@ func (s *Server) acceptComponent(ctx context.Context, nc net.Conn, log *slog.Log
 			attrs = append(attrs, "client_cert", cs.PeerCertificates[0].Subject.String())
 		}
 		log.Info("component handshake failed", attrs...)
+		if jid != "" {
+			s.noteSource(source, strings.TrimSuffix(jid, "."+s.domain))
+		}
 		if block > 0 {
-			log.Warn("too many failed component handshakes from this address; refusing it for a while",
-				"source", source, "blocked_for", block, "throttle", s.compFails.Config())
+			until := time.Now().Add(block)
+			log.Warn("ALARM: too many failed component handshakes from this address; it is blocked, even with the right secret",
+				"source", source, "callbridge", s.sourceName(source), "blocked_for", block, "blocked_until", until.UTC().Format(time.RFC3339),
+				"clear_with", "confab xmpp callbridge unblock "+orDefault(s.sourceName(source), source), "throttle", s.compFails.Config())
 		}
 		return nil, secret.Secret{}, err
 	}
@@ -528,4 +534,102 @@ func (l *componentSession) writeLoop() {
 			return
 		}
 	}
+}
+
+// blockedText is the policy-violation text for a source blocked for wait, until until.
+func blockedText(wait time.Duration, until time.Time) string {
+	return fmt.Sprintf("too many failed handshakes from this address; blocked until %s (retry in %ds); the XMPP server's administrator can clear it with `confab xmpp callbridge unblock NAME`",
+		until.UTC().Format(time.RFC3339), int((wait+time.Second-1)/time.Second))
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// maxSourceNames bounds the source addresses whose last claimed name is remembered.
+const maxSourceNames = 10000
+
+// noteSource remembers the Call Bridge name a failed handshake from source claimed, so that
+// an administrator can unblock by name.
+func (s *Server) noteSource(source, name string) {
+	s.srcMu.Lock()
+	defer s.srcMu.Unlock()
+	if s.srcNames == nil {
+		s.srcNames = make(map[string]string)
+	}
+	if _, ok := s.srcNames[source]; !ok && len(s.srcNames) >= maxSourceNames {
+		blocked := map[string]bool{}
+		for _, b := range s.compFails.Blocks() {
+			blocked[b.Key] = true
+		}
+		for k := range s.srcNames {
+			if !blocked[k] {
+				delete(s.srcNames, k)
+			}
+		}
+		if len(s.srcNames) >= maxSourceNames {
+			return
+		}
+	}
+	s.srcNames[source] = name
+}
+
+func (s *Server) sourceName(source string) string {
+	s.srcMu.Lock()
+	defer s.srcMu.Unlock()
+	return s.srcNames[source]
+}
+
+// ComponentBlock is a source address the component port refuses after failed handshakes.
+type ComponentBlock struct {
+	// Source is the address (an IPv4 address, an IPv6 /64) as the throttle keys it.
+	Source string `json:"source"`
+	// Name is the Call Bridge name its last failed handshake claimed.
+	Name  string    `json:"name,omitempty"`
+	Until time.Time `json:"until"`
+}
+
+// ComponentBlocks lists the sources blocked on the component port now.
+func (s *Server) ComponentBlocks() []ComponentBlock {
+	var out []ComponentBlock
+	for _, b := range s.compFails.Blocks() {
+		out = append(out, ComponentBlock{Source: b.Key, Name: s.sourceName(b.Key), Until: b.Until})
+	}
+	return out
+}
+
+// UnblockComponent clears the component port's throttle for target: an address (every
+// failure counted from it) or a Call Bridge name (every source whose last failed handshake
+// claimed that name). It returns the sources cleared; none is not an error. The rightful
+// Call Bridge, once its administrator fixed its secret, is let in at its next attempt
+// instead of after its block.
+func (s *Server) UnblockComponent(target string) []string {
+	target = strings.TrimSpace(target)
+	var keys []string
+	if _, err := netip.ParseAddr(strings.Trim(target, "[]")); err == nil {
+		keys = []string{throttle.SourceKey(strings.Trim(target, "[]"))}
+	} else if _, _, err := net.SplitHostPort(target); err == nil {
+		keys = []string{throttle.SourceKey(target)}
+	} else {
+		name := strings.ToLower(target)
+		s.srcMu.Lock()
+		for src, n := range s.srcNames {
+			if n == name {
+				keys = append(keys, src)
+			}
+		}
+		s.srcMu.Unlock()
+	}
+	for _, k := range keys {
+		s.compFails.Reset(k)
+		s.srcMu.Lock()
+		delete(s.srcNames, k)
+		s.srcMu.Unlock()
+		s.log.Info("component port: source unblocked by the administrator", "source", k, "target", target)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -192,8 +192,11 @@ type Server struct {
 	// smIDs maps XEP-0198 resumption ids to their sessions; smMu is a leaf.
 	smMu  sync.Mutex
 	smIDs map[string]*session
-	// compFails counts failed component handshakes per source address.
+	// compFails counts failed component handshakes per source address; srcNames remembers
+	// the name each source's last failed handshake claimed (for UnblockComponent).
 	compFails *throttle.Throttle
+	srcMu     sync.Mutex // a leaf
+	srcNames  map[string]string
 	m         *metrics
 	// addrs counts the connections still logging in, per source address.
 	addrs addrCounts

@@ -772,6 +772,12 @@ func (a *attempt) handshakeFailure(err error, t discover.Target, componentJID st
 	} else {
 		f.Step, f.Reason = linkstate.StepHandshake, linkstate.ReasonConnect
 		switch he.Condition {
+		case stream.PolicyViolation:
+			// Confab's XMPP server blocks an address after repeated failed handshakes (a wrong
+			// secret), and says until when; the block holds even for the right secret.
+			f.Reason = linkstate.ReasonAuthentication
+			f.Detail = fmt.Sprintf("the XMPP server refused %s with <policy-violation/>%s: it blocks this Call Bridge's address after too many failed handshakes (a wrong sharedSecret), even with the right one, until the time it gives", componentJID, said)
+			f.Remedy = fmt.Sprintf("make sharedSecret right, then have the XMPP server's administrator run `confab xmpp callbridge unblock %s` (or wait until the block ends)", name)
 		case "timeout":
 			f.Detail = fmt.Sprintf("opened a component stream to %s: the server did not answer in time%s", componentJID, said)
 			f.Remedy = fmt.Sprintf("check that %s is an XMPP server's component port, and the XMPP server's log", t.Addr())
