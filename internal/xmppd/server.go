@@ -22,6 +22,7 @@ import (
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/stream"
 	"confab.dev/confab/internal/throttle"
+	"confab.dev/confab/internal/xmppd/roster"
 )
 
 // Defaults for zero Config fields.
@@ -139,6 +140,10 @@ type Config struct {
 	// one participant flooding a meeting or a user is slowed before anyone else is hurt.
 	SenderRate  float64
 	SenderBurst int
+	// Roster keeps the users' rosters and presence subscriptions [RFC 6121] (default: in
+	// memory, lost at a restart; confab keeps them in SQLite in the data directory). The
+	// Server does not close it.
+	Roster roster.Store
 	// Clock, if set, replaces the monotonic clock of idle timeouts, keepalives, pings and
 	// limits: the time elapsed since some start. The default is time.Since(the server's
 	// start), which follows the monotonic clock, so that a step of the wall clock (NTP, an
@@ -268,6 +273,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Roster == nil {
+		cfg.Roster = roster.NewMemory()
 	}
 	m, gatherer, err := newMetrics(cfg.Metrics)
 	if err != nil {

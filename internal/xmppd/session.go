@@ -76,6 +76,9 @@ type session struct {
 
 	available atomic.Bool
 	fullJID   atomic.Pointer[string] // full, for other goroutines
+	// lastPresence is the content of the client's last available broadcast presence (nil
+	// while unavailable), for contacts that come online or subscribe [RFC 6121 §4.2.3].
+	lastPresence atomic.Pointer[[]byte]
 
 	// Limits on what the client sends to others: its stanzas per second, and how many of
 	// them wait in components' queues (compqueue.go).
@@ -862,9 +865,15 @@ func (ss *session) handle(e *stream.Element) error {
 	}
 	switch e.Name.Local {
 	case "presence":
+		if to == "" && !ss.rate.take(ss.srv.mono()) {
+			// Broadcast presence fans out to every contact: it counts against the limit.
+			ss.srv.m.refused.WithLabelValues("sender-rate").Inc()
+			ss.srv.bounceText(e, ss, "policy-violation", "wait", "too many stanzas; slow down")
+			return nil
+		}
 		ss.presence(e, to)
 		if to == "" {
-			return nil // broadcast presence: no roster to broadcast to
+			return nil // broadcast presence: sent to the contacts by presence()
 		}
 	case "iq":
 		if text := checkIQ(e); text != "" {
@@ -887,6 +896,18 @@ func (ss *session) handle(e *stream.Element) error {
 	}
 	if !ss.mayRoute(e, to) {
 		return nil
+	}
+	if e.Name.Local == "presence" {
+		switch typ := e.Get("type"); typ {
+		case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+			// Subscriptions between users of this server: handled here, on both rosters.
+			if j, err := jid.Parse(to); err == nil && ss.srv.isLocalUser(j.Bare().String()) {
+				ss.subscription(typ, j.Bare().String())
+				return nil
+			}
+		case "probe":
+			return nil // the server answers probes itself, at initial presence
+		}
 	}
 	ss.srv.route(e, ss)
 	return nil
@@ -936,9 +957,15 @@ func (ss *session) presence(e *stream.Element, to string) {
 	if to == "" {
 		switch typ {
 		case "":
-			ss.available.Store(true)
+			inner := e.Inner
+			ss.lastPresence.Store(&inner)
+			initial := !ss.available.Swap(true)
+			ss.broadcastPresence("", inner, initial)
 		case "unavailable":
-			ss.available.Store(false)
+			ss.lastPresence.Store(nil)
+			if ss.available.Swap(false) {
+				ss.broadcastPresence("unavailable", e.Inner, false)
+			}
 		}
 		return
 	}
@@ -961,13 +988,10 @@ func (ss *session) accountIQ(e *stream.Element) {
 	if typ != "get" && typ != "set" {
 		return // answers to the server's pings
 	}
-	switch p := payload(e); {
-	case typ == "get" && p == (xname(nsRoster, "query")):
-		// Confab keeps no rosters; clients ask for one at login, so give them an empty one.
-		ss.deliver(result(e, "", []byte(`<query xmlns="`+nsRoster+`"/>`)))
-	default:
-		ss.srv.serverStanza(e, ss)
+	if ss.rosterIQ(e, typ) {
+		return
 	}
+	ss.srv.serverStanza(e, ss)
 }
 
 // end closes the session: the stream error (if any) or the end of the stream, then the
@@ -1076,6 +1100,10 @@ func (ss *session) end(err error) {
 	ss.mu.Unlock()
 	for to := range directed {
 		s.route(newStanza("presence", "unavailable", "", ss.full, to, nil), discard{})
+	}
+	if ss.available.Swap(false) {
+		ss.lastPresence.Store(nil)
+		ss.broadcastPresence("unavailable", nil, false)
 	}
 	ss.bounceUnacked(unacked)
 	if ss.cb != nil {
