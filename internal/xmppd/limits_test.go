@@ -248,7 +248,12 @@ func TestGuestAddressesOnlyItsMeeting(t *testing.T) {
 // (200 not yet bound), and the rest are refused at once with policy-violation.
 func TestHalfOpenFromOneAddress(t *testing.T) {
 	const n = 10000
-	h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.MaxSessions = 1000 }})
+	h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) {
+		c.MaxSessions = 1000
+		// The admitted half-open connections keep their places for the whole test, however
+		// slowly a loaded machine opens the others.
+		c.OpenTimeout, c.AuthTimeout = 5*time.Minute, 5*time.Minute
+	}})
 	conns := make([]net.Conn, n)
 	var wg sync.WaitGroup
 	var failed atomic.Int32

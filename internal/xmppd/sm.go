@@ -192,7 +192,7 @@ func (ss *session) smElement(e *stream.Element) error {
 			return &stream.Error{Condition: stream.UnsupportedStanza, Text: "stream management is not enabled"}
 		}
 		if ss.out.answer() {
-			go ss.flushLoop()
+			ss.startFlusher()
 		}
 		return nil
 	case "a":
@@ -238,7 +238,7 @@ func (ss *session) smEnable(e *stream.Element) error {
 		ss.log.Debug("stream management enabled without resumption")
 	}
 	if ss.out.enable(append(enabled, "/>"...)) {
-		go ss.flushLoop()
+		ss.startFlusher()
 	}
 	return nil
 }
@@ -293,7 +293,7 @@ func (ss *session) smBeforeBind(e *stream.Element) (done bool, err error) {
 	old.lastWrite.touch()
 	resumed := fmt.Appendf(nil, `<resumed xmlns="%s" h="%d" previd="%s"/>`, nsSM, received, e.Get("previd"))
 	if old.out.reattach(resumed) {
-		go old.flushLoop()
+		old.startFlusher()
 	}
 	old.startTimer()
 	old.log.Info("session resumed", "client_h", h)
