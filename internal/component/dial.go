@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"net"
-	"strings"
 	"time"
 
 	"confab.dev/confab/internal/secret"
@@ -141,10 +140,18 @@ func classifyDial(ctx context.Context, err error) *HandshakeError {
 	case isTimeout(err) || ctx.Err() != nil:
 		return &HandshakeError{Condition: "timeout", Text: "no answer from the server in time", Err: err}
 	case errors.As(err, &se):
-		return &HandshakeError{Condition: "no-stream", Text: "the server did not open a component stream: " + strings.TrimPrefix(se.Error(), "stream error "), Err: err}
+		return &HandshakeError{Condition: "no-stream", Text: "the server did not open a component stream: " + se.Condition + describe(se.Text), Err: err}
 	case isEOF(err):
 		return &HandshakeError{Condition: "eof", Text: "the server closed the connection", Err: err}
 	default:
 		return &HandshakeError{Condition: "eof", Text: "connection failed", Err: err}
 	}
+}
+
+// describe is ": text", or "" for no text.
+func describe(text string) string {
+	if text == "" {
+		return ""
+	}
+	return ": " + text
 }

@@ -85,20 +85,23 @@ func (ss *session) checkHeader(h stream.Header) error {
 
 // features is the <stream:features/> for the negotiation's current state.
 func (ss *session) features() []byte {
-	b := []byte(`<stream:features xmlns:stream="` + stream.NSStreams + `">`)
+	var x stream.Builder
+	x.Open("stream:features", "xmlns:stream", stream.NSStreams)
 	switch {
 	case !ss.t.secure():
-		b = append(b, `<starttls xmlns="`+nsTLS+`"><required/></starttls>`...)
+		x.Open("starttls", "xmlns", nsTLS).Empty("required").End("starttls")
 	case !ss.authed:
-		b = append(b, `<mechanisms xmlns="`+nsSASL+`">`...)
+		x.Open("mechanisms", "xmlns", nsSASL)
 		for _, m := range mechanisms {
-			b = append(b, "<mechanism>"+m+"</mechanism>"...)
+			x.Elem("mechanism", m)
 		}
-		b = append(b, `</mechanisms>`...)
+		x.End("mechanisms")
 	default:
-		b = append(b, `<bind xmlns="`+nsBind+`"/><session xmlns="`+nsSession+`"><optional/></session><sm xmlns="`+nsSM+`"/>`...)
+		x.Empty("bind", "xmlns", nsBind)
+		x.Open("session", "xmlns", nsSession).Empty("optional").End("session")
+		x.Empty("sm", "xmlns", nsSM)
 	}
-	return append(b, "</stream:features>"...)
+	return x.End("stream:features").B
 }
 
 // negotiateStep reads elements until the stream restarts (after TLS or SASL: true) or the
@@ -117,7 +120,8 @@ func (ss *session) negotiateStep(deadline time.Time) (restart bool, err error) {
 			if e.Name != (xname(nsTLS, "starttls")) {
 				return false, &stream.Error{Condition: stream.NotAuthorized, Text: "STARTTLS is required before anything else"}
 			}
-			if err := ss.write([]byte(`<proceed xmlns="` + nsTLS + `"/>`)); err != nil {
+			var x stream.Builder
+			if err := ss.write(x.Empty("proceed", "xmlns", nsTLS).B); err != nil {
 				return false, err
 			}
 			if err := ss.t.startTLS(ss.ctx, ss.srv.cfg.TLS, ss.srv.cfg.TLSTimeout); err != nil {
@@ -215,7 +219,8 @@ func (ss *session) bind(iq *stream.Element) error {
 	// the session ends; flushers do.
 	ss.lastWrite.touch()
 	ss.out.hold()
-	ss.deliver(result(iq, "", []byte(`<bind xmlns="`+nsBind+`"><jid>`+stream.Escape(ss.full)+`</jid></bind>`)))
+	var x stream.Builder
+	ss.deliver(result(iq, "", x.Open("bind", "xmlns", nsBind).Elem("jid", ss.full).End("bind").B))
 	ss.bound = true
 	old := ss.srv.router.bind(ss)
 	ss.startFlusher()

@@ -194,7 +194,8 @@ func (cb *CallBridge) run(ctx context.Context) {
 				continue
 			}
 			if e.Get("type") == "get" && isPing(e) {
-				_ = cb.Conn.Write([]byte(`<iq type="result" id="` + stream.Escape(e.Get("id")) + `" from="` + stream.Escape(e.Get("to")) + `" to="` + stream.Escape(e.Get("from")) + `"/>`))
+				var x stream.Builder
+				_ = cb.Conn.Write(x.Empty("iq", "type", "result", "id", e.Get("id"), "from", e.Get("to"), "to", e.Get("from")).B)
 				continue
 			}
 		case e.Name.Local == "message" && cb.responder.HandleMessage(e):
