@@ -487,6 +487,8 @@ func translate(err error) error {
 		}
 		return &Error{Condition: NotWellFormed, Text: syn.Msg, Err: err}
 	}
+	// encoding/xml exports no error value for a declared charset it cannot read: its text is
+	// all there is to tell that case from other syntax errors.
 	if strings.Contains(err.Error(), "CharsetReader") {
 		return &Error{Condition: UnsupportedEncoding, Text: "only UTF-8 is accepted", Err: err}
 	}
