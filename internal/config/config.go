@@ -96,6 +96,14 @@ type XMPP struct {
 		WriteTimeout    Duration `toml:"write_timeout"`
 		KeepAlive       Duration `toml:"keepalive"`
 		RelayTimeout    Duration `toml:"relay_timeout"`
+		// Per client: stanzas a second to others, and the burst (default 50 and 200); per
+		// source address: connections not yet authenticated, not yet bound (100, 200); per
+		// account: sessions kept detached for resumption (5). Zero takes the default.
+		SenderRate                int `toml:"sender_rate"`
+		SenderBurst               int `toml:"sender_burst"`
+		UnauthenticatedPerAddress int `toml:"unauthenticated_per_address"`
+		NegotiatingPerAddress     int `toml:"negotiating_per_address"`
+		DetachedPerAccount        int `toml:"detached_per_account"`
 	} `toml:"limits"`
 	Log Log `toml:"log"`
 }
