@@ -226,14 +226,13 @@ type componentSession struct {
 // its name: its own old link may be half-open (the Call Bridge lost it without the server
 // noticing), and with reject the Call Bridge would be locked out until the idle timeout. The
 // component is pinged; if nothing arrives from it within min(5 s, IdleTimeout/2), it is
-// closed, so that the newcomer's next attempt gets in. Called with dupMu held.
-func (l *componentSession) checkAliveLocked() {
+// closed, so that the newcomer's next attempt gets in. Called with dupMu held (a leaf: the
+// ping is queued by the caller, after it unlocks); it reports whether to ping.
+func (l *componentSession) checkAliveLocked() (ping bool) {
 	if l.dupCheck != nil || l.dupDone {
-		return
+		return false
 	}
 	mark := l.srv.mono()
-	ping := newStanza("iq", "get", "confab-alive-"+newID()[:8], l.srv.domain, l.jid, []byte(`<ping xmlns="`+nsPing+`"/>`))
-	l.out.pushOwn(ping.AppendTo(nil, stream.NSComponent))
 	wait := min(5*time.Second, l.srv.cfg.IdleTimeout/2)
 	l.dupCheck = time.AfterFunc(wait, func() {
 		l.dupMu.Lock()
@@ -246,6 +245,7 @@ func (l *componentSession) checkAliveLocked() {
 		l.close(stream.ConnectionTimeout, fmt.Sprintf("no answer to a ping within %s", wait))
 		_ = l.raw.Close()
 	})
+	return true
 }
 
 // stopChecks stops a liveness check; called when the component ends.
@@ -269,8 +269,13 @@ func (l *componentSession) refuseDuplicate(remote string, probe bool) error {
 	l.dupN++
 	l.dupFrom, l.dupAt = remote, time.Now()
 	n := l.dupN
-	l.checkAliveLocked()
+	ping := l.checkAliveLocked()
 	l.dupMu.Unlock()
+	if ping {
+		var x stream.Builder
+		x.Open("ping", "xmlns", nsPing).End("ping")
+		l.out.pushOwn(newStanza("iq", "get", "confab-alive-"+newID()[:8], l.srv.domain, l.jid, x.B).AppendTo(nil, stream.NSComponent))
+	}
 	if probe {
 		l.log.Info("test connection (confab diagnose) for a connected Call Bridge's name refused; the live link is kept", "from", remote)
 		return &stream.Error{Condition: stream.Conflict, Text: fmt.Sprintf(
