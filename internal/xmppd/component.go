@@ -272,9 +272,7 @@ func (l *componentSession) refuseDuplicate(remote string, probe bool) error {
 	ping := l.checkAliveLocked()
 	l.dupMu.Unlock()
 	if ping {
-		var x stream.Builder
-		x.Open("ping", "xmlns", nsPing).End("ping")
-		l.out.pushOwn(newStanza("iq", "get", "confab-alive-"+newID()[:8], l.srv.domain, l.jid, x.B).AppendTo(nil, stream.NSComponent))
+		l.out.pushOwn(newStanza("iq", "get", "confab-alive-"+newID()[:8], l.srv.domain, l.jid, pingPayload()).AppendTo(nil, stream.NSComponent))
 	}
 	if probe {
 		l.log.Info("test connection (confab diagnose) for a connected Call Bridge's name refused; the live link is kept", "from", remote)
@@ -526,7 +524,7 @@ func (l *componentSession) writeLoop() {
 			case mono()-lastRead >= cfg.IdleTimeout/2 && pingedAt != lastRead:
 				pingedAt = lastRead
 				pings++
-				ping := newStanza("iq", "get", fmt.Sprintf("ping-%d", pings), l.srv.domain, l.jid, []byte(`<ping xmlns="`+nsPing+`"/>`))
+				ping := newStanza("iq", "get", fmt.Sprintf("ping-%d", pings), l.srv.domain, l.jid, pingPayload())
 				if !write(ping.AppendTo(nil, stream.NSComponent)) {
 					return
 				}

@@ -34,6 +34,12 @@ func newStanza(kind, typ, id, from, to string, inner []byte) *stream.Element {
 	return e
 }
 
+// pingPayload is the payload of an XEP-0199 ping.
+func pingPayload() []byte {
+	var x stream.Builder
+	return x.Empty("ping", "xmlns", nsPing).B
+}
+
 // result is the iq result answering iq, from the address iq was sent to.
 func result(iq *stream.Element, from string, inner []byte) *stream.Element {
 	if from == "" {

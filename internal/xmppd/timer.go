@@ -62,7 +62,7 @@ func (ss *session) tick() {
 	case idle >= cfg.IdleTimeout/2 && ss.pingedAt != lastRead:
 		ss.pingedAt = lastRead
 		ss.pings++
-		ping := newStanza("iq", "get", fmt.Sprintf("ping-%d", ss.pings), ss.srv.domain, ss.full, []byte(`<ping xmlns="`+nsPing+`"/>`))
+		ping := newStanza("iq", "get", fmt.Sprintf("ping-%d", ss.pings), ss.srv.domain, ss.full, pingPayload())
 		ss.deliver(ping)
 	case now-ss.lastWrite.last() >= cfg.KeepAlive:
 		if ss.out.pushKeepalive() {
