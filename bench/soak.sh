@@ -161,6 +161,9 @@ cert = "$dir/certs/cert.pem"
 key = "$dir/certs/key.pem"
 [limits]
 max_sessions = $need
+# the load tool logs in and holds every session from one address
+unauthenticated_per_address = $need
+negotiating_per_address = $need
 EOF
 secret=$("$bin" xmpp callbridge add cb1 -config "$dir/xmpp/xmpp.toml" | sed -n 's/^secret: //p')
 [[ -n $secret ]] || die "xmpp callbridge add printed no secret"

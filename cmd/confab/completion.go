@@ -25,7 +25,7 @@ var commands = map[string][]string{
 
 // verbs of second-level commands.
 var verbs = map[string][]string{
-	"xmpp callbridge":         {"add", "add-secret", "list", "del"},
+	"xmpp callbridge":         {"add", "add-secret", "list", "del", "unblock"},
 	"callbridge api-user":     {"add", "list", "del"},
 	"callbridge user":         {"add", "list", "del"},
 	"turn credentials":        nil,

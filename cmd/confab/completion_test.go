@@ -19,7 +19,7 @@ func TestComplete(t *testing.T) {
 	}{
 		{[]string{""}, []string{"up", "xmpp", "callbridge", "diagnose", "completion", "version"}, []string{"bench", "__complete"}},
 		{[]string{"xmpp", ""}, []string{"callbridge"}, nil},
-		{[]string{"xmpp", "callbridge", ""}, []string{"add", "add-secret", "list", "del"}, nil},
+		{[]string{"xmpp", "callbridge", ""}, []string{"add", "add-secret", "list", "del", "unblock"}, nil},
 		{[]string{"callbridge", "api-user", ""}, []string{"add", "list", "del"}, nil},
 		{[]string{"up", "-"}, []string{"-data", "-domain", "-web", "-api", "-media"}, nil},
 		{[]string{"diagnose", "-"}, []string{"-store"}, nil},

@@ -8,6 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"confab.dev/confab/internal/secret"
+	"confab.dev/confab/internal/throttle"
+	"confab.dev/confab/internal/xmppd"
+	"confab.dev/confab/internal/xmppd/xmppdtest"
 )
 
 // confab runs a subcommand in-process and returns what it printed.
@@ -126,5 +132,39 @@ func TestAPIAndLocalUsers(t *testing.T) {
 	}
 	if _, _, err := confab(t, "", "callbridge", "api-user", "del", "ops", "-data", dir); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestXMPPCallBridgeUnblock: `confab xmpp callbridge unblock NAME` clears a running server's
+// component-port block through its admin listener, and `list` shows the block first.
+func TestXMPPCallBridgeUnblock(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true, Config: func(c *xmppd.Config) {
+		c.ComponentThrottle = throttle.Config{MaxFailures: 1, Window: time.Minute, Block: 5 * time.Minute, MaxBlock: 5 * time.Minute}
+	}})
+	if c, err := h.DialComponent(context.Background(), "cb1.example.com", secret.New("wrong"), xmppdtest.DialOptions{}); err == nil {
+		c.Close("", "")
+		t.Fatal("a wrong secret was accepted")
+	}
+	xmppdtest.Eventually(t, 5*time.Second, "the block", func() bool { return len(h.Server.ComponentBlocks()) == 1 })
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "xmpp.toml")
+	admin := strings.TrimPrefix(h.AdminURL, "http://")
+	if err := os.WriteFile(cfg, []byte("domain = \"example.com\"\ndata_dir = \""+dir+"/data\"\n[listen]\nadmin = \""+admin+"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := confab(t, "", "xmpp", "callbridge", "list", "-config", cfg)
+	if err != nil || !strings.Contains(out, "blocked: ip:127.0.0.1") || !strings.Contains(out, "callbridge unblock cb1") {
+		t.Errorf("list = %q, %v; want the block and the command to clear it", out, err)
+	}
+	out, _, err = confab(t, "", "xmpp", "callbridge", "unblock", "cb1", "-config", cfg)
+	if err != nil || !strings.Contains(out, "unblocked cb1: ip:127.0.0.1") {
+		t.Fatalf("unblock = %q, %v", out, err)
+	}
+	if n := len(h.Server.ComponentBlocks()); n != 0 {
+		t.Errorf("%d blocks left after unblock", n)
+	}
+	out, _, err = confab(t, "", "xmpp", "callbridge", "unblock", "cb1", "-config", cfg)
+	if err != nil || !strings.Contains(out, "nothing blocked for cb1") {
+		t.Errorf("second unblock = %q, %v", out, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -74,7 +75,7 @@ func runXMPP(ctx context.Context, args []string, io stdio) error {
 	var f xmppFlags
 	f.register(fs, true)
 	fs.Usage = func() {
-		fmt.Fprintln(io.err, "usage: confab xmpp [flags]\n       confab xmpp callbridge add|add-secret|list|del NAME [flags]\n\nRuns the XMPP server. Flags override the configuration file:")
+		fmt.Fprintln(io.err, "usage: confab xmpp [flags]\n       confab xmpp callbridge add|add-secret|list|del NAME [flags]\n       confab xmpp callbridge unblock NAME|ADDRESS [flags]\n\nRuns the XMPP server. Flags override the configuration file:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -103,7 +104,7 @@ func runXMPP(ctx context.Context, args []string, io stdio) error {
 
 // runXMPPCallBridge manages the registry, like the MMP's `xmpp callbridge` commands.
 func runXMPPCallBridge(ctx context.Context, args []string, io stdio) error {
-	usage := "usage: confab xmpp callbridge add NAME | add-secret NAME | list | del NAME [-config FILE]"
+	usage := "usage: confab xmpp callbridge add NAME | add-secret NAME | list | del NAME | unblock NAME|ADDRESS [-config FILE]"
 	if len(args) == 0 {
 		return &exitError{2, errors.New(usage)}
 	}
@@ -169,6 +170,22 @@ func runXMPPCallBridge(ctx context.Context, args []string, io stdio) error {
 		}
 		fmt.Fprintf(io.out, "deleted %s (its link, if connected, is closed)\n", strings.ToLower(name))
 		return nil
+	case "unblock":
+		if err := needName(); err != nil {
+			return err
+		}
+		// The running server's throttle, through its admin listener: a Call Bridge whose
+		// administrator fixed a wrong secret gets in at its next attempt.
+		cleared, err := unblock(ctx, cfg.Listen.Admin, name)
+		if err != nil {
+			return fmt.Errorf("unblock %s: the XMPP server's admin listener %s: %w", name, cfg.Listen.Admin, err)
+		}
+		if len(cleared) == 0 {
+			fmt.Fprintf(io.out, "nothing blocked for %s\n", name)
+			return nil
+		}
+		fmt.Fprintf(io.out, "unblocked %s: %s\n", name, strings.Join(cleared, ", "))
+		return nil
 	case "list":
 		links, lerr := liveLinks(ctx, cfg.Listen.Admin)
 		tw := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
@@ -186,6 +203,12 @@ func runXMPPCallBridge(ctx context.Context, args []string, io stdio) error {
 			fmt.Fprintf(tw, "%s\t%s.%s\t%s\t%s\t%s\n", e.Name, e.Name, cfg.Domain, state, since, from)
 		}
 		tw.Flush()
+		if blocks, err := blockedSources(ctx, cfg.Listen.Admin); err == nil {
+			for _, b := range blocks {
+				fmt.Fprintf(io.out, "blocked: %s (last tried as %q) until %s: confab xmpp callbridge unblock %s\n",
+					b.Source, b.Name, b.Until.Local().Format(time.RFC3339), orSource(b))
+			}
+		}
 		if lerr != nil {
 			fmt.Fprintf(io.err, "(link state unknown: the XMPP server's admin listener %s did not answer: %v)\n", cfg.Listen.Admin, lerr)
 		}
@@ -195,25 +218,55 @@ func runXMPPCallBridge(ctx context.Context, args []string, io stdio) error {
 }
 
 // liveLinks asks the running server's admin listener which Call Bridges are connected.
-func liveLinks(ctx context.Context, admin string) ([]xmppd.LinkInfo, error) {
+func liveLinks(ctx context.Context, admin string) ([]xmppd.ComponentInfo, error) {
+	var links []xmppd.ComponentInfo
+	err := adminCall(ctx, http.MethodGet, admin, "/callbridges", &links)
+	return links, err
+}
+
+func orSource(b xmppd.ComponentBlock) string {
+	if b.Name != "" {
+		return b.Name
+	}
+	return b.Source
+}
+
+// blockedSources asks the running server's admin listener which sources its component port
+// refuses after failed handshakes.
+func blockedSources(ctx context.Context, admin string) ([]xmppd.ComponentBlock, error) {
+	var out []xmppd.ComponentBlock
+	err := adminCall(ctx, http.MethodGet, admin, "/callbridges/blocked", &out)
+	return out, err
+}
+
+// unblock asks the running server to clear its component port's throttle for target.
+func unblock(ctx context.Context, admin, target string) ([]string, error) {
+	var out struct {
+		Unblocked []string `json:"unblocked"`
+	}
+	err := adminCall(ctx, http.MethodPost, admin, "/callbridges/unblock?target="+url.QueryEscape(target), &out)
+	return out.Unblocked, err
+}
+
+func adminCall(ctx context.Context, method, admin, path string, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	host := admin
 	if strings.HasPrefix(host, ":") {
 		host = "127.0.0.1" + host
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/callbridges", nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+host+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	req.Header.Set(xmppd.AdminRequestHeader, "1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /callbridges: %s", resp.Status)
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
-	var links []xmppd.LinkInfo
-	return links, json.NewDecoder(resp.Body).Decode(&links)
+	return json.NewDecoder(resp.Body).Decode(v)
 }

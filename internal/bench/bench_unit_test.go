@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"confab.dev/confab/internal/xmppd"
 	"confab.dev/confab/internal/xmppd/xmppdtest"
 )
 
@@ -82,7 +83,9 @@ func TestReadProc(t *testing.T) {
 // Bridge, and checks the counts and derived figures of the results.
 func TestScenarios(t *testing.T) {
 	const pw = "bench-pw-1"
-	h := xmppdtest.Start(t, xmppdtest.Options{Users: map[string]string{"user0": pw, "user1": pw}})
+	h := xmppdtest.Start(t, xmppdtest.Options{Users: map[string]string{"user0": pw, "user1": pw},
+		// The roundtrip scenario sends as fast as it can: lift the per-client rate limit.
+		Config: func(c *xmppd.Config) { c.SenderRate, c.SenderBurst = 1e9, 1e9 }})
 	sec, err := h.Registry.Add("echo")
 	if err != nil {
 		t.Fatal(err)

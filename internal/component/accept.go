@@ -35,10 +35,11 @@ type AcceptConfig struct {
 	// policy-violation. A server uses it to turn away a source that failed too often.
 	Screen func(componentJID string) error
 	// Admit, if set, is called after the handshake digest has been verified and before
-	// <handshake/> is sent, with the component's JID and registry name. An error refuses the
-	// component as Screen's does, so a Call Bridge that may not register now (another link of
-	// the same name is up) learns it in answer to its handshake, not after it.
-	Admit func(componentJID, name string) error
+	// <handshake/> is sent, with the component's JID and registry name, and whether the
+	// stream header said it is a probe (see Probe). An error refuses the component as
+	// Screen's does, so a Call Bridge that may not register now (another link of the same
+	// name is up) learns it in answer to its handshake, not after it.
+	Admit func(componentJID, name string, probe bool) error
 }
 
 // Accept runs the server side of the XEP-0114 negotiation on conn: it reads the stream
@@ -71,6 +72,7 @@ func Accept(ctx context.Context, conn net.Conn, cfg AcceptConfig) (*Conn, error)
 }
 
 type acceptor struct {
+	probe      bool // the peer's header carries NSProbe's probe='true'
 	c          *Conn
 	n          *negotiation
 	cfg        AcceptConfig
@@ -87,6 +89,8 @@ func (a *acceptor) run() error {
 	if err != nil {
 		return err
 	}
+	a.probe = h.ExtValue(NSProbe, "probe") == "true"
+	a.c.probe = a.probe
 	jid := strings.TrimSuffix(strings.ToLower(h.To), ".")
 	a.c.jid = jid
 	// Answer the header before judging it: a stream error must follow our own header.
@@ -134,7 +138,7 @@ func (a *acceptor) run() error {
 		return &stream.Error{Condition: stream.NotAuthorized, Text: "handshake rejected"}
 	}
 	if a.cfg.Admit != nil {
-		if err := a.cfg.Admit(jid, name); err != nil {
+		if err := a.cfg.Admit(jid, name, a.probe); err != nil {
 			return refusal(err)
 		}
 	}

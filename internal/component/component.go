@@ -50,12 +50,16 @@ type Conn struct {
 	name     string
 	id       string
 	wtimeout time.Duration
+	probe    bool // the header says this is a probe (Probe): set by the dial side, read by the accept side
 
 	wmu    sync.Mutex // serialises writes; held while one is on the wire
 	closed atomic.Bool
 	once   sync.Once
 	cerr   error
 }
+
+// Probe reports whether the peer opened the stream as a probe (see Probe); accept side.
+func (c *Conn) Probe() bool { return c.probe }
 
 // JID returns the component's domain, e.g. cb1.example.com.
 func (c *Conn) JID() string { return c.jid }

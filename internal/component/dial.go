@@ -2,9 +2,9 @@ package component
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"net"
-	"strings"
 	"time"
 
 	"confab.dev/confab/internal/secret"
@@ -45,8 +45,25 @@ func (e *HandshakeError) Unwrap() error { return e.Err }
 // The caller should complete the TLS handshake first (tls.Conn.HandshakeContext), so that a
 // certificate problem is reported as such rather than as a failed write here.
 func Handshake(ctx context.Context, conn net.Conn, jid string, s secret.Secret, limits stream.Limits) (*Conn, error) {
+	return handshake(ctx, conn, jid, s, limits, false)
+}
+
+// NSProbe is the namespace of Confab's probe attribute on a component's stream header
+// (probe='true'): the connection is a test (confab diagnose), which a Confab XMPP server
+// never lets replace a live component of the same name, whatever its policy for
+// duplicates; it refuses it with <conflict/> instead. Other servers ignore the attribute.
+const NSProbe = "urn:confab:component:probe:1"
+
+// Probe is Handshake for a test connection: the stream header says so (NSProbe), and the
+// component is registered only if no component of its name is connected.
+func Probe(ctx context.Context, conn net.Conn, jid string, s secret.Secret, limits stream.Limits) (*Conn, error) {
+	return handshake(ctx, conn, jid, s, limits, true)
+}
+
+func handshake(ctx context.Context, conn net.Conn, jid string, s secret.Secret, limits stream.Limits, probe bool) (*Conn, error) {
 	c := newConn(conn, limits, 0)
 	c.jid = jid
+	c.probe = probe
 	n := startNegotiation(ctx, conn, DefaultTimeout)
 	err := dial(c, n, s)
 	n.finish()
@@ -68,7 +85,11 @@ const idlessGrace = 100 * time.Millisecond
 
 func dial(c *Conn, n *negotiation, s secret.Secret) error {
 	wt := func() time.Duration { return n.writeTimeout(c.wtimeout) }
-	open := stream.AppendOpen(nil, stream.Header{NS: stream.NSComponent, To: c.jid})
+	h := stream.Header{NS: stream.NSComponent, To: c.jid}
+	if c.probe {
+		h.Ext = []xml.Attr{{Name: xml.Name{Space: NSProbe, Local: "probe"}, Value: "true"}}
+	}
+	open := stream.AppendOpen(nil, h)
 	if err := c.write(open, wt()); err != nil {
 		return err
 	}
@@ -119,10 +140,18 @@ func classifyDial(ctx context.Context, err error) *HandshakeError {
 	case isTimeout(err) || ctx.Err() != nil:
 		return &HandshakeError{Condition: "timeout", Text: "no answer from the server in time", Err: err}
 	case errors.As(err, &se):
-		return &HandshakeError{Condition: "no-stream", Text: "the server did not open a component stream: " + strings.TrimPrefix(se.Error(), "stream error "), Err: err}
+		return &HandshakeError{Condition: "no-stream", Text: "the server did not open a component stream: " + se.Condition + describe(se.Text), Err: err}
 	case isEOF(err):
 		return &HandshakeError{Condition: "eof", Text: "the server closed the connection", Err: err}
 	default:
 		return &HandshakeError{Condition: "eof", Text: "connection failed", Err: err}
 	}
+}
+
+// describe is ": text", or "" for no text.
+func describe(text string) string {
+	if text == "" {
+		return ""
+	}
+	return ": " + text
 }

@@ -124,7 +124,7 @@ func FuzzAccept(f *testing.F) {
 			}
 			return testLookup(jid)
 		}
-		cfg.Admit = func(jid, name string) error {
+		cfg.Admit = func(jid, name string, _ bool) error {
 			if name == "dup" {
 				return &stream.Error{Condition: stream.Conflict, Text: "already connected"}
 			}

@@ -45,7 +45,7 @@ func TestAcceptHooks(t *testing.T) {
 				return testLookup(jid)
 			}
 			if tt.admit != nil {
-				cfg.Admit = func(jid, name string) error {
+				cfg.Admit = func(jid, name string, _ bool) error {
 					mu.Lock()
 					admitted = jid + " " + name
 					mu.Unlock()

@@ -75,8 +75,9 @@ type XMPP struct {
 	TLS TLS `toml:"tls"`
 	// Component settings: TLS.ClientCA + TLS.RequireClientCert apply to the component port.
 	Components struct {
-		// Duplicate is what a second connection with a connected name gets: "kick_old" (default)
-		// or "reject".
+		// Duplicate is what a second connection with a connected name gets: "reject" (default:
+		// it is refused with conflict, and both sides raise an alarm) or "kick_old" (it
+		// replaces the connected one).
 		Duplicate string `toml:"duplicate"`
 	} `toml:"components"`
 	WebSocket struct {
@@ -95,6 +96,14 @@ type XMPP struct {
 		WriteTimeout    Duration `toml:"write_timeout"`
 		KeepAlive       Duration `toml:"keepalive"`
 		RelayTimeout    Duration `toml:"relay_timeout"`
+		// Per client: stanzas a second to others, and the burst (default 50 and 200); per
+		// source address: connections not yet authenticated, not yet bound (100, 200); per
+		// account: sessions kept detached for resumption (5). Zero takes the default.
+		SenderRate                int `toml:"sender_rate"`
+		SenderBurst               int `toml:"sender_burst"`
+		UnauthenticatedPerAddress int `toml:"unauthenticated_per_address"`
+		NegotiatingPerAddress     int `toml:"negotiating_per_address"`
+		DetachedPerAccount        int `toml:"detached_per_account"`
 	} `toml:"limits"`
 	Log Log `toml:"log"`
 }
@@ -145,7 +154,7 @@ func (c XMPP) WithDefaults() XMPP {
 	def(&c.Listen.Component, ":5223")
 	def(&c.Listen.WebSocket, ":5443")
 	def(&c.Listen.Admin, "127.0.0.1:5290")
-	def(&c.Components.Duplicate, "kick_old")
+	def(&c.Components.Duplicate, "reject")
 	def(&c.Log.Format, "text")
 	def(&c.Log.Level, "info")
 	return c

@@ -125,7 +125,7 @@ func Run(ctx context.Context, s Settings) Report {
 	reg, err := link.Attempt(ctx, s.XMPPConfig, link.AttemptOptions{
 		Resolver: s.Resolver, RootCAs: s.RootCAs, ClientCert: s.ClientCert,
 		DNSTimeout: s.DNSTimeout, ConnectTimeout: s.ConnectTimeout, TLSTimeout: s.TLSTimeout, HandshakeTimeout: s.HandshakeTimeout,
-		Now: now, NoRegister: s.NoRegister,
+		Now: now, NoRegister: s.NoRegister, Probe: true,
 		Emit: func(e linkstate.Event) { events = append(events, e) },
 	})
 	if err != nil {
@@ -136,6 +136,9 @@ func Run(ctx context.Context, s Settings) Report {
 		r.Failure = &Failure{
 			Step: int(f.Step), Name: f.Step.String(), FailureReason: f.Reason, Cause: f.Cause, TLSCause: f.TLSCause,
 			Target: f.Target, Detail: f.Detail, Remedy: f.Remedy,
+		}
+		if f.Reason == linkstate.ReasonDuplicateName {
+			r.Notes = append(r.Notes, "the name is in use: a Call Bridge is connected under it (most likely this one's own live link, when diagnose runs beside it). The test did not disturb it. A Confab XMPP server checks the shared secret before it refuses a name in use, so the secret is right; steps 10 and 11 were not completed")
 		}
 	} else {
 		r.Server, r.Address = reg.Server(), reg.Address.String()
@@ -150,7 +153,7 @@ func Run(ctx context.Context, s Settings) Report {
 				r.Failure = &Failure{Step: int(e.Step), Name: e.Step.String(), FailureReason: linkstate.ReasonConnect, Cause: e.Cause,
 					Target: e.Target, Detail: e.Detail, Remedy: e.Remedy}
 			}
-			r.Notes = append(r.Notes, fmt.Sprintf("this test registered as %s: if a Call Bridge was connected under that name, the XMPP server either refused the test (conflict) or replaced that Call Bridge's link, which then reconnects by itself; stop before registering to avoid this", reg.Conn.JID()))
+			r.Notes = append(r.Notes, fmt.Sprintf("this test registered as %s as a probe: no Call Bridge was connected under that name (a Confab XMPP server refuses a probe for a connected name rather than replace the live link; another server may replace it, and the live link then reconnects by itself; stop before registering to avoid this)", reg.Conn.JID()))
 		}
 	}
 	r.Rows = rows(events, r.Failure)

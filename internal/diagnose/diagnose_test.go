@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"confab.dev/confab/internal/callbridge/link/linktest"
+	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/diagnose"
 	"confab.dev/confab/internal/discover"
 	"confab.dev/confab/internal/discover/dnstest"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
+	"confab.dev/confab/internal/xmppd"
 	"confab.dev/confab/internal/xmppd/xmppdtest"
 )
 
@@ -82,6 +84,40 @@ func TestDiagnosePass(t *testing.T) {
 	}
 	// The test link is gone afterwards.
 	h.WaitLinks(t, func(jids []string) bool { return len(jids) == 0 })
+}
+
+// TestDiagnoseBesideALiveLink: diagnose run while the Call Bridge it checks is connected
+// (the usual case: an administrator checks a running Call Bridge) never takes that Call
+// Bridge's link away, whatever the XMPP server's duplicate policy, and says the name is in
+// use. Before, under kick_old (then the default), the test's handshake replaced the live link.
+func TestDiagnoseBesideALiveLink(t *testing.T) {
+	for _, policy := range []string{xmppd.Reject, xmppd.KickOld} {
+		t.Run(policy, func(t *testing.T) {
+			t.Helper()
+			h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true, Config: func(c *xmppd.Config) { c.DuplicateComponent = policy }})
+			sec, _ := h.Registry.Lookup(xmppdtest.DefaultCallBridge)
+			s := diagnose.Settings{
+				XMPPConfig: store.XMPPConfig{UniqueName: "cb1", Domain: h.Domain, ServerAddressOverride: h.ComponentAddr, SharedSecret: sec},
+				RootCAs:    h.Roots,
+			}
+			live := h.ConnectCallBridge(t, "cb1")
+			r, table := run(t, s)
+			if r.Passed() || r.Failure.FailureReason != linkstate.ReasonDuplicateName {
+				t.Fatalf("diagnosis %+v, want a duplicateName failure:\n%s", r.Failure, table)
+			}
+			if !strings.Contains(table, "the name is in use") || !strings.Contains(table, "the secret is right") {
+				t.Errorf("the table does not say the name is in use and the secret right:\n%s", table)
+			}
+			select {
+			case <-live.Done():
+				t.Fatalf("the live Call Bridge lost its link: %v", live.Err())
+			default:
+			}
+			if got := h.Links(); len(got) != 1 {
+				t.Errorf("links %v, want the live one", got)
+			}
+		})
+	}
 }
 
 func TestDiagnoseNoRegister(t *testing.T) {

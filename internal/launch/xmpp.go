@@ -19,6 +19,7 @@ import (
 	"confab.dev/confab/internal/config"
 	"confab.dev/confab/internal/xmppd"
 	"confab.dev/confab/internal/xmppd/callbridges"
+	"confab.dev/confab/internal/xmppd/roster"
 )
 
 // XMPP is a running `confab xmpp`.
@@ -32,6 +33,8 @@ type XMPP struct {
 	CAFile string
 	// Local is set when the certificates were generated in data_dir/tls.
 	Local *certs.Local
+	// Roster keeps the users' rosters, in data_dir/roster.db.
+	Roster *roster.SQLite
 
 	g      *group
 	cancel context.CancelFunc
@@ -103,29 +106,41 @@ func StartXMPP(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg prome
 		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		reg = r
 	}
+	// Rosters and subscriptions [RFC 6121] are the only user data the XMPP server keeps.
+	x.Roster, err = roster.OpenSQLite(filepath.Join(cfg.DataDir, "roster.db"))
+	if err != nil {
+		return nil, err
+	}
 	l := cfg.Limits
 	x.Server, err = xmppd.New(xmppd.Config{
-		Domain:               cfg.Domain,
-		TLS:                  tlsCfg,
-		ComponentClientCAs:   clientCAs,
-		RequireComponentCert: cfg.TLS.RequireClientCert,
-		Registry:             x.Registry,
-		AllowedOrigins:       cfg.WebSocket.Origins,
-		MaxStanzaC2S:         l.StanzaC2S,
-		MaxStanzaComponent:   l.StanzaComponent,
-		MaxSessions:          l.MaxSessions,
-		OpenTimeout:          l.OpenTimeout.Duration,
-		TLSTimeout:           l.TLSTimeout.Duration,
-		AuthTimeout:          l.AuthTimeout.Duration,
-		IdleTimeout:          l.IdleTimeout.Duration,
-		WriteTimeout:         l.WriteTimeout.Duration,
-		KeepAlive:            l.KeepAlive.Duration,
-		DuplicateComponent:   cfg.Components.Duplicate,
-		RelayTimeout:         l.RelayTimeout.Duration,
-		Logger:               log,
-		Metrics:              reg,
+		Roster:                       x.Roster,
+		Domain:                       cfg.Domain,
+		TLS:                          tlsCfg,
+		ComponentClientCAs:           clientCAs,
+		RequireComponentCert:         cfg.TLS.RequireClientCert,
+		Registry:                     x.Registry,
+		AllowedOrigins:               cfg.WebSocket.Origins,
+		MaxStanzaC2S:                 l.StanzaC2S,
+		MaxStanzaComponent:           l.StanzaComponent,
+		MaxSessions:                  l.MaxSessions,
+		OpenTimeout:                  l.OpenTimeout.Duration,
+		TLSTimeout:                   l.TLSTimeout.Duration,
+		AuthTimeout:                  l.AuthTimeout.Duration,
+		IdleTimeout:                  l.IdleTimeout.Duration,
+		WriteTimeout:                 l.WriteTimeout.Duration,
+		KeepAlive:                    l.KeepAlive.Duration,
+		DuplicateComponent:           cfg.Components.Duplicate,
+		RelayTimeout:                 l.RelayTimeout.Duration,
+		SenderRate:                   float64(l.SenderRate),
+		SenderBurst:                  l.SenderBurst,
+		MaxUnauthenticatedPerAddress: l.UnauthenticatedPerAddress,
+		MaxNegotiatingPerAddress:     l.NegotiatingPerAddress,
+		MaxDetachedPerAccount:        l.DetachedPerAccount,
+		Logger:                       log,
+		Metrics:                      reg,
 	})
 	if err != nil {
+		x.Roster.Close()
 		return nil, err
 	}
 
@@ -207,6 +222,7 @@ func (x *XMPP) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("xmpp shutdown: goroutines still running: %w", context.Cause(ctx)))
 	}
+	errs = append(errs, x.Roster.Close())
 	return errors.Join(errs...)
 }
 

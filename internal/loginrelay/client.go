@@ -15,8 +15,8 @@ import (
 	"confab.dev/confab/internal/throttle"
 )
 
-// Link is a Call Bridge's component link as the Client sees it. *component.Conn satisfies it.
-type Link interface {
+// Bridge is a Call Bridge's component link as the Client sees it. *component.Conn satisfies it.
+type Bridge interface {
 	// JID is the component's JID, e.g. cb1.example.com.
 	JID() string
 	// Write sends serialised XML on the link.
@@ -39,14 +39,14 @@ type Client struct {
 	guard guard
 
 	mu      sync.Mutex
-	links   []Link           // attached links, in attach order
+	bridges []Bridge         // attached links, in attach order
 	next    int              // round-robin position in links
 	pending map[string]*call // by IQ id
 }
 
 // call is one IQ waiting for its answer.
 type call struct {
-	link    Link
+	bridge  Bridge
 	session string
 	ch      chan callResult // buffered: whoever removes the call from pending sends once
 }
@@ -85,24 +85,24 @@ func (c *Client) SetThrottle(account, source throttle.Config, now func() time.Ti
 }
 
 // Attach adds a Call Bridge link to those that take logins. Attaching a link twice is a no-op.
-func (c *Client) Attach(l Link) {
+func (c *Client) Attach(l Bridge) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, x := range c.links {
+	for _, x := range c.bridges {
 		if x == l {
 			return
 		}
 	}
-	c.links = append(c.links, l)
+	c.bridges = append(c.bridges, l)
 }
 
-// Detach removes a link. Every exchange pending on it fails with ErrLinkLost, and so does any
+// Detach removes a link. Every exchange pending on it fails with ErrBridgeLost, and so does any
 // later step of an exchange that started on it.
-func (c *Client) Detach(l Link) {
+func (c *Client) Detach(l Bridge) {
 	c.mu.Lock()
-	for i, x := range c.links {
+	for i, x := range c.bridges {
 		if x == l {
-			c.links = append(c.links[:i], c.links[i+1:]...)
+			c.bridges = append(c.bridges[:i], c.bridges[i+1:]...)
 			if c.next > i {
 				c.next--
 			}
@@ -111,28 +111,28 @@ func (c *Client) Detach(l Link) {
 	}
 	var lost []*call
 	for id, p := range c.pending {
-		if p.link == l {
+		if p.bridge == l {
 			lost = append(lost, p)
 			delete(c.pending, id)
 		}
 	}
 	c.mu.Unlock()
 	for _, p := range lost {
-		p.ch <- callResult{err: ErrLinkLost}
+		p.ch <- callResult{err: ErrBridgeLost}
 	}
 }
 
 // Links returns the number of attached links.
-func (c *Client) Links() int {
+func (c *Client) Bridges() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.links)
+	return len(c.bridges)
 }
 
-func (c *Client) attached(l Link) bool {
+func (c *Client) attached(l Bridge) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, x := range c.links {
+	for _, x := range c.bridges {
 		if x == l {
 			return true
 		}
@@ -141,10 +141,10 @@ func (c *Client) attached(l Link) bool {
 }
 
 // byJID returns an attached link of the given component JID, or nil.
-func (c *Client) byJID(jid string) Link {
+func (c *Client) byJID(jid string) Bridge {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, x := range c.links {
+	for _, x := range c.bridges {
 		if x.JID() == jid {
 			return x
 		}
@@ -153,14 +153,14 @@ func (c *Client) byJID(jid string) Link {
 }
 
 // pickExcept returns the next link in round-robin order that is not in except.
-func (c *Client) pickExcept(except []Link) (Link, bool) {
+func (c *Client) pickExcept(except []Bridge) (Bridge, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for range c.links {
-		if c.next >= len(c.links) {
+	for range c.bridges {
+		if c.next >= len(c.bridges) {
 			c.next = 0
 		}
-		l := c.links[c.next]
+		l := c.bridges[c.next]
 		c.next++
 		if !slices.Contains(except, l) {
 			return l, true
@@ -169,10 +169,45 @@ func (c *Client) pickExcept(except []Link) (Link, bool) {
 	return nil, false
 }
 
+// Probe asks a newly connected component whether it speaks the login relay, before it is
+// attached: it sends an <abort/> for a session nobody has, which a Responder answers with a
+// <failure condition='aborted'/> result. Anything else (an IQ error such as
+// service-unavailable from an IRC gateway or a bot, or no answer within the Client's
+// timeout) is ErrNotABridge, and the caller does not Attach the component, so it never
+// takes a share of the logins. The answer comes back through HandleIQ.
+func (c *Client) Probe(ctx context.Context, b Bridge) error {
+	id := idPrefix + randomID()
+	session := "probe-" + randomID()
+	p := &call{bridge: b, session: session, ch: make(chan callResult, 1)}
+	c.mu.Lock()
+	c.pending[id] = p
+	c.mu.Unlock()
+	defer c.forget(id)
+	if err := b.Write(marshal(iq{Type: "set", ID: id, From: c.domain, To: b.JID(), Payload: abortPayload{Session: session}})); err != nil {
+		return fmt.Errorf("%w: %w", ErrBridgeLost, err)
+	}
+	timer := time.NewTimer(c.timeout)
+	defer timer.Stop()
+	select {
+	case res := <-p.ch:
+		if res.err != nil {
+			return fmt.Errorf("%w: %w", ErrNotABridge, res.err)
+		}
+		if res.reply.Kind != KindFailure || res.reply.Condition != CondAborted {
+			return fmt.Errorf("%w: it answered %s %s", ErrNotABridge, res.reply.Kind, res.reply.Condition)
+		}
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("%w: no answer within %s", ErrNotABridge, c.timeout)
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
 // Exchange is one SASL exchange relayed to one Call Bridge.
 type Exchange struct {
 	c       *Client
-	link    Link
+	bridge  Bridge
 	session string
 	mech    string
 	source  string // throttle key of the client's address
@@ -183,8 +218,8 @@ type Exchange struct {
 	done bool // success, failure, abort or a relay error ended it
 }
 
-// Link returns the link the exchange is pinned to.
-func (x *Exchange) Link() Link { return x.link }
+// Bridge returns the link the exchange is pinned to.
+func (x *Exchange) Bridge() Bridge { return x.bridge }
 
 // Session returns the exchange's session id, as sent on the wire.
 func (x *Exchange) Session() string { return x.session }
@@ -192,12 +227,13 @@ func (x *Exchange) Session() string { return x.session }
 // Begin starts an exchange: it picks a link (round robin), sends the client's mechanism and
 // initial response (nil if the client sent none) with the client's address and transport
 // ("tcp" or "websocket"), and returns the Call Bridge's first answer. It returns
-// ErrNoCallBridge (and a nil Exchange) when no link is attached, and ErrLinkLost, ErrTimeout
+// ErrNoCallBridge (and a nil Exchange) when no link is attached, and ErrBridgeLost, ErrTimeout
 // or ctx's error when the step could not complete; FailureReply maps these for the client.
 //
 // When the link is lost before the Call Bridge answers (its write fails, or it is detached
-// while the step is pending), the step is sent to the next attached link, each at most once;
-// ErrLinkLost is returned when none is left. Later steps stay on the link that answered.
+// while the step is pending), or the component answers the step with an IQ error
+// (ErrBridgeRefused), the step is sent to the next attached link, each at most once; the
+// last error is returned when none is left. Later steps stay on the link that answered.
 //
 // A login whose name or address is blocked by the Client's throttle (SetThrottle) gets a
 // failure Reply from the Client itself; its Exchange is over and has no link.
@@ -209,24 +245,26 @@ func (c *Client) Begin(ctx context.Context, mech string, initial []byte, addr, t
 	// A Call Bridge lost before it answered the first step holds nothing of this exchange
 	// worth keeping: the step goes to the next one, each at most once, so that a Call Bridge
 	// dying under load costs the logins it was in the middle of, not the ones just starting.
-	var tried []Link
+	var tried []Bridge
+	var lastErr error
 	for {
 		l, ok := c.pickExcept(tried)
 		if !ok {
 			if len(tried) == 0 {
 				return nil, Reply{}, ErrNoCallBridge
 			}
-			return x, Reply{}, ErrLinkLost
+			return x, Reply{}, lastErr
 		}
 		tried = append(tried, l)
-		x = &Exchange{c: c, link: l, session: randomID(), mech: mech, source: x.source, user: x.user, named: x.named}
+		x = &Exchange{c: c, bridge: l, session: randomID(), mech: mech, source: x.source, user: x.user, named: x.named}
 		r, err := x.roundTrip(ctx, authPayload{
 			Session: x.session, Mechanism: mech, Addr: addr, Transport: transport, Data: encode64(initial),
 		})
-		if !errors.Is(err, ErrLinkLost) || ctx.Err() != nil {
+		if !(errors.Is(err, ErrBridgeLost) || errors.Is(err, ErrBridgeRefused)) || ctx.Err() != nil {
 			return x, r, err
 		}
-		c.log.Info("login relay: the Call Bridge was lost before it answered; trying another", "link", l.JID(), "err", err)
+		lastErr = err
+		c.log.Info("login relay: the Call Bridge was lost or refused the first step; trying another", "link", l.JID(), "err", err)
 	}
 }
 
@@ -288,10 +326,10 @@ func (x *Exchange) finish() bool {
 }
 
 func (x *Exchange) sendAbort() {
-	b := marshal(iq{Type: "set", ID: idPrefix + randomID(), From: x.c.domain, To: x.link.JID(),
+	b := marshal(iq{Type: "set", ID: idPrefix + randomID(), From: x.c.domain, To: x.bridge.JID(),
 		Payload: abortPayload{Session: x.session}})
-	if err := x.link.Write(b); err != nil {
-		x.c.log.Debug("login relay: abort not sent", "link", x.link.JID(), "session", x.session, "err", err)
+	if err := x.bridge.Write(b); err != nil {
+		x.c.log.Debug("login relay: abort not sent", "link", x.bridge.JID(), "session", x.session, "err", err)
 	}
 }
 
@@ -304,11 +342,11 @@ func (x *Exchange) roundTrip(ctx context.Context, payload any) (Reply, error) {
 		return Reply{}, errors.New("loginrelay: the exchange is over")
 	}
 	id := idPrefix + randomID()
-	p := &call{link: x.link, session: x.session, ch: make(chan callResult, 1)}
+	p := &call{bridge: x.bridge, session: x.session, ch: make(chan callResult, 1)}
 	c.mu.Lock()
 	stillAttached := false
-	for _, l := range c.links {
-		stillAttached = stillAttached || l == x.link
+	for _, l := range c.bridges {
+		stillAttached = stillAttached || l == x.bridge
 	}
 	if stillAttached {
 		c.pending[id] = p
@@ -316,14 +354,14 @@ func (x *Exchange) roundTrip(ctx context.Context, payload any) (Reply, error) {
 	c.mu.Unlock()
 	if !stillAttached {
 		x.finish()
-		return Reply{}, ErrLinkLost
+		return Reply{}, ErrBridgeLost
 	}
 
-	b := marshal(iq{Type: "set", ID: id, From: c.domain, To: x.link.JID(), Payload: payload})
-	if err := x.link.Write(b); err != nil {
+	b := marshal(iq{Type: "set", ID: id, From: c.domain, To: x.bridge.JID(), Payload: payload})
+	if err := x.bridge.Write(b); err != nil {
 		c.forget(id)
 		x.finish()
-		return Reply{}, fmt.Errorf("%w: %w", ErrLinkLost, err)
+		return Reply{}, fmt.Errorf("%w: %w", ErrBridgeLost, err)
 	}
 
 	timer := time.NewTimer(c.timeout)
@@ -342,7 +380,7 @@ func (x *Exchange) roundTrip(ctx context.Context, payload any) (Reply, error) {
 		if x.finish() {
 			x.sendAbort()
 		}
-		c.log.Warn("login relay: the Call Bridge did not answer in time", "link", x.link.JID(), "session", x.session, "timeout", c.timeout)
+		c.log.Warn("login relay: the Call Bridge did not answer in time", "link", x.bridge.JID(), "session", x.session, "timeout", c.timeout)
 		return Reply{}, ErrTimeout
 	case <-ctx.Done():
 		c.forget(id)
@@ -362,7 +400,7 @@ func (c *Client) forget(id string) {
 // HandleIQ takes an IQ of type result or error that arrived on link from and is addressed to
 // the server's domain. It reports whether the IQ was an answer to the login relay (including
 // a late one, which it drops); the caller handles it otherwise.
-func (c *Client) HandleIQ(from Link, el *stream.Element) bool {
+func (c *Client) HandleIQ(from Bridge, el *stream.Element) bool {
 	if el.Name.Local != "iq" {
 		return false
 	}
@@ -372,28 +410,28 @@ func (c *Client) HandleIQ(from Link, el *stream.Element) bool {
 	}
 	c.mu.Lock()
 	p := c.pending[id]
-	if p != nil && p.link == from {
+	if p != nil && p.bridge == from {
 		delete(c.pending, id)
 	}
 	c.mu.Unlock()
 	switch {
 	case p == nil:
-		c.log.Debug("login relay: late or unexpected answer dropped", "link", linkJID(from), "id", id)
+		c.log.Debug("login relay: late or unexpected answer dropped", "link", bridgeJID(from), "id", id)
 		return true
-	case p.link != from:
-		c.log.Warn("login relay: answer arrived on the wrong link; dropped", "link", linkJID(from), "want", p.link.JID(), "id", id)
+	case p.bridge != from:
+		c.log.Warn("login relay: answer arrived on the wrong link; dropped", "link", bridgeJID(from), "want", p.bridge.JID(), "id", id)
 		return true
 	}
 	r, err := parseAnswer(el, p.session)
 	if err != nil {
-		err = fmt.Errorf("loginrelay: answer from %s: %w", p.link.JID(), err)
-		c.log.Warn("login relay: bad answer", "link", p.link.JID(), "err", err)
+		err = fmt.Errorf("loginrelay: answer from %s: %w", p.bridge.JID(), err)
+		c.log.Warn("login relay: bad answer", "link", p.bridge.JID(), "err", err)
 	}
 	p.ch <- callResult{reply: r, err: err}
 	return true
 }
 
-func linkJID(l Link) string {
+func bridgeJID(l Bridge) string {
 	if l == nil {
 		return ""
 	}
@@ -417,7 +455,7 @@ func parseAnswer(el *stream.Element, session string) (Reply, error) {
 				}
 			}
 		}
-		return Reply{}, fmt.Errorf("the Call Bridge answered with an error (%s)", cond)
+		return Reply{}, fmt.Errorf("%w (%s)", ErrBridgeRefused, cond)
 	}
 	v, err := decodeAnswer(el)
 	if err != nil {
@@ -433,6 +471,7 @@ func parseAnswer(el *stream.Element, session string) (Reply, error) {
 		r.Kind, sess, payload = KindChallenge, v.Challenge.Session, v.Challenge.Data
 	case v.Success != nil:
 		r.Kind, sess, payload, r.JID = KindSuccess, v.Success.Session, v.Success.Data, v.Success.JID
+		r.Guest = v.Success.Guest == "true"
 		if r.JID == "" {
 			return Reply{}, errors.New("success without a jid")
 		}
@@ -458,9 +497,9 @@ func parseAnswer(el *stream.Element, session string) (Reply, error) {
 
 // SessionEnded tells the Call Bridge on l that an authenticated session of fullJID ended
 // ("closed", "timeout" or "error"), so that it can remove a guest account. l is normally the
-// Link of the exchange that authenticated the session. If l has been detached, the message
+// Bridge of the exchange that authenticated the session. If l has been detached, the message
 // goes to an attached link of the same Call Bridge (it reconnected), or nowhere.
-func (c *Client) SessionEnded(l Link, fullJID, reason string) {
+func (c *Client) SessionEnded(l Bridge, fullJID, reason string) {
 	if l == nil {
 		return
 	}

@@ -186,7 +186,7 @@ func FuzzSASL(f *testing.F) {
 	})
 }
 
-// answerLink is a Link that answers each request of the Client with a scripted payload.
+// answerLink is a Bridge that answers each request of the Client with a scripted payload.
 type answerLink struct {
 	c       *Client
 	typ     string

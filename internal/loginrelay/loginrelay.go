@@ -6,7 +6,7 @@
 // robin), sends the client's mechanism and initial response in an <auth/> IQ, and relays
 // challenges and responses until the Call Bridge answers <success/> or <failure/>. The whole
 // exchange stays on the link it started on; if that link goes away, the exchange fails with
-// ErrLinkLost rather than starting over elsewhere, because SASL state lives on the Call Bridge.
+// ErrBridgeLost rather than starting over elsewhere, because SASL state lives on the Call Bridge.
 //
 // The Call Bridge runs a Responder, which is the SASL server: SCRAM-SHA-1 and SCRAM-SHA-256
 // [RFC 5802, RFC 7677] against stored keys, and PLAIN [RFC 4616] against whatever its
@@ -31,10 +31,15 @@ const NS = "urn:confab:login:1"
 var (
 	// ErrNoCallBridge: no Call Bridge link is attached, so nobody can check the login.
 	ErrNoCallBridge = errors.New("no Call Bridge is connected to the XMPP server")
-	// ErrLinkLost: the link carrying the exchange went away (or failed a write) mid-exchange.
-	ErrLinkLost = errors.New("the Call Bridge handling this login disconnected")
+	// ErrBridgeLost: the link carrying the exchange went away (or failed a write) mid-exchange.
+	ErrBridgeLost = errors.New("the Call Bridge handling this login disconnected")
 	// ErrTimeout: the Call Bridge did not answer a step in time.
 	ErrTimeout = errors.New("the Call Bridge did not answer in time")
+	// ErrBridgeRefused: the component answered a relay request with an IQ error (it does not
+	// speak the login relay, or not now). A first step is moved to the next Call Bridge.
+	ErrBridgeRefused = errors.New("the component answered the login relay with an error")
+	// ErrNotABridge: Probe found that a component does not speak the login relay.
+	ErrNotABridge = errors.New("the component does not speak the login relay")
 )
 
 // Errors a Directory returns.
@@ -88,8 +93,32 @@ type Reply struct {
 	Data []byte
 	// JID is the authenticated bare JID (success only).
 	JID string
+	// Guest says the account is a guest's (success only): a temporary account made by the
+	// Call Bridge for one meeting, which the XMPP server lets address only that Call Bridge.
+	Guest bool
 	// Condition and Text say why a login failed (failure only).
 	Condition, Text string
+}
+
+// IsGuestName reports whether username has the form reserved for guest accounts:
+// guest followed by 8 or more digits (docs/protocol.md, "Guest accounts").
+func IsGuestName(username string) bool {
+	digits, ok := strings.CutPrefix(username, "guest")
+	if !ok || len(digits) < 8 {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// GuestDirectory is a Directory that tells guest accounts apart itself; a Responder whose
+// Directory does not implement it takes the names IsGuestName accepts for guests.
+type GuestDirectory interface {
+	IsGuest(username string) bool
 }
 
 // Reply kinds.
@@ -106,7 +135,7 @@ func FailureReply(err error) Reply {
 	switch {
 	case errors.Is(err, ErrNoCallBridge):
 		text = "No Call Bridge is connected to the XMPP server"
-	case errors.Is(err, ErrLinkLost):
+	case errors.Is(err, ErrBridgeLost):
 		text = "The Call Bridge handling this login disconnected"
 	case errors.Is(err, ErrTimeout):
 		text = "The Call Bridge did not answer in time"
@@ -146,6 +175,7 @@ type successPayload struct {
 	XMLName xml.Name `xml:"urn:confab:login:1 success"`
 	Session string   `xml:"session,attr"`
 	JID     string   `xml:"jid,attr"`
+	Guest   string   `xml:"guest,attr,omitempty"` // "true" for a guest account
 	Data    string   `xml:",chardata"`
 }
 

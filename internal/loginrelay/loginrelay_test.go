@@ -26,6 +26,7 @@ type pipeLink struct {
 
 	mu     sync.Mutex
 	hold   bool     // swallow requests instead of answering
+	refuse bool     // answer every request with an IQ error, as a component that is no Call Bridge
 	failW  error    // Write fails with this
 	writes []string // everything written
 }
@@ -35,7 +36,7 @@ func (l *pipeLink) JID() string { return l.jid }
 func (l *pipeLink) Write(b []byte) error {
 	l.mu.Lock()
 	l.writes = append(l.writes, string(b))
-	hold, failW := l.hold, l.failW
+	hold, failW, refuse := l.hold, l.failW, l.refuse
 	l.mu.Unlock()
 	if failW != nil {
 		return failW
@@ -52,6 +53,18 @@ func (l *pipeLink) Write(b []byte) error {
 		return nil
 	}
 	if hold {
+		return nil
+	}
+	if refuse {
+		go func() {
+			ans := stream.ErrorReply(el, stream.StanzaError{Type: stream.ErrCancel, Condition: "service-unavailable"})
+			ael, err := stream.Parse(ans, stream.NSComponent, stream.Limits{})
+			if err != nil {
+				l.t.Errorf("unparseable error reply %q: %v", ans, err)
+				return
+			}
+			l.client.HandleIQ(l, ael)
+		}()
 		return nil
 	}
 	go func() { // the Call Bridge answers from its own read loop
@@ -100,7 +113,7 @@ type fixture struct {
 	client *Client
 	resp   *Responder
 	dir    *MemoryDirectory
-	link   *pipeLink
+	bridge *pipeLink
 
 	mu     sync.Mutex
 	logins []string
@@ -132,7 +145,7 @@ func newFixture(t *testing.T, timeout time.Duration) *fixture {
 			f.mu.Unlock()
 		},
 	}
-	f.link = f.newLink(t, "cb1."+domain)
+	f.bridge = f.newLink(t, "cb1."+domain)
 	return f
 }
 
@@ -402,7 +415,7 @@ func TestRoundRobin(t *testing.T) {
 	f := newFixture(t, 0)
 	l2 := f.newLink(t, "cb2."+domain)
 	f.client.Attach(l2) // twice: no effect
-	if got := f.client.Links(); got != 2 {
+	if got := f.client.Bridges(); got != 2 {
 		t.Fatalf("Links = %d, want 2", got)
 	}
 	var got []string
@@ -411,15 +424,15 @@ func TestRoundRobin(t *testing.T) {
 		if err != nil || r.Kind != KindSuccess {
 			t.Fatalf("Begin = %+v, %v", r, err)
 		}
-		got = append(got, x.Link().JID())
+		got = append(got, x.Bridge().JID())
 	}
 	if want := "cb1.example.com cb2.example.com cb1.example.com cb2.example.com"; strings.Join(got, " ") != want {
 		t.Errorf("links used: %v, want %s", got, want)
 	}
-	f.client.Detach(f.link)
+	f.client.Detach(f.bridge)
 	x, _, err := f.client.Begin(ctxT(t), MechPLAIN, []byte("\x00alice\x00correct horse"), "", "tcp")
-	if err != nil || x.Link() != l2 {
-		t.Errorf("after detaching cb1: link %v, err %v; want cb2", x.Link(), err)
+	if err != nil || x.Bridge() != l2 {
+		t.Errorf("after detaching cb1: link %v, err %v; want cb2", x.Bridge(), err)
 	}
 }
 
@@ -442,18 +455,18 @@ func TestNoCallBridge(t *testing.T) {
 func TestDetachMidExchange(t *testing.T) {
 	t.Run("pending step", func(t *testing.T) {
 		f := newFixture(t, 0)
-		f.link.set(func(l *pipeLink) { l.hold = true })
+		f.bridge.set(func(l *pipeLink) { l.hold = true })
 		done := make(chan error, 1)
 		go func() {
 			_, _, err := f.client.Begin(ctxT(t), MechPLAIN, []byte("\x00alice\x00x"), "", "tcp")
 			done <- err
 		}()
-		f.link.waitWrites(t, 1)
-		f.client.Detach(f.link)
+		f.bridge.waitWrites(t, 1)
+		f.client.Detach(f.bridge)
 		select {
 		case err := <-done:
-			if !errors.Is(err, ErrLinkLost) {
-				t.Errorf("Begin = %v, want ErrLinkLost", err)
+			if !errors.Is(err, ErrBridgeLost) {
+				t.Errorf("Begin = %v, want ErrBridgeLost", err)
 			}
 			if r := FailureReply(err); r.Condition != CondTemporaryAuthFail || r.Text != "The Call Bridge handling this login disconnected" {
 				t.Errorf("FailureReply = %+v", r)
@@ -469,10 +482,10 @@ func TestDetachMidExchange(t *testing.T) {
 		if err != nil || r.Kind != KindChallenge {
 			t.Fatal(r, err)
 		}
-		f.client.Detach(x.Link())
+		f.client.Detach(x.Bridge())
 		// The exchange is pinned: it does not move to the other link.
-		if _, err := x.Respond(ctxT(t), []byte("\x00alice\x00correct horse")); !errors.Is(err, ErrLinkLost) {
-			t.Errorf("Respond = %v, want ErrLinkLost", err)
+		if _, err := x.Respond(ctxT(t), []byte("\x00alice\x00correct horse")); !errors.Is(err, ErrBridgeLost) {
+			t.Errorf("Respond = %v, want ErrBridgeLost", err)
 		}
 		if n := len(l2.written()); n != 0 {
 			t.Errorf("the other link saw %d writes", n)
@@ -480,9 +493,9 @@ func TestDetachMidExchange(t *testing.T) {
 	})
 	t.Run("write fails", func(t *testing.T) {
 		f := newFixture(t, 0)
-		f.link.set(func(l *pipeLink) { l.failW = errors.New("broken pipe") })
-		if _, _, err := f.client.Begin(ctxT(t), MechPLAIN, nil, "", "tcp"); !errors.Is(err, ErrLinkLost) {
-			t.Errorf("Begin = %v, want ErrLinkLost", err)
+		f.bridge.set(func(l *pipeLink) { l.failW = errors.New("broken pipe") })
+		if _, _, err := f.client.Begin(ctxT(t), MechPLAIN, nil, "", "tcp"); !errors.Is(err, ErrBridgeLost) {
+			t.Errorf("Begin = %v, want ErrBridgeLost", err)
 		}
 	})
 }
@@ -490,21 +503,35 @@ func TestDetachMidExchange(t *testing.T) {
 // TestFirstStepMovesToAnotherCallBridge: a Call Bridge lost before it answered a login's
 // first step costs that login nothing while another is attached.
 func TestFirstStepMovesToAnotherCallBridge(t *testing.T) {
+	// A component that answers the relay with an IQ error (an IRC gateway attached by
+	// mistake, or a Call Bridge that cannot now): the first step goes to the next one.
+	// Before, the login failed with temporary-auth-failure.
+	t.Run("relay error", func(t *testing.T) {
+		f := newFixture(t, 0)
+		l2 := f.newLink(t, "cb2."+domain)
+		f.bridge.set(func(l *pipeLink) { l.refuse = true })
+		for i := range 3 {
+			x, r, err := f.client.Begin(ctxT(t), MechPLAIN, []byte("\x00alice\x00correct horse"), "", "tcp")
+			if err != nil || r.Kind != KindSuccess || x.Bridge() != l2 {
+				t.Fatalf("login %d: %+v, %v on %v; want success on cb2", i, r, err, bridgeJID(x.Bridge()))
+			}
+		}
+	})
 	t.Run("write fails", func(t *testing.T) {
 		f := newFixture(t, 0)
 		l2 := f.newLink(t, "cb2."+domain)
-		f.link.set(func(l *pipeLink) { l.failW = errors.New("broken pipe") })
+		f.bridge.set(func(l *pipeLink) { l.failW = errors.New("broken pipe") })
 		for i := range 3 { // whichever link round robin starts with
 			x, r, err := f.client.Begin(ctxT(t), MechPLAIN, []byte("\x00alice\x00correct horse"), "", "tcp")
-			if err != nil || r.Kind != KindSuccess || x.Link() != l2 {
-				t.Fatalf("login %d: %+v, %v on %v; want success on cb2", i, r, err, linkJID(x.Link()))
+			if err != nil || r.Kind != KindSuccess || x.Bridge() != l2 {
+				t.Fatalf("login %d: %+v, %v on %v; want success on cb2", i, r, err, bridgeJID(x.Bridge()))
 			}
 		}
 	})
 	t.Run("lost while pending", func(t *testing.T) {
 		f := newFixture(t, 0)
 		l2 := f.newLink(t, "cb2."+domain)
-		f.link.set(func(l *pipeLink) { l.hold = true })
+		f.bridge.set(func(l *pipeLink) { l.hold = true })
 		type result struct {
 			x   *Exchange
 			r   Reply
@@ -515,12 +542,12 @@ func TestFirstStepMovesToAnotherCallBridge(t *testing.T) {
 			x, r, err := f.client.Begin(ctxT(t), MechSCRAMSHA256, nil, "", "tcp")
 			done <- result{x, r, err}
 		}()
-		f.link.waitWrites(t, 1) // round robin starts with cb1, which swallows the request
-		f.client.Detach(f.link)
+		f.bridge.waitWrites(t, 1) // round robin starts with cb1, which swallows the request
+		f.client.Detach(f.bridge)
 		select {
 		case res := <-done:
-			if res.err != nil || res.r.Kind != KindChallenge || res.x.Link() != l2 {
-				t.Fatalf("Begin = %+v, %v on %v; want the empty challenge from cb2", res.r, res.err, linkJID(res.x.Link()))
+			if res.err != nil || res.r.Kind != KindChallenge || res.x.Bridge() != l2 {
+				t.Fatalf("Begin = %+v, %v on %v; want the empty challenge from cb2", res.r, res.err, bridgeJID(res.x.Bridge()))
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("Begin still waiting after cb1 was detached")
@@ -529,13 +556,13 @@ func TestFirstStepMovesToAnotherCallBridge(t *testing.T) {
 	t.Run("all lost", func(t *testing.T) {
 		f := newFixture(t, 0)
 		l2 := f.newLink(t, "cb2."+domain)
-		for _, l := range []*pipeLink{f.link, l2} {
+		for _, l := range []*pipeLink{f.bridge, l2} {
 			l.set(func(l *pipeLink) { l.failW = errors.New("broken pipe") })
 		}
-		if _, _, err := f.client.Begin(ctxT(t), MechPLAIN, nil, "", "tcp"); !errors.Is(err, ErrLinkLost) {
-			t.Errorf("Begin = %v, want ErrLinkLost", err)
+		if _, _, err := f.client.Begin(ctxT(t), MechPLAIN, nil, "", "tcp"); !errors.Is(err, ErrBridgeLost) {
+			t.Errorf("Begin = %v, want ErrBridgeLost", err)
 		}
-		if n1, n2 := len(f.link.written()), len(l2.written()); n1 != 1 || n2 != 1 {
+		if n1, n2 := len(f.bridge.written()), len(l2.written()); n1 != 1 || n2 != 1 {
 			t.Errorf("writes %d and %d; want one try on each link", n1, n2)
 		}
 	})
@@ -543,7 +570,7 @@ func TestFirstStepMovesToAnotherCallBridge(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	f := newFixture(t, 100*time.Millisecond)
-	f.link.set(func(l *pipeLink) { l.hold = true })
+	f.bridge.set(func(l *pipeLink) { l.hold = true })
 	start := time.Now()
 	x, _, err := f.client.Begin(ctxT(t), MechSCRAMSHA256, nil, "", "tcp")
 	if !errors.Is(err, ErrTimeout) {
@@ -553,7 +580,7 @@ func TestTimeout(t *testing.T) {
 		t.Errorf("timed out after %v, want about 100ms", d)
 	}
 	// The Call Bridge is told to drop the session.
-	w := f.link.written()
+	w := f.bridge.written()
 	if len(w) != 2 || !strings.Contains(w[1], "<abort") || !strings.Contains(w[1], x.Session()) {
 		t.Errorf("writes after the timeout: %q, want the auth then an abort", w)
 	}
@@ -564,14 +591,14 @@ func TestTimeout(t *testing.T) {
 
 func TestContextCancelled(t *testing.T) {
 	f := newFixture(t, 0)
-	f.link.set(func(l *pipeLink) { l.hold = true })
+	f.bridge.set(func(l *pipeLink) { l.hold = true })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		_, _, err := f.client.Begin(ctx, MechPLAIN, nil, "", "tcp")
 		done <- err
 	}()
-	f.link.waitWrites(t, 1)
+	f.bridge.waitWrites(t, 1)
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Begin = %v, want context.Canceled", err)
@@ -596,7 +623,7 @@ func TestAbort(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if n := len(f.link.written()); n != 2 {
+	if n := len(f.bridge.written()); n != 2 {
 		t.Errorf("link saw %d writes, want auth + one abort", n)
 	}
 }
@@ -628,7 +655,7 @@ func TestSessionEnd(t *testing.T) {
 	if err != nil || r.Kind != KindSuccess {
 		t.Fatal(r, err)
 	}
-	f.client.SessionEnded(x.Link(), "alice@example.com/web-1", "closed")
+	f.client.SessionEnded(x.Bridge(), "alice@example.com/web-1", "closed")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.ends) != 1 || f.ends[0] != "alice@example.com/web-1 closed" {
@@ -689,16 +716,16 @@ func TestResponderRequests(t *testing.T) {
 
 func TestClientAnswers(t *testing.T) {
 	f := newFixture(t, 0)
-	f.link.set(func(l *pipeLink) { l.hold = true })
+	f.bridge.set(func(l *pipeLink) { l.hold = true })
 	begin := func() (<-chan error, string) {
 		errc := make(chan error, 1)
-		n := len(f.link.written())
+		n := len(f.bridge.written())
 		go func() {
 			_, _, err := f.client.Begin(ctxT(t), MechPLAIN, nil, "", "tcp")
 			errc <- err
 		}()
-		f.link.waitWrites(t, n+1)
-		req := elem(t, f.link.written()[n])
+		f.bridge.waitWrites(t, n+1)
+		req := elem(t, f.bridge.written()[n])
 		var v struct {
 			Auth *authPayload
 		}
@@ -722,7 +749,7 @@ func TestClientAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			errc, ids := begin()
 			id, session, _ := strings.Cut(ids, " ")
-			if !f.client.HandleIQ(f.link, elem(t, fmt.Sprintf(tt.answer, id, session))) {
+			if !f.client.HandleIQ(f.bridge, elem(t, fmt.Sprintf(tt.answer, id, session))) {
 				t.Fatal("HandleIQ did not take the answer")
 			}
 			if err := <-errc; err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -743,15 +770,15 @@ func TestClientAnswers(t *testing.T) {
 			t.Fatalf("an answer from another link ended the exchange: %v", err)
 		default:
 		}
-		f.client.HandleIQ(f.link, ans)
+		f.client.HandleIQ(f.bridge, ans)
 		if err := <-errc; err != nil {
 			t.Errorf("Begin = %v", err)
 		}
 	})
-	if !f.client.HandleIQ(f.link, elem(t, `<iq type='result' id='confab-login-late'/>`)) {
+	if !f.client.HandleIQ(f.bridge, elem(t, `<iq type='result' id='confab-login-late'/>`)) {
 		t.Error("a late relay answer was not recognised")
 	}
-	if f.client.HandleIQ(f.link, elem(t, `<iq type='result' id='disco1'/>`)) {
+	if f.client.HandleIQ(f.bridge, elem(t, `<iq type='result' id='disco1'/>`)) {
 		t.Error("an unrelated IQ was taken")
 	}
 }
@@ -759,12 +786,12 @@ func TestClientAnswers(t *testing.T) {
 // The request on the wire, as docs/protocol.md shows it.
 func TestWireFormat(t *testing.T) {
 	f := newFixture(t, 0)
-	f.link.set(func(l *pipeLink) { l.hold = true })
+	f.bridge.set(func(l *pipeLink) { l.hold = true })
 	go func() {
 		_, _, _ = f.client.Begin(context.Background(), MechPLAIN, []byte{}, "198.51.100.7:51234", "websocket")
 	}()
-	f.link.waitWrites(t, 1)
-	req := elem(t, f.link.written()[0])
+	f.bridge.waitWrites(t, 1)
+	req := elem(t, f.bridge.written()[0])
 	if req.Name.Local != "iq" || req.Get("type") != "set" || req.Get("from") != domain || req.Get("to") != "cb1.example.com" || !strings.HasPrefix(req.Get("id"), idPrefix) {
 		t.Errorf("envelope: %s", req)
 	}
@@ -776,5 +803,58 @@ func TestWireFormat(t *testing.T) {
 	if a.Mechanism != "PLAIN" || a.Addr != "198.51.100.7:51234" || a.Transport != "websocket" || a.Data != "=" || len(a.Session) != 32 {
 		t.Errorf("auth = %+v (empty initial response must be '=')", a)
 	}
-	f.client.Detach(f.link)
+	f.client.Detach(f.bridge)
+}
+
+// TestSuccessSaysGuest: a guest account's success carries guest='true', which the XMPP
+// server reads as Reply.Guest; a user's, even one named guest-something, does not.
+func TestSuccessSaysGuest(t *testing.T) {
+	f := newFixture(t, 5*time.Second)
+	for _, u := range []struct {
+		name  string
+		guest bool
+	}{{"guest4829130571", true}, {"guestbook", false}, {"guest123", false}, {"alice", false}} {
+		if u.name != "alice" {
+			if err := f.dir.Add(u.name, "pw-"+u.name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pass := "pw-" + u.name
+		if u.name == "alice" {
+			pass = "correct horse"
+		}
+		_, r, err := f.client.Begin(context.Background(), MechPLAIN, []byte("\x00"+u.name+"\x00"+pass), "", "tcp")
+		if err != nil || r.Kind != KindSuccess {
+			t.Fatalf("%s: %+v, %v; want a success", u.name, r, err)
+		}
+		if r.Guest != u.guest {
+			t.Errorf("%s: Guest = %v, want %v", u.name, r.Guest, u.guest)
+		}
+	}
+}
+
+// TestProbe: a component is asked, as it connects, whether it speaks the login relay; only a
+// Responder says yes. A component that answers with an IQ error, or not at all, is
+// ErrNotABridge and is never attached, so it takes no logins.
+func TestProbe(t *testing.T) {
+	f := newFixture(t, 300*time.Millisecond)
+	for _, tt := range []struct {
+		name string
+		set  func(l *pipeLink)
+		want error
+	}{
+		{"a Call Bridge", func(*pipeLink) {}, nil},
+		{"an IQ error", func(l *pipeLink) { l.refuse = true }, ErrNotABridge},
+		{"no answer", func(l *pipeLink) { l.hold = true }, ErrNotABridge},
+		{"write fails", func(l *pipeLink) { l.failW = errors.New("broken pipe") }, ErrBridgeLost},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := &pipeLink{t: t, jid: "comp." + domain, client: f.client, resp: f.resp}
+			l.set(tt.set)
+			err := f.client.Probe(ctxT(t), l)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("Probe = %v, want %v", err, tt.want)
+			}
+		})
+	}
 }

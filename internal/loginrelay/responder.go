@@ -282,7 +282,20 @@ func (r *Responder) succeed(id, username string, data []byte) successPayload {
 	} else {
 		r.logger().Info("login succeeded", "jid", jid)
 	}
-	return successPayload{Session: id, JID: jid, Data: encode64(data)}
+	p := successPayload{Session: id, JID: jid, Data: encode64(data)}
+	if r.isGuest(username) {
+		p.Guest = "true"
+	}
+	return p
+}
+
+// isGuest says whether username is a guest account: the Directory's answer if it knows, the
+// reserved form of guest names otherwise.
+func (r *Responder) isGuest(username string) bool {
+	if g, ok := r.Dir.(GuestDirectory); ok {
+		return g.IsGuest(username)
+	}
+	return IsGuestName(username)
 }
 
 // username maps the name a client authenticated as to a Directory username: a client may

@@ -178,7 +178,7 @@ func TestThrottleSharedByCallBridges(t *testing.T) {
 	if a, b := dir1.calls.Load(), dir2.calls.Load(); a != 2 || b != 2 {
 		t.Fatalf("directory calls %d and %d; want 2 on each Call Bridge (round robin)", a, b)
 	}
-	writes1, writes2 := len(f.link.written()), len(l2.written())
+	writes1, writes2 := len(f.bridge.written()), len(l2.written())
 
 	for _, mech := range []string{MechPLAIN, MechSCRAMSHA256} {
 		if g := login(t, f, mech, "alice", "correct horse", addr); g != blocked10 {
@@ -188,7 +188,7 @@ func TestThrottleSharedByCallBridges(t *testing.T) {
 	if g := login(t, f, MechPLAIN, "ALICE@example.com", "correct horse", addr); g != blocked10 {
 		t.Errorf("the same name in another form: %q, want %q", g, blocked10)
 	}
-	if w1, w2 := len(f.link.written()), len(l2.written()); w1 != writes1 || w2 != writes2 {
+	if w1, w2 := len(f.bridge.written()), len(l2.written()); w1 != writes1 || w2 != writes2 {
 		t.Errorf("blocked logins reached the Call Bridges: %d and %d more writes", w1-writes1, w2-writes2)
 	}
 	if g := login(t, f, MechPLAIN, "bob", "pa55wörd", addr); g != "success" {
@@ -200,12 +200,12 @@ func TestThrottleSharedByCallBridges(t *testing.T) {
 	if err != nil || r.Kind != KindChallenge {
 		t.Fatalf("Begin without initial response = %+v, %v; want an empty challenge", r, err)
 	}
-	before := len(x.Link().(*pipeLink).written())
+	before := len(x.Bridge().(*pipeLink).written())
 	r, err = x.Respond(ctxT(t), []byte("n,,n=alice,r=abcdefghijklmnop"))
 	if err != nil || r.Condition+": "+r.Text != blocked10 {
 		t.Errorf("first message of a blocked name = %+v, %v; want %q", r, err, blocked10)
 	}
-	if w := x.Link().(*pipeLink).written(); len(w) != before+1 || !strings.Contains(w[len(w)-1], "<abort") {
+	if w := x.Bridge().(*pipeLink).written(); len(w) != before+1 || !strings.Contains(w[len(w)-1], "<abort") {
 		t.Errorf("after the block the Call Bridge got %q; want one abort", w[before:])
 	}
 

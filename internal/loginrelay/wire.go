@@ -34,7 +34,7 @@ func (p challengePayload) writeTo(x *stream.Builder) {
 }
 
 func (p successPayload) writeTo(x *stream.Builder) {
-	x.Elem("success", p.Data, "xmlns", NS, "session", p.Session, "jid", p.JID)
+	x.Elem("success", p.Data, "xmlns", NS, "session", p.Session, "jid", p.JID, "guest", p.Guest)
 }
 
 func (p failurePayload) writeTo(x *stream.Builder) {
@@ -262,7 +262,7 @@ func decodeAnswer(el *stream.Element) (answer, error) {
 		case "challenge":
 			a.Challenge = &challengePayload{Session: c.attr("session"), Data: c.text}
 		case "success":
-			a.Success = &successPayload{Session: c.attr("session"), JID: c.attr("jid"), Data: c.text}
+			a.Success = &successPayload{Session: c.attr("session"), JID: c.attr("jid"), Guest: c.attr("guest"), Data: c.text}
 		case "failure": // with a <text/> child it takes the slow path
 			a.Failure = &failurePayload{Session: c.attr("session"), Condition: c.attr("condition")}
 		}

@@ -66,7 +66,7 @@ func register(t *testing.T, addr string, roots *x509.CertPool, jid, sec string) 
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(30 * time.Second))
 	if roots != nil {
-		tc := tls.Client(nc, &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12})
+		tc := tls.Client(nc, &tls.Config{RootCAs: roots, ServerName: "example.com", MinVersion: tls.VersionTLS12})
 		if err := tc.Handshake(); err != nil {
 			t.Fatalf("TLS handshake with %s: %v", addr, err)
 		}

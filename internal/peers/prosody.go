@@ -125,18 +125,14 @@ func (s *Server) Register(ctx context.Context, user, password string) error {
 // TLS and hands a stream in jabber:component:accept to mod_component.
 //
 // Prosody refuses a TLS handshake on that port whose SNI names none of its hosts (alert
-// unrecognized_name), and the Call Bridge sends the name it connects to (localhost in
-// tests). So every other DNS name of the certificate becomes a VirtualHost too.
+// unrecognized_name). It is configured as its users configure it: one VirtualHost, the
+// XMPP domain, which a Call Bridge sends as SNI (XEP-0368).
 func prosodyConfig(s *Server, o Options, ports []int) ([]byte, error) {
 	off, err := disabled(Prosody, prosodyOfferable, &o)
 	if err != nil {
 		return nil, err
 	}
 	off = append(off, prosodyOther...)
-	names, err := certNames(o.CertFile)
-	if err != nil {
-		return nil, err
-	}
 	level := "info"
 	if o.Debug {
 		level = "debug"
@@ -178,13 +174,6 @@ func prosodyConfig(s *Server, o Options, ports []int) ([]byte, error) {
 	w("ssl = { certificate = %s, key = %s }", lua(o.CertFile), lua(o.KeyFile))
 	w("")
 	w("VirtualHost %s", lua(o.Domain))
-	for _, n := range names {
-		n = strings.ToLower(n)
-		if n == strings.ToLower(o.Domain) || strings.HasPrefix(n, "*") || o.Components[n] != "" {
-			continue
-		}
-		w("VirtualHost %s -- a name of the certificate, so that TLS accepts it as SNI", lua(n))
-	}
 	for _, jid := range sortedKeys(o.Components) {
 		w("Component %s", lua(jid))
 		w("\tcomponent_secret = %s", lua(o.Components[jid]))

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -62,6 +63,20 @@ type Header struct {
 	To, From, ID, Version, Lang string
 	// NS is the stream's default namespace (jabber:client, jabber:component:accept, ...).
 	NS string
+	// Ext holds the header's attributes in other namespaces (extensions, such as Confab's
+	// component probe), by resolved namespace and local name. AppendOpen writes them with
+	// prefixes of its own.
+	Ext []xml.Attr
+}
+
+// ExtValue returns the value of the extension attribute {space}local, or "".
+func (h Header) ExtValue(space, local string) string {
+	for _, a := range h.Ext {
+		if a.Name.Space == space && a.Name.Local == local {
+			return a.Value
+		}
+	}
+	return ""
 }
 
 // Element is one top-level element: a stanza, or a stream-level element such as
@@ -340,6 +355,16 @@ func AppendOpen(b []byte, h Header) []byte {
 			b = append(b, '"')
 		}
 	}
+	for i, a := range h.Ext {
+		p := "x" + strconv.Itoa(i)
+		b = append(b, ` xmlns:`+p+`="`...)
+		b = AppendEscaped(b, a.Name.Space)
+		b = append(b, `" `+p+`:`...)
+		b = append(b, a.Name.Local...)
+		b = append(b, `="`...)
+		b = AppendEscaped(b, a.Value)
+		b = append(b, '"')
+	}
 	return append(b, '>')
 }
 
@@ -462,6 +487,8 @@ func translate(err error) error {
 		}
 		return &Error{Condition: NotWellFormed, Text: syn.Msg, Err: err}
 	}
+	// encoding/xml exports no error value for a declared charset it cannot read: its text is
+	// all there is to tell that case from other syntax errors.
 	if strings.Contains(err.Error(), "CharsetReader") {
 		return &Error{Condition: UnsupportedEncoding, Text: "only UTF-8 is accepted", Err: err}
 	}
@@ -515,6 +542,11 @@ func procInstParam(s, name string) string {
 
 // ReadOpen reads the optional XML declaration and the <stream:stream> opening tag.
 // wantNS, if not empty, is the only default namespace accepted (else invalid-namespace).
+//
+// Whitespace may come before the declaration: on a restarted stream (after STARTTLS or
+// SASL) it is the whitespace a client wrote after its last top-level element of the old
+// stream, which RFC 6120 §11.7 allows (mattn/go-xmpp ends every element with a newline and
+// starts each stream with a declaration).
 func (r *Reader) ReadOpen(wantNS string) (Header, error) {
 	allowDecl := true
 	for {
@@ -522,12 +554,15 @@ func (r *Reader) ReadOpen(wantNS string) (Header, error) {
 		if err != nil {
 			return Header{}, err
 		}
-		allowDecl = false
 		switch t := tok.(type) {
 		case xml.CharData:
 			if len(bytes.TrimSpace(t)) != 0 {
 				return Header{}, &Error{Condition: NotWellFormed, Text: "text before the stream header"}
 			}
+			continue // whitespace: the declaration may still come
+		}
+		allowDecl = false
+		switch t := tok.(type) {
 		case xml.StartElement:
 			h, err := r.open(t, wantNS)
 			if err != nil {
@@ -560,6 +595,15 @@ func (r *Reader) open(t xml.StartElement, wantNS string) (Header, error) {
 			h.Version = a.Value
 		case a.Name.Space == "xml" && a.Name.Local == "lang":
 			h.Lang = a.Value
+		}
+	}
+	for _, a := range t.Attr {
+		switch a.Name.Space {
+		case "", "xmlns", "xml":
+		default:
+			if ns, ok := r.pfx[a.Name.Space]; ok && ns != NSStreams {
+				h.Ext = append(h.Ext, xml.Attr{Name: xml.Name{Space: ns, Local: a.Name.Local}, Value: a.Value})
+			}
 		}
 	}
 	r.ns = h.NS

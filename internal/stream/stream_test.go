@@ -59,6 +59,26 @@ func TestReadOpenAndElements(t *testing.T) {
 	}
 }
 
+// TestReadOpenAfterWhitespace: whitespace left from the previous stream (a client that ends
+// every element with a newline, as mattn/go-xmpp does) may come before the XML declaration
+// of a restarted stream [RFC 6120 §11.7].
+func TestReadOpenAfterWhitespace(t *testing.T) {
+	for _, lead := range []string{"", "\n", " \r\n\t "} {
+		in := lead + "<?xml version='1.0'?><stream:stream to='example.com' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>\n<message/>\n"
+		r := NewReader(strings.NewReader(in), Limits{})
+		h, err := r.ReadOpen(NSClient)
+		if err != nil {
+			t.Fatalf("ReadOpen after %q: %v", lead, err)
+		}
+		if h.To != "example.com" {
+			t.Errorf("to = %q, want example.com", h.To)
+		}
+		if e, err := r.Next(); err != nil || e.Name.Local != "message" {
+			t.Errorf("Next = %v, %v; want <message/>", e, err)
+		}
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	big := "<message><body>" + strings.Repeat("a", 2000) + "</body></message>"
 	deep := strings.Repeat("<a>", 70) + strings.Repeat("</a>", 70)
@@ -70,6 +90,8 @@ func TestBadInput(t *testing.T) {
 		{"comment", header + `<!-- hi -->`, RestrictedXML},
 		{"comment in stanza", header + `<message><!-- hi --></message>`, RestrictedXML},
 		{"processing instruction", header + `<?foo bar?>`, RestrictedXML},
+		{"xml declaration after the header", header + `<?xml version='1.0'?>`, RestrictedXML},
+		{"two xml declarations", "\n<?xml version='1.0'?> <?xml version='1.0'?>" + header, RestrictedXML},
 		{"entity reference", header + `<message><body>&xxe;</body></message>`, NotWellFormed},
 		{"oversized stanza", header + big, PolicyViolation},
 		{"deep nesting", header + "<message>" + deep + "</message>", PolicyViolation},

@@ -12,6 +12,8 @@ package throttle
 import (
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -218,4 +220,28 @@ func SourceKey(remoteAddr string) string {
 		return "ip:" + p.String()
 	}
 	return "ip:" + ip.String()
+}
+
+// Block is a key blocked now, and until when.
+type Block struct {
+	Key   string    `json:"key"`
+	Until time.Time `json:"until"`
+}
+
+// Blocks returns the keys blocked now, ordered by key.
+func (t *Throttle) Blocks() []Block {
+	if t.off() {
+		return nil
+	}
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []Block
+	for k, e := range t.entries {
+		if now.Before(e.until) {
+			out = append(out, Block{Key: k, Until: e.until})
+		}
+	}
+	slices.SortFunc(out, func(a, b Block) int { return strings.Compare(a.Key, b.Key) })
+	return out
 }

@@ -130,3 +130,21 @@ func TestSourceKey(t *testing.T) {
 		}
 	}
 }
+
+func TestBlocksAndReset(t *testing.T) {
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	th := New(Config{MaxFailures: 2, Block: time.Minute}, Config{}, func() time.Time { return clock })
+	th.Fail("a")
+	if got := th.Blocks(); len(got) != 0 {
+		t.Fatalf("Blocks after one failure = %v, want none", got)
+	}
+	th.Fail("a")
+	got := th.Blocks()
+	if len(got) != 1 || got[0].Key != "a" || !got[0].Until.Equal(clock.Add(time.Minute)) {
+		t.Fatalf("Blocks = %v, want a until %s", got, clock.Add(time.Minute))
+	}
+	th.Reset("a")
+	if got := th.Blocks(); len(got) != 0 || th.Blocked("a") != 0 {
+		t.Errorf("after Reset: Blocks = %v, Blocked = %s; want none", got, th.Blocked("a"))
+	}
+}

@@ -54,7 +54,7 @@ func TestMetricsAfterLogin(t *testing.T) {
 	_ = c.Auth("PLAIN", "alice", "wrong")
 	alice.Send(t, `<message to="`+ws.JID+`" id="m"><body>x</body></message>`)
 	ws.Expect(t, "message", xmppdtest.IsKind("message", "m"))
-	alice.Send(t, `<iq type="get" id="u" to="nobody.example.com"/>`)
+	alice.Send(t, `<iq type="get" id="u" to="nobody.example.com"><ping xmlns="urn:xmpp:ping"/></iq>`)
 	alice.Expect(t, "error", xmppdtest.IsKind("iq", "u"))
 
 	tests := []struct {
@@ -89,7 +89,7 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Errorf("/healthz = %d %s", code, body)
 	}
 	code, body = get(t, h.AdminURL+"/callbridges")
-	var links []xmppd.LinkInfo
+	var links []xmppd.ComponentInfo
 	if err := json.Unmarshal([]byte(body), &links); err != nil || code != http.StatusOK {
 		t.Fatalf("/callbridges = %d %s (%v)", code, body, err)
 	}

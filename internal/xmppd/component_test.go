@@ -2,12 +2,20 @@ package xmppd_test
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/component"
+	"confab.dev/confab/internal/loginrelay"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/stream"
 	"confab.dev/confab/internal/xmppd"
@@ -51,7 +59,7 @@ func TestComponentHandshakeRefused(t *testing.T) {
 			if !errors.As(err, &he) || he.Condition != tt.wantCond {
 				t.Fatalf("handshake error = %v, want %s", err, tt.wantCond)
 			}
-			if n := len(h.Server.Links()); n != 0 {
+			if n := len(h.Server.Components()); n != 0 {
 				t.Errorf("%d links up after a refused handshake", n)
 			}
 		})
@@ -64,34 +72,29 @@ func TestComponentHandshakeRefused(t *testing.T) {
 	}
 }
 
+// TestDuplicateComponent: a second connection with a connected Call Bridge's name. By
+// default it is refused with conflict in answer to its handshake (before, the default was
+// kick_old: it silently took the live link's place), and the server raises an alarm: a log
+// line, the conflict counted, and duplicatesRefused in the admin listener's /callbridges.
+// kick_old stays available by configuration. A probe (confab diagnose) is refused under
+// either policy.
 func TestDuplicateComponent(t *testing.T) {
-	t.Run("kick_old", func(t *testing.T) {
-		h := xmppdtest.Start(t, xmppdtest.Options{})
-		old := h.CallBridge
-		newer := h.ConnectCallBridge(t, "cb1")
-		waitDone(t, old)
-		if got := old.StreamError(); got != "conflict" {
-			t.Errorf("old link ended with %q (%v), want conflict", got, old.Err())
+	refused := func(t *testing.T, h *xmppdtest.Harness, probe bool) {
+		t.Helper()
+		dial := h.StartCallBridge
+		if probe {
+			dial = h.StartProbe
 		}
-		stillWorks(t, h)
-		if got := len(newer.Logins()); got != 1 {
-			t.Errorf("the new link decided %d logins, want 1", got)
-		}
-		if links := h.Server.Links(); len(links) != 1 {
-			t.Errorf("links = %+v, want exactly one", links)
-		}
-	})
-	t.Run("reject", func(t *testing.T) {
-		h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.DuplicateComponent = xmppd.Reject }})
-		// The conflict is the answer to the handshake (step 10): the second Call Bridge never
-		// gets <handshake/>.
-		second, err := h.StartCallBridge(context.Background(), "cb1", cb1Secret(t, h), xmppdtest.DialOptions{})
+		second, err := dial(context.Background(), "cb1", cb1Secret(t, h), xmppdtest.DialOptions{})
 		var he *component.HandshakeError
 		if !errors.As(err, &he) || he.Condition != "conflict" {
 			if second != nil {
 				second.Close()
 			}
 			t.Fatalf("second connection: %v, want a handshake refused with conflict", err)
+		}
+		if !strings.Contains(he.Text, "named cb1 is connected (from 127.0.0.1:") {
+			t.Errorf("conflict text %q does not say where the connected Call Bridge is", he.Text)
 		}
 		select {
 		case <-h.CallBridge.Done():
@@ -102,11 +105,54 @@ func TestDuplicateComponent(t *testing.T) {
 		if got := len(h.CallBridge.Logins()); got != 1 {
 			t.Errorf("the first link decided %d logins, want 1", got)
 		}
+	}
+	t.Run("reject by default", func(t *testing.T) {
+		logs := &logBuffer{}
+		h := xmppdtest.Start(t, xmppdtest.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		refused(t, h, false)
+		if !strings.Contains(logs.String(), "ALARM: another connection asked for this Call Bridge's name") {
+			t.Error("no alarm in the log")
+		}
+		if got := metricValue(t, h, `confab_xmpp_component_handshakes_total{outcome="conflict"}`); got != 1 {
+			t.Errorf("conflicts counted: %v, want 1", got)
+		}
+		resp, err := http.Get(h.AdminURL + "/callbridges")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var list []xmppd.ComponentInfo
+		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 || list[0].DuplicatesRefused != 1 || !strings.HasPrefix(list[0].LastDuplicateFrom, "127.0.0.1:") || list[0].LastDuplicateAt.IsZero() {
+			t.Errorf("/callbridges = %+v, want cb1 with one duplicate refused", list)
+		}
+	})
+	t.Run("kick_old", func(t *testing.T) {
+		h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.DuplicateComponent = xmppd.KickOld }})
+		old := h.CallBridge
+		newer := h.ConnectCallBridge(t, "cb1")
+		waitDone(t, old)
+		if got := old.StreamError(); got != "conflict" {
+			t.Errorf("old link ended with %q (%v), want conflict", got, old.Err())
+		}
+		stillWorks(t, h)
+		if got := len(newer.Logins()); got != 1 {
+			t.Errorf("the new link decided %d logins, want 1", got)
+		}
+		if links := h.Server.Components(); len(links) != 1 {
+			t.Errorf("links = %+v, want exactly one", links)
+		}
+	})
+	t.Run("probe under kick_old", func(t *testing.T) {
+		h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.DuplicateComponent = xmppd.KickOld }})
+		refused(t, h, true)
 	})
 }
 
 func TestComponentInvalidFrom(t *testing.T) {
-	h := xmppdtest.Start(t, xmppdtest.Options{})
+	h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true})
 	for _, from := range []string{"cb2.example.com", "example.com", "alice@example.com/x", ""} {
 		t.Run("from="+from, func(t *testing.T) {
 			cb := h.ConnectCallBridge(t, "cb1")
@@ -189,7 +235,7 @@ func TestRegistryChanged(t *testing.T) {
 		t.Errorf("cb1 ended with %q (%v), want not-authorized", got, cb1.Err())
 	}
 	// The server forgets a link after its peer has seen the close: wait for it.
-	xmppdtest.Eventually(t, 5*time.Second, "no links left", func() bool { return len(h.Server.Links()) == 0 })
+	xmppdtest.Eventually(t, 5*time.Second, "no links left", func() bool { return len(h.Server.Components()) == 0 })
 	if _, err := h.DialComponent(context.Background(), "cb1.example.com", cb1.Secret, xmppdtest.DialOptions{}); err == nil {
 		t.Error("a deleted Call Bridge could register again")
 	}
@@ -210,6 +256,33 @@ func TestTwoCallBridgesShareLogins(t *testing.T) {
 	}
 }
 
+// waitCallBridge waits until the component jid is listed as a Call Bridge (it answered the
+// server's probe and takes logins).
+func waitCallBridge(t *testing.T, h *xmppdtest.Harness, jid string) {
+	t.Helper()
+	xmppdtest.Eventually(t, 5*time.Second, jid+" a Call Bridge", func() bool {
+		for _, c := range h.Server.Components() {
+			if c.JID == jid && c.CallBridge {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// answerProbe answers the login relay's probe (an <abort/> for a session nobody has, sent
+// when a component connects) as a Call Bridge does, and reports whether e was one.
+func answerProbe(c *component.Conn, e *stream.Element) bool {
+	if e.Name.Local != "iq" || !strings.Contains(string(e.Inner), "<abort") {
+		return false
+	}
+	r := &loginrelay.Responder{Domain: "example.com", Dir: loginrelay.NewMemoryDirectory("example.com")}
+	if reply := r.HandleIQ(context.Background(), e); reply != nil {
+		_ = c.Write(reply)
+	}
+	return true
+}
+
 func TestCallBridgeLostMidLogin(t *testing.T) {
 	h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true})
 	// A Call Bridge that takes the login request and then disappears.
@@ -218,7 +291,6 @@ func TestCallBridgeLostMidLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer link.Close("", "")
-	xmppdtest.Eventually(t, 5*time.Second, "the link", func() bool { return len(h.Server.Links()) == 1 })
 	got := make(chan *stream.Element, 1)
 	go func() {
 		defer close(got)
@@ -227,6 +299,9 @@ func TestCallBridgeLostMidLogin(t *testing.T) {
 			if err != nil {
 				return
 			}
+			if answerProbe(link, e) {
+				continue
+			}
 			if e.Name.Local == "iq" && strings.Contains(string(e.Inner), "urn:confab:login:1") {
 				got <- e
 				_ = link.Close("", "")
@@ -234,6 +309,7 @@ func TestCallBridgeLostMidLogin(t *testing.T) {
 			}
 		}
 	}()
+	waitCallBridge(t, h, "cb1.example.com")
 	c := h.DialTLS(t)
 	err = c.Auth("PLAIN", "alice", h.Users["alice"])
 	var se *xmppdtest.SASLError
@@ -253,7 +329,16 @@ func TestRelayTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer link.Close("", "")
-	xmppdtest.Eventually(t, 5*time.Second, "the link", func() bool { return len(h.Server.Links()) == 1 })
+	go func() { // it answers the server's question whether it is a Call Bridge, and nothing else
+		for {
+			e, err := link.Next()
+			if err != nil {
+				return
+			}
+			answerProbe(link, e)
+		}
+	}()
+	waitCallBridge(t, h, "cb1.example.com")
 	c := h.DialTLS(t)
 	start := time.Now()
 	err = c.Auth("SCRAM-SHA-256", "alice", h.Users["alice"])
@@ -263,5 +348,133 @@ func TestRelayTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("the failure took %s with a relay timeout of 300ms", d)
+	}
+}
+
+// TestComponentFailureLogs: a refused component connection is logged with its real cause.
+// A TLS handshake that failed on the client certificate was logged as 'context canceled'
+// (the handshake's context was cancelled before its cause was read); a wrong secret did not
+// name the Call Bridge whose secret it was.
+func TestComponentFailureLogs(t *testing.T) {
+	logs := &logBuffer{}
+	h := xmppdtest.Start(t, xmppdtest.Options{MutualTLS: true,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	other, err := certs.NewCA("Another CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	untrusted, err := other.Issue(certs.Options{CommonName: "cb1.example.com", Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		secret secret.Secret
+		cert   *tls.Certificate
+		line   string   // the log message
+		want   []string // what the line must say
+	}{
+		{"no client certificate", cb1Secret(t, h), nil, "component tls handshake failed", []string{"didn't provide a certificate"}},
+		{"untrusted client certificate", cb1Secret(t, h), &untrusted.Cert, "component tls handshake failed", []string{"unknown authority"}},
+		{"wrong secret", secret.New("not-the-secret"), &h.ClientCert.Cert, "component handshake failed", []string{"callbridge=cb1", "outcome=not-authorized"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := strings.Count(logs.String(), tt.line)
+			if _, err := h.DialComponent(context.Background(), "cb1.example.com", tt.secret, xmppdtest.DialOptions{ClientCert: tt.cert}); err == nil {
+				t.Fatal("the connection was accepted")
+			}
+			var line string
+			xmppdtest.Eventually(t, 5*time.Second, "the log line "+tt.line, func() bool {
+				all := logs.String()
+				if strings.Count(all, tt.line) == before {
+					return false
+				}
+				for _, l := range strings.Split(all, "\n") {
+					if strings.Contains(l, tt.line) {
+						line = l
+					}
+				}
+				return true
+			})
+			if strings.Contains(line, "context canceled") {
+				t.Errorf("log line says 'context canceled': %s", line)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("log line lacks %q: %s", w, line)
+				}
+			}
+		})
+	}
+}
+
+// TestDuplicateComponentDeadOldLink: with reject, a Call Bridge whose old link is half-open
+// (it lost it without the server noticing) would be locked out until the idle timeout.
+// A refused duplicate makes the server ping the connected component; one that does not
+// answer within min(5 s, IdleTimeout/2) is closed, and the newcomer's next attempt gets in.
+func TestDuplicateComponentDeadOldLink(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.IdleTimeout = 2 * time.Second }})
+	old := h.CallBridge
+	old.Pause() // the old link is dead: nothing it is sent is read, nothing is answered
+	defer old.Resume()
+	if cb, err := h.StartCallBridge(context.Background(), "cb1", cb1Secret(t, h), xmppdtest.DialOptions{}); err == nil {
+		cb.Close()
+		t.Fatal("the second connection was accepted while the first was registered")
+	}
+	xmppdtest.Eventually(t, 5*time.Second, "the silent component closed", func() bool { return len(h.Server.Components()) == 0 })
+	h.ConnectCallBridge(t, "cb1")
+	stillWorks(t, h)
+}
+
+// TestComponentNotACallBridgeTakesNoLogins: a component registered beside the Call Bridges
+// that does not speak the login relay (here one that answers every iq service-unavailable,
+// as an IRC gateway or a bot does) is asked once as it connects and never gets a login.
+// Before, logins went round robin over every component, and every other login failed with
+// temporary-auth-failure.
+func TestComponentNotACallBridgeTakesNoLogins(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{})
+	sec, err := h.Registry.Add("irc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	irc, err := h.DialComponent(context.Background(), "irc.example.com", sec, xmppdtest.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer irc.Close("", "")
+	var relayed atomic.Int32
+	go func() {
+		for {
+			e, err := irc.Next()
+			if err != nil {
+				return
+			}
+			if e.Name.Local == "iq" && (e.Get("type") == "get" || e.Get("type") == "set") {
+				if strings.Contains(string(e.Inner), "urn:confab:login:1") {
+					relayed.Add(1)
+				}
+				_ = irc.Write(stream.ErrorReply(e, stream.StanzaError{Type: stream.ErrCancel, Condition: "service-unavailable"}))
+			}
+		}
+	}()
+	xmppdtest.Eventually(t, 5*time.Second, "irc listed, not as a Call Bridge", func() bool {
+		for _, c := range h.Server.Components() {
+			if c.JID == "irc.example.com" {
+				return !c.CallBridge
+			}
+		}
+		return false
+	})
+	for i := range 10 {
+		c := h.Login(t, "alice")
+		ping(t, c, fmt.Sprintf("p%d", i))
+		c.Close()
+	}
+	if got := len(h.CallBridge.Logins()); got != 10 {
+		t.Errorf("cb1 decided %d logins, want all 10", got)
+	}
+	if n := relayed.Load(); n != 1 {
+		t.Errorf("irc got %d login relay requests, want 1 (the probe)", n)
 	}
 }

@@ -39,10 +39,17 @@
 //     connection that resumed it, whose reading goroutine then serves it;
 //   - per WebSocket connection, one pump goroutine that reads messages, so that reads can be
 //     interrupted and time out like a net.Conn's; the transport's close waits for it;
-//   - per component link, one writer goroutine, waited for by the link's handler.
+//   - per component, one writer goroutine, and while it connects one goroutine that asks it
+//     whether it speaks the login relay (loginrelay.Client.Probe); both are waited for by
+//     the component's handler. A refused duplicate of its name arms a time.AfterFunc that
+//     closes it if it stays silent (component.go); its callback runs briefly.
 //
 // Routing never blocks: a stanza is put on the destination's queue or, when the queue is
-// full, the destination (a peer that does not read) is disconnected. A session's output is
+// full, the stanza is refused to its sender (a component's queue: resource-constraint) or
+// the destination, a client that does not read, is disconnected. Each client's stanzas to
+// others pass a token bucket first (Config.SenderRate; policy-violation past it), and take
+// at most an eighth of a component's queue. The server's own traffic to a component (the
+// login relay, session-end notices) is never refused (compqueue.go). A session's output is
 // written in the order it was queued (one flusher at a time); the bind result is queued
 // before the session is routable, and the closing stream error is written by the session's
 // end after the flusher has finished and the queue is closed.
@@ -50,9 +57,11 @@
 // # Lock order
 //
 // Server.mu (listeners, tracked connections, shutdown state) and router.mu (sessions and
-// component links by address) are never held together, and no lock is held while writing to
-// the network or while calling into loginrelay. session.mu, outQueue.mu and link.mu guard
-// per-connection state only and are leaves: nothing else is locked while they are held.
+// components by address) are never held together, and no lock is held while writing to the
+// network, while calling into loginrelay or while asking the roster store. session.mu,
+// outQueue.mu, compQueue.mu, componentSession.dupMu, bucket.mu and the server's
+// addrCounts.mu, srcMu and limitLog.mu guard their own state only and are leaves: nothing
+// else is locked while they are held.
 // session.tickMu serialises the timer's callbacks with the session's end; session.mu and
 // outQueue.mu may be taken under it, never the other way round. Server.smMu (XEP-0198
 // resumption ids) is a leaf. A session's transport is replaced by a resumption under

@@ -171,7 +171,7 @@ func hostileCases() []hostileCase {
 		{name: "wrong Call Bridge secret", want: stream.NotAuthorized, see: "TestComponentHandshakeRefused/wrong_secret"},
 		{name: "unknown Call Bridge name", want: stream.HostUnknown, see: "TestComponentHandshakeRefused/unknown_name"},
 		{name: "repeated wrong Call Bridge secrets from one address", want: stream.PolicyViolation, see: "TestComponentSecretThrottle"},
-		{name: "second Call Bridge of a connected name (reject mode)", want: stream.Conflict, see: "TestDuplicateComponent/reject"},
+		{name: "second Call Bridge of a connected name (the default policy, `[components] duplicate = \"reject\"`)", want: stream.Conflict, see: "TestDuplicateComponent/reject_by_default"},
 		{name: "three failed SASL attempts on one stream", want: stream.PolicyViolation, see: "TestTooManyAuthFailures"},
 		{name: "repeated wrong passwords for one account, over new streams", want: outSASLBlocked, run: passwordGuessing},
 		{name: "more connections than MaxSessions", want: stream.ResourceConstraint, see: "TestMaxSessions"},

@@ -34,6 +34,12 @@ func newStanza(kind, typ, id, from, to string, inner []byte) *stream.Element {
 	return e
 }
 
+// pingPayload is the payload of an XEP-0199 ping.
+func pingPayload() []byte {
+	var x stream.Builder
+	return x.Empty("ping", "xmlns", nsPing).B
+}
+
 // result is the iq result answering iq, from the address iq was sent to.
 func result(iq *stream.Element, from string, inner []byte) *stream.Element {
 	if from == "" {
@@ -55,10 +61,58 @@ func errorReply(e *stream.Element, from string, se stream.StanzaError) *stream.E
 // bounce answers e with a stanza error, unless e must not be answered: an error never gets
 // an error in reply, nor does an iq result [RFC 6120 §8.3.1].
 func (s *Server) bounce(e *stream.Element, src endpoint, cond, typ string) {
+	s.bounceText(e, src, cond, typ, "")
+}
+
+// bounceText is bounce with a text.
+func (s *Server) bounceText(e *stream.Element, src endpoint, cond, typ, text string) {
 	if !stream.Answerable(e) {
 		return
 	}
-	src.deliver(errorReply(e, "", stream.StanzaError{Type: typ, Condition: cond}))
+	src.deliver(errorReply(e, "", stream.StanzaError{Type: typ, Condition: cond, Text: text}))
+}
+
+// checkIQ returns why iq breaks RFC 6120 §8.2.3, or "" if it does not: an iq needs an id and
+// a type of get, set, result or error, and a get or set has exactly one payload.
+func checkIQ(iq *stream.Element) string {
+	if iq.Get("id") == "" {
+		return "an iq needs an 'id' [RFC 6120 §8.2.3]"
+	}
+	switch iq.Get("type") {
+	case "get", "set":
+		if n := children(iq, 2); n != 1 {
+			return "an iq of type get or set carries exactly one payload element [RFC 6120 §8.2.3]"
+		}
+	case "result", "error":
+	default:
+		return "an iq's 'type' is get, set, result or error [RFC 6120 §8.2.3]"
+	}
+	return ""
+}
+
+// children counts the child elements of e, up to limit.
+func children(e *stream.Element, limit int) int {
+	if len(e.Inner) == 0 {
+		return 0
+	}
+	d := xml.NewDecoder(bytes.NewReader(e.Bytes()))
+	depth, n := 0, 0
+	for n < limit {
+		tok, err := d.Token()
+		if err != nil {
+			return n
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 2 {
+				n++
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	return n
 }
 
 // payload returns the name of the first child element of e (an iq's payload).

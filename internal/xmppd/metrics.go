@@ -15,6 +15,7 @@ type metrics struct {
 	handshakes   *prometheus.CounterVec // outcome
 	routed       *prometheus.CounterVec // kind, destination
 	streamErrs   *prometheus.CounterVec // condition
+	refused      *prometheus.CounterVec // reason
 	detached     prometheus.Gauge
 	resumed      prometheus.Counter
 	resumeFailed prometheus.Counter
@@ -54,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, prometheus.Gatherer, error
 			Namespace: "confab", Subsystem: "xmpp", Name: "stream_errors_total",
 			Help: "Stream errors sent, by condition.",
 		}, []string{"condition"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "confab", Subsystem: "xmpp", Name: "stanzas_refused_total",
+			Help: "Stanzas refused to their sender by a limit, by reason (sender-rate: the sender's stanzas per second; component-queue: its share of a component's queue, or the queue, full).",
+		}, []string{"reason"}),
 		detached: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "confab", Subsystem: "xmpp", Name: "sessions_detached",
 			Help: "Client sessions that lost their connection and wait to be resumed (XEP-0198).",
@@ -74,6 +79,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, prometheus.Gatherer, error
 	m.handshakes = register(reg, m.handshakes, &err)
 	m.routed = register(reg, m.routed, &err)
 	m.streamErrs = register(reg, m.streamErrs, &err)
+	m.refused = register(reg, m.refused, &err)
 	m.detached = register(reg, m.detached, &err)
 	m.resumed = register(reg, m.resumed, &err)
 	m.resumeFailed = register(reg, m.resumeFailed, &err)

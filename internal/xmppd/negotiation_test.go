@@ -3,9 +3,11 @@ package xmppd_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -324,4 +326,69 @@ func TestSASLAbortAndBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// monoClock is a monotonic clock a test moves by hand (xmppd.Config.Clock).
+type monoClock struct{ ns atomic.Int64 }
+
+func (c *monoClock) now() time.Duration      { return time.Duration(c.ns.Load()) }
+func (c *monoClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// TestIdleFollowsTheMonotonicClock: idle detection and keepalives read only the server's
+// monotonic clock. They compared wall-clock times (activity kept UnixNano, which drops the
+// monotonic reading), so a step of the wall clock forward made every session look idle (all
+// closed with connection-timeout at the next tick) and a step back hid silent ones for as
+// long as the step. A wall clock cannot be stepped in a test on a shared machine; the clock
+// is injected instead: real time passing while it stands still changes nothing, and moving
+// it is what pings and closes a silent client.
+func TestIdleFollowsTheMonotonicClock(t *testing.T) {
+	clock := &monoClock{}
+	h := xmppdtest.Start(t, xmppdtest.Options{Config: func(c *xmppd.Config) {
+		c.Clock = clock.now
+		c.IdleTimeout = time.Hour // never reached in real time
+		c.KeepAlive = 20 * time.Millisecond
+	}})
+	alice := h.Login(t, "alice")
+	// The session's timer looks every 20 ms of real time; with the clock standing still, a
+	// quarter of a second (a dozen looks) brings nothing: no ping, no keepalive, no end.
+	quiet := make(chan error, 1)
+	go func() {
+		e, err := alice.Next()
+		if err == nil {
+			err = fmt.Errorf("got %s", e)
+		}
+		quiet <- err
+	}()
+	select {
+	case err := <-quiet:
+		t.Fatalf("with the clock standing still: %v", err)
+	case <-time.After(250 * time.Millisecond):
+	}
+	// Half the idle timeout on the clock: a ping.
+	clock.advance(31 * time.Minute)
+	var err error
+	select {
+	case err = <-quiet:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ping within 5 s of the clock passing half the idle timeout")
+	}
+	if err == nil || !strings.Contains(err.Error(), "urn:xmpp:ping") {
+		t.Fatalf("after 31 min on the clock: %v, want the server's ping", err)
+	}
+	// The whole idle timeout: connection-timeout.
+	clock.advance(30 * time.Minute)
+	for range 100 {
+		_, err := alice.Next()
+		var se *xmppdtest.StreamError
+		if errors.As(err, &se) {
+			if se.Condition != "connection-timeout" {
+				t.Fatalf("stream error %s, want connection-timeout", se.Condition)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+	}
+	t.Fatal("no connection-timeout after the idle timeout on the clock")
 }

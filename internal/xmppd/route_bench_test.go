@@ -17,7 +17,7 @@ func (benchRegistry) Lookup(string) (secret.Secret, bool) { return secret.Secret
 
 // benchServer is a Server with one component link (echo.example.com) and one bound client
 // session (user0@example.com/r), whose queues the benchmark drains itself.
-func benchServer(b *testing.B) (*Server, *session, *link) {
+func benchServer(b *testing.B) (*Server, *session, *componentSession) {
 	b.Helper()
 	s, err := New(Config{
 		Domain:   "example.com",
@@ -27,13 +27,15 @@ func benchServer(b *testing.B) (*Server, *session, *link) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l := &link{srv: s, name: "echo", jid: "echo.example.com", out: make(chan []byte, queueLen),
+	l := &componentSession{srv: s, name: "echo", jid: "echo.example.com",
 		done: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
-	s.router.addLink(l, true)
+	l.out.init()
+	s.router.addComponent(l, true)
 	ss := &session{srv: s, bare: "user0@example.com", resource: "r",
 		full: "user0@example.com/r"}
 	ss.log = sessionLog{ss}
-	ss.out.flushing = true // the benchmark drains the queue itself: no flusher starts
+	ss.rate.rate, ss.rate.burst = 1e12, 1e12 // the benchmark measures the work, not the limit
+	ss.out.flushing = true                   // the benchmark drains the queue itself: no flusher starts
 	ss.bound = true
 	s.router.bind(ss)
 	return s, ss, l
@@ -71,15 +73,14 @@ func BenchmarkDecodeAndRoute(b *testing.B) {
 		if err := ss.handle(e); err != nil {
 			b.Fatal(err)
 		}
-		<-l.out
-		l.queued.Store(0)
+		l.out.written(l.out.take(nil))
 	}
 }
 
 // BenchmarkRouteFromComponent measures the way back: a message from the component to a
 // client's full JID, decoded from the component's stream and queued for the client.
 func BenchmarkRouteFromComponent(b *testing.B) {
-	_, ss, l := benchServer(b)
+	s, ss, l := benchServer(b)
 	const n = 1024
 	var buf bytes.Buffer
 	buf.WriteString(`<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='echo.example.com'>`)
@@ -87,7 +88,7 @@ func BenchmarkRouteFromComponent(b *testing.B) {
 		buf.WriteString(`<message from='echo.example.com' to='user0@example.com/r' id='m` + strconv.Itoa(i) + `'><body>` + string(bytes.Repeat([]byte("x"), 64)) + `</body></message>`)
 	}
 	data := buf.Bytes()
-	l.lastRead.touch()
+	l.lastRead.start(s.mono)
 	var r *stream.Reader
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {

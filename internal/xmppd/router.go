@@ -24,14 +24,14 @@ type endpoint interface {
 
 // router maps addresses to the sessions and links that serve them.
 type router struct {
-	mu       sync.RWMutex
-	sessions map[string]map[string]*session // bare JID -> resource -> session
-	links    map[string]*link               // component JID -> link
+	mu         sync.RWMutex
+	sessions   map[string]map[string]*session // bare JID -> resource -> session
+	components map[string]*componentSession   // component JID -> its stream
 }
 
 func (r *router) init() {
 	r.sessions = make(map[string]map[string]*session)
-	r.links = make(map[string]*link)
+	r.components = make(map[string]*componentSession)
 }
 
 // bind registers s under its full JID and returns the session it replaces, if any.
@@ -89,39 +89,39 @@ func (r *router) userSessions(bare string, available bool) []*session {
 	return out
 }
 
-// addLink registers l. If a link with the same JID is connected, it is replaced and
+// addComponent registers l. If a link with the same JID is connected, it is replaced and
 // returned (replace), or l is not registered and the connected link is returned.
-func (r *router) addLink(l *link, replace bool) (existing *link, added bool) {
+func (r *router) addComponent(l *componentSession, replace bool) (existing *componentSession, added bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	existing = r.links[l.jid]
+	existing = r.components[l.jid]
 	if existing != nil && !replace {
 		return existing, false
 	}
-	r.links[l.jid] = l
+	r.components[l.jid] = l
 	return existing, true
 }
 
-// removeLink removes l if it is still the link of its JID.
-func (r *router) removeLink(l *link) {
+// removeComponent removes l if it is still the link of its JID.
+func (r *router) removeComponent(l *componentSession) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.links[l.jid] == l {
-		delete(r.links, l.jid)
+	if r.components[l.jid] == l {
+		delete(r.components, l.jid)
 	}
 }
 
-func (r *router) link(domain string) *link {
+func (r *router) component(domain string) *componentSession {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.links[domain]
+	return r.components[domain]
 }
 
-func (r *router) allLinks() []*link {
+func (r *router) allComponents() []*componentSession {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := make([]*link, 0, len(r.links))
-	for _, l := range r.links {
+	out := make([]*componentSession, 0, len(r.components))
+	for _, l := range r.components {
 		out = append(out, l)
 	}
 	return out
@@ -150,14 +150,24 @@ func (s *Server) route(e *stream.Element, src endpoint) {
 	case domain == s.domain:
 		s.routeLocal(e, j, src)
 	default:
-		l := s.router.link(domain)
+		l := s.router.component(domain)
 		if l == nil {
 			s.m.routed.WithLabelValues(kind, destUnavailable).Inc()
 			s.bounce(e, src, "service-unavailable", "cancel")
 			return
 		}
+		ss, fromClient := src.(*session)
+		if !fromClient {
+			s.m.routed.WithLabelValues(kind, destComponent).Inc()
+			l.deliver(e)
+			return
+		}
+		if err := l.deliverFrom(e, ss); err != nil {
+			s.m.refused.WithLabelValues("component-queue").Inc()
+			s.bounceText(e, src, "resource-constraint", "wait", "the service is busy; try again later")
+			return
+		}
 		s.m.routed.WithLabelValues(kind, destComponent).Inc()
-		l.deliver(e)
 	}
 }
 

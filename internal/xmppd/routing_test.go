@@ -233,3 +233,37 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	}
 	_ = bob
 }
+
+// TestIQSemantics: RFC 6120 §8.2.3. An iq without an id, with an unknown type, or a get or
+// set with no payload or two of them is answered bad-request, and the stream goes on. Before,
+// such iqs were routed (a ping with two payloads was answered as a ping; an iq of type
+// 'foo' to the server went unanswered).
+func TestIQSemantics(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{})
+	alice := h.Login(t, "alice")
+	bob := h.Login(t, "bob")
+	tests := []struct {
+		name, send, id string
+	}{
+		{"no id", `<iq type="get" to="example.com"><ping xmlns="urn:xmpp:ping"/></iq>`, ""},
+		{"unknown type", `<iq type="foo" id="q2" to="example.com"><ping xmlns="urn:xmpp:ping"/></iq>`, "q2"},
+		{"no type", `<iq id="q3" to="example.com"><ping xmlns="urn:xmpp:ping"/></iq>`, "q3"},
+		{"two payloads", `<iq type="get" id="q4" to="example.com"><ping xmlns="urn:xmpp:ping"/><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`, "q4"},
+		{"two payloads to a user", `<iq type="set" id="q5" to="` + bob.JID + `"><a xmlns="urn:x"/><b xmlns="urn:x"/></iq>`, "q5"},
+		{"no payload", `<iq type="get" id="q6" to="example.com"/>`, "q6"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			alice.Send(t, tt.send)
+			e := alice.Expect(t, "the error for "+tt.name, func(e *stream.Element) bool {
+				return e.Name.Local == "iq" && e.Get("id") == tt.id
+			})
+			if e.Get("type") != "error" || xmppdtest.ErrorCondition(e) != "bad-request" {
+				t.Fatalf("answer %s, want an iq error bad-request", e)
+			}
+			ping(t, alice, "after-"+tt.id)
+		})
+	}
+	// The target of the refused iq is served as before.
+	ping(t, bob, "bob-alive")
+}

@@ -100,7 +100,8 @@ func (ss *session) authenticate(auth *stream.Element, deadline time.Time) (bool,
 			x.Abort()
 			return false, ss.loginFailed(log, linkName(x), "temporary-auth-failure", "The Call Bridge gave an unusable answer")
 		}
-		if err := ss.write([]byte(`<challenge xmlns="` + nsSASL + `">` + encodeSASL(reply.Data) + `</challenge>`)); err != nil {
+		var ch stream.Builder
+		if err := ss.write(ch.Elem("challenge", string(encodeSASL(reply.Data)), "xmlns", nsSASL).B); err != nil {
 			x.Abort()
 			return false, err
 		}
@@ -130,10 +131,10 @@ func (ss *session) authenticate(auth *stream.Element, deadline time.Time) (bool,
 }
 
 func linkName(x *loginrelay.Exchange) string {
-	if x == nil || x.Link() == nil {
+	if x == nil || x.Bridge() == nil {
 		return ""
 	}
-	return x.Link().JID()
+	return x.Bridge().JID()
 }
 
 // loginSucceeded checks the JID the Call Bridge vouches for and answers <success/>.
@@ -144,22 +145,25 @@ func (ss *session) loginSucceeded(log *slog.Logger, x *loginrelay.Exchange, repl
 		log.Warn("call bridge vouched for an address outside this server; refusing the login", "jid", reply.JID, "callbridge", linkName(x))
 		return false, ss.loginFailed(log, linkName(x), "temporary-auth-failure", "The Call Bridge returned an invalid address")
 	}
-	b := []byte(`<success xmlns="` + nsSASL + `"`)
+	var ok stream.Builder
 	if len(reply.Data) == 0 {
-		b = append(b, "/>"...)
+		ok.Empty("success", "xmlns", nsSASL)
 	} else {
-		b = append(b, '>')
-		b = append(b, encodeSASL(reply.Data)...)
-		b = append(b, "</success>"...)
+		ok.Elem("success", string(encodeSASL(reply.Data)), "xmlns", nsSASL)
 	}
-	if err := ss.write(b); err != nil {
+	if err := ss.write(ok.B); err != nil {
 		return false, err
 	}
 	ss.authed = true
+	if ss.unauthCounted {
+		s.addrs.authenticated(ss.addrKey)
+		ss.unauthCounted = false
+	}
 	ss.bare = j.String()
-	ss.cb = x.Link()
+	ss.cb = x.Bridge()
+	ss.guest = reply.Guest
 	s.m.logins.WithLabelValues("success").Inc()
-	log.Info("login", "outcome", "success", "user", ss.bare, "callbridge", linkName(x))
+	log.Info("login", "outcome", "success", "user", ss.bare, "callbridge", linkName(x), "guest", ss.guest)
 	return true, nil
 }
 
@@ -181,11 +185,10 @@ func (ss *session) loginFailed(log *slog.Logger, callbridge, cond, text string) 
 }
 
 func (ss *session) saslFailure(cond, text string) error {
-	b := []byte(`<failure xmlns="` + nsSASL + `"><` + cond + `/>`)
+	var x stream.Builder
+	x.Open("failure", "xmlns", nsSASL).Empty(cond)
 	if text != "" {
-		b = append(b, `<text xml:lang="en">`...)
-		b = stream.AppendEscaped(b, text)
-		b = append(b, "</text>"...)
+		x.Elem("text", text, "xml:lang", "en")
 	}
-	return ss.write(append(b, "</failure>"...))
+	return ss.write(x.End("failure").B)
 }

@@ -22,6 +22,7 @@ import (
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/stream"
 	"confab.dev/confab/internal/throttle"
+	"confab.dev/confab/internal/xmppd/roster"
 )
 
 // Defaults for zero Config fields.
@@ -31,7 +32,7 @@ const (
 	DefaultMaxSessions        = 10000
 	DefaultOpenTimeout        = 10 * time.Second
 	DefaultTLSTimeout         = 10 * time.Second
-	DefaultAuthTimeout        = 60 * time.Second
+	DefaultAuthTimeout        = 30 * time.Second
 	DefaultIdleTimeout        = 5 * time.Minute
 	DefaultWriteTimeout       = 10 * time.Second
 	DefaultKeepAlive          = 60 * time.Second
@@ -53,13 +54,16 @@ const killGrace = 2 * time.Second
 
 // Values of Config.DuplicateComponent.
 const (
-	// KickOld closes the link already registered under a name when the same name registers
-	// again (the old link gets a conflict stream error). It is the default: a Call Bridge
-	// that lost its link without noticing reconnects at once.
-	KickOld = "kick_old"
-	// Reject refuses the new connection with a conflict stream error, in answer to its
-	// handshake (it never gets <handshake/>).
+	// Reject, the default, refuses the new connection with a conflict stream error, in
+	// answer to its handshake (it never gets <handshake/>), as Prosody does: a second Call
+	// Bridge configured with a registered name never silently takes the live one's place.
+	// Both sides raise an alarm (see componentSession.refuseDuplicate).
 	Reject = "reject"
+	// KickOld closes the link already registered under a name when the same name registers
+	// again (the old link gets a conflict stream error): a Call Bridge that lost its link
+	// without noticing is back at once, but a misconfigured second Call Bridge of that name
+	// takes the link from the first. A probe (confab diagnose) never replaces a live link.
+	KickOld = "kick_old"
 )
 
 // Registry is the set of Call Bridges allowed to register; *callbridges.Registry satisfies it.
@@ -95,7 +99,7 @@ type Config struct {
 	// Connections over it get a resource-constraint stream error.
 	MaxSessions int
 	// OpenTimeout bounds the wait for a stream header (default 10s), TLSTimeout a TLS
-	// handshake (10s), AuthTimeout the time from connecting to a bound resource (60s),
+	// handshake (10s), AuthTimeout the time from connecting to a bound resource (30s: a connection that never logs in goes soon),
 	// WriteTimeout each write (10s). IdleTimeout is the silence after which an established
 	// stream is closed with connection-timeout (5m); the server sends an XEP-0199 ping when
 	// half of it has passed, so a live client that answers pings is never idle.
@@ -107,7 +111,7 @@ type Config struct {
 	// bound and keeps what is sent to it after losing its connection (default 5m). A client
 	// may ask for less ('max' in <enable/>), not more.
 	ResumeTimeout time.Duration
-	// DuplicateComponent is KickOld (the default) or Reject.
+	// DuplicateComponent is Reject (the default) or KickOld.
 	DuplicateComponent string
 	// RelayTimeout bounds each step of a relayed login (default 10s).
 	RelayTimeout time.Duration
@@ -118,6 +122,33 @@ type Config struct {
 	// take the defaults: 10 failures within 5 minutes
 	// block the address for 10s, each further block twice as long, up to 5 minutes.
 	ComponentThrottle throttle.Config
+	// MaxUnauthenticatedPerAddress and MaxNegotiatingPerAddress bound, per source address
+	// (an IPv4 address, an IPv6 /64), the client connections that have not authenticated
+	// yet and those that have not bound a resource yet (defaults 100 and 200): one address
+	// cannot fill MaxSessions with connections that never log in. Past either, a new
+	// connection from the address is refused with policy-violation at once.
+	MaxUnauthenticatedPerAddress int
+	MaxNegotiatingPerAddress     int
+	// MaxDetachedPerAccount bounds the sessions of one account kept detached for resumption
+	// [XEP-0198] (default 5); past it a lost connection ends its session at once. Each
+	// detached session keeps at most 1 MiB.
+	MaxDetachedPerAccount int
+	// SenderRate and SenderBurst limit the stanzas each client session sends to anyone but
+	// the server and its own account (other users, a Call Bridge and its meetings): a token
+	// bucket of SenderBurst stanzas refilled at SenderRate a second (defaults 50/s and 200).
+	// A stanza over the limit is refused to its sender with policy-violation (wait), so that
+	// one participant flooding a meeting or a user is slowed before anyone else is hurt.
+	SenderRate  float64
+	SenderBurst int
+	// Roster keeps the users' rosters and presence subscriptions [RFC 6121] (default: in
+	// memory, lost at a restart; confab keeps them in SQLite in the data directory). The
+	// Server does not close it.
+	Roster roster.Store
+	// Clock, if set, replaces the monotonic clock of idle timeouts, keepalives, pings and
+	// limits: the time elapsed since some start. The default is time.Since(the server's
+	// start), which follows the monotonic clock, so that a step of the wall clock (NTP, an
+	// administrator) neither ends every session nor turns idle detection off. For tests.
+	Clock func() time.Duration
 	// Logger receives the server's logs (default: discarded).
 	Logger *slog.Logger
 	// Metrics registers the server's metrics (default: a private registry). When it is also
@@ -128,12 +159,21 @@ type Config struct {
 // ErrServerClosed is returned by the Serve methods after Shutdown.
 var ErrServerClosed = errors.New("xmppd: server closed")
 
-// LinkInfo describes a connected Call Bridge.
-type LinkInfo struct {
+// ComponentInfo describes a connected component (a Call Bridge).
+type ComponentInfo struct {
 	Name           string    `json:"name"`
 	JID            string    `json:"jid"`
 	RemoteAddr     string    `json:"remoteAddress"`
 	ConnectedSince time.Time `json:"connectedSince"`
+	// CallBridge says the component speaks the login relay and takes logins; another
+	// component (an IRC gateway, a bot) does not.
+	CallBridge bool `json:"callBridge"`
+	// DuplicatesRefused counts the connections refused (conflict) because they asked for
+	// this component's name while it was connected: more than zero is an alarm (two Call
+	// Bridges share a name). LastDuplicateFrom and LastDuplicateAt say the latest.
+	DuplicatesRefused int       `json:"duplicatesRefused,omitempty"`
+	LastDuplicateFrom string    `json:"lastDuplicateFrom,omitempty"`
+	LastDuplicateAt   time.Time `json:"lastDuplicateAt,omitzero"`
 }
 
 // tracked is a live connection the server can stop.
@@ -157,9 +197,19 @@ type Server struct {
 	// smIDs maps XEP-0198 resumption ids to their sessions; smMu is a leaf.
 	smMu  sync.Mutex
 	smIDs map[string]*session
-	// compFails counts failed component handshakes per source address.
+	// compFails counts failed component handshakes per source address; srcNames remembers
+	// the name each source's last failed handshake claimed (for UnblockComponent).
 	compFails *throttle.Throttle
+	srcMu     sync.Mutex // a leaf
+	srcNames  map[string]string
 	m         *metrics
+	// addrs counts the connections still logging in, per source address.
+	addrs addrCounts
+	// limitLog logs recurring limit events (floods, full queues) once per interval.
+	limitLog limitLog
+	// mono is the monotonic clock of timers and limits: elapsed time since the server
+	// started, unaffected by steps of the wall clock.
+	mono func() time.Duration
 
 	// ctx is the parent of every connection's context; cancel ends them all.
 	ctx    context.Context
@@ -193,7 +243,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	switch cfg.DuplicateComponent {
 	case "":
-		cfg.DuplicateComponent = KickOld
+		cfg.DuplicateComponent = Reject
 	case KickOld, Reject:
 	default:
 		return nil, fmt.Errorf("xmppd: DuplicateComponent %q: want %q or %q", cfg.DuplicateComponent, KickOld, Reject)
@@ -214,8 +264,18 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.KeepAlive, DefaultKeepAlive)
 	setDefault(&cfg.RelayTimeout, DefaultRelayTimeout)
 	setDefault(&cfg.ResumeTimeout, DefaultResumeTimeout)
+	setDefault(&cfg.SenderBurst, DefaultSenderBurst)
+	setDefault(&cfg.MaxUnauthenticatedPerAddress, DefaultMaxUnauthenticatedPerAddress)
+	setDefault(&cfg.MaxNegotiatingPerAddress, DefaultMaxNegotiatingPerAddress)
+	setDefault(&cfg.MaxDetachedPerAccount, DefaultMaxDetachedPerAccount)
+	if cfg.SenderRate <= 0 {
+		cfg.SenderRate = DefaultSenderRate
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Roster == nil {
+		cfg.Roster = roster.NewMemory()
 	}
 	m, gatherer, err := newMetrics(cfg.Metrics)
 	if err != nil {
@@ -240,6 +300,12 @@ func New(cfg Config) (*Server, error) {
 		smIDs:     make(map[string]*session),
 	}
 	s.m.gatherer = gatherer
+	s.mono = cfg.Clock
+	if s.mono == nil {
+		start := time.Now() // with its monotonic reading: time.Since(start) ignores wall-clock steps
+		s.mono = func() time.Duration { return time.Since(start) }
+	}
+	s.limitLog = limitLog{interval: 10 * time.Second, now: func() time.Duration { return s.mono() }}
 	s.compFails = throttle.New(cfg.ComponentThrottle, componentThrottle(), nil)
 	s.relay = loginrelay.NewClient(s.domain, cfg.RelayTimeout, cfg.Logger.With("component", "loginrelay"))
 	s.router.init()
@@ -452,7 +518,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // RegistryChanged re-checks every Call Bridge link against the registry: a link whose name
 // was deleted, or whose secret changed, is closed with not-authorized.
 func (s *Server) RegistryChanged() {
-	for _, l := range s.router.allLinks() {
+	for _, l := range s.router.allComponents() {
 		sec, ok := s.cfg.Registry.Lookup(l.name)
 		switch {
 		case !ok:
@@ -465,12 +531,12 @@ func (s *Server) RegistryChanged() {
 	}
 }
 
-// Links describes the connected Call Bridges, ordered by name.
-func (s *Server) Links() []LinkInfo {
-	ls := s.router.allLinks()
-	out := make([]LinkInfo, 0, len(ls))
+// Components describes the connected components (Call Bridges), ordered by name.
+func (s *Server) Components() []ComponentInfo {
+	ls := s.router.allComponents()
+	out := make([]ComponentInfo, 0, len(ls))
 	for _, l := range ls {
-		if l.up.Load() {
+		if l.known.Load() {
 			out = append(out, l.info())
 		}
 	}

@@ -6,25 +6,27 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"mellium.im/xmpp/jid"
 
 	"confab.dev/confab/internal/loginrelay"
 	"confab.dev/confab/internal/stream"
+	"confab.dev/confab/internal/throttle"
 )
 
 // Outbound queue bounds per session: a peer this far behind is not reading.
 const (
 	queueLen   = 512
 	queueBytes = 4 << 20
+	// detachedBytes bounds what a detached session [XEP-0198] keeps (its unacknowledged
+	// stanzas and what arrives while it waits): a session nobody may be coming back for
+	// holds less than a live one. Past it, the session ends.
+	detachedBytes = 1 << 20
 )
 
 // errPeerError is a stream error sent by the client: its stream is over.
@@ -32,7 +34,7 @@ var errPeerError = errors.New("the client sent a stream error")
 
 // handleC2S runs a client connection accepted on the c2s listener.
 func (s *Server) handleC2S(nc net.Conn) {
-	s.runSession(newTCPTransport(nc, stream.Limits{MaxStanza: s.cfg.MaxStanzaC2S}, s.cfg.WriteTimeout))
+	s.runSession(newTCPTransport(nc, stream.Limits{MaxStanza: s.cfg.MaxStanzaC2S}, s.cfg.WriteTimeout, s.mono))
 }
 
 // session is one client's stream, from connection to close, on either transport.
@@ -57,15 +59,28 @@ type session struct {
 	headerSent   bool
 	authed       bool
 	authFailures int
-	bare         string          // alice@example.com
-	resource     string          // once bound
-	full         string          // alice@example.com/resource
-	cb           loginrelay.Link // the Call Bridge that authenticated the session
-	bound        bool
-	resumed      *session // the earlier session this connection resumed
+	bare         string            // alice@example.com
+	resource     string            // once bound
+	full         string            // alice@example.com/resource
+	cb           loginrelay.Bridge // the Call Bridge that authenticated the session
+	guest        bool              // the Call Bridge said the account is a guest's
+	// The source address's key while negotiating, and whether the session still counts as
+	// unauthenticated there (Server.addrs); addrKey is cleared once it no longer counts.
+	addrKey       string
+	unauthCounted bool
+	bound         bool
+	resumed       *session // the earlier session this connection resumed
 
 	available atomic.Bool
 	fullJID   atomic.Pointer[string] // full, for other goroutines
+	// lastPresence is the content of the client's last available broadcast presence (nil
+	// while unavailable), for contacts that come online or subscribe [RFC 6121 §4.2.3].
+	lastPresence atomic.Pointer[[]byte]
+
+	// Limits on what the client sends to others: its stanzas per second, and how many of
+	// them wait in components' queues (compqueue.go).
+	rate       bucket
+	compQueued atomic.Int32
 
 	// Output once the session is bound: the queue a flusher goroutine drains, and when
 	// something was last written (for keepalives).
@@ -77,7 +92,7 @@ type session struct {
 	tickMu      sync.Mutex
 	timer       *time.Timer
 	tickStopped bool
-	pingedAt    time.Time // lastRead when the last ping was sent
+	pingedAt    time.Duration // lastRead when the last ping was sent
 	pings       int
 
 	mu        sync.Mutex // guards the fields below, and t, kind and remote
@@ -89,12 +104,6 @@ type session struct {
 	state     sessionState
 }
 
-type closeRequest struct {
-	goodbye    bool // the peer can still be written to
-	cond, text string
-	app        []byte // an application-specific condition, after cond
-}
-
 func newID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -103,8 +112,26 @@ func newID() string {
 
 func (s *Server) runSession(t transport) {
 	ss := &session{srv: s, t: t, started: time.Now(), remote: t.remoteAddr(), kind: t.kind()}
+	ss.lastWrite.start(s.mono)
+	ss.pingedAt = -1 // no ping yet: any reading of the clock differs
+	ss.rate.rate, ss.rate.burst = s.cfg.SenderRate, float64(s.cfg.SenderBurst)
 	ss.log = sessionLog{ss}
 	ss.ctx, ss.cancel = context.WithCancelCause(s.ctx)
+	ss.addrKey = throttle.SourceKey(ss.remote)
+	if !s.addrs.enter(ss.addrKey, s.cfg.MaxUnauthenticatedPerAddress, s.cfg.MaxNegotiatingPerAddress) {
+		s.m.refused.WithLabelValues("per-address").Inc()
+		s.limitLog.warn(s.log, "per-address:"+ss.addrKey, "client refused: too many connections from its address are still logging in",
+			"source", ss.addrKey, "max_unauthenticated", s.cfg.MaxUnauthenticatedPerAddress, "max_negotiating", s.cfg.MaxNegotiatingPerAddress)
+		ss.reject(stream.PolicyViolation, "too many connections from your address are still logging in")
+		ss.cancel(nil)
+		return
+	}
+	ss.unauthCounted = true
+	defer func() {
+		if ss.addrKey != "" {
+			s.addrs.leave(ss.addrKey, ss.unauthCounted)
+		}
+	}()
 	if !s.admit() {
 		ss.log.Warn("client refused: too many sessions", "max_sessions", s.cfg.MaxSessions)
 		ss.reject(stream.ResourceConstraint, "the server has too many sessions")
@@ -121,6 +148,8 @@ func (s *Server) runSession(t transport) {
 	ss.gauge.Inc()
 	ss.log.Info("client connected")
 	target, err := ss.negotiate()
+	s.addrs.leave(ss.addrKey, ss.unauthCounted) // bound, resumed or failed: no longer negotiating
+	ss.addrKey = ""
 	if err != nil {
 		ss.finish(err)
 		return
@@ -229,796 +258,6 @@ func (ss *session) abortReason() (bool, string, string) {
 // write writes one element while negotiating (the handler goroutine owns the transport).
 func (ss *session) write(b []byte) error { return ss.t.write(b) }
 
-// negotiate runs the stream from its first header to a bound resource [RFC 6120 §4.3], or
-// to the resumption of an earlier session [XEP-0198], which it returns.
-func (ss *session) negotiate() (*session, error) {
-	err := ss.negotiateStreams()
-	if err != nil {
-		return nil, err
-	}
-	if ss.resumed != nil {
-		return ss.resumed, nil
-	}
-	return ss, nil
-}
-
-func (ss *session) negotiateStreams() error {
-	s := ss.srv
-	authDeadline := ss.started.Add(s.cfg.AuthTimeout)
-	for {
-		openDeadline := time.Now().Add(s.cfg.OpenTimeout)
-		if authDeadline.Before(openDeadline) {
-			openDeadline = authDeadline
-		}
-		ss.headerSent = false // a new stream: our header for it is not sent yet
-		h, err := ss.t.readOpen(openDeadline)
-		if err != nil {
-			return err
-		}
-		hdr := ss.header(h.From)
-		if tt, tcp := ss.t.(*tcpTransport); tcp && ss.checkHeader(h) == nil {
-			// The header and the features in one write: a syscall and a TLS record fewer for
-			// each of a login's three streams.
-			if err := tt.write(append(stream.AppendOpen(nil, hdr), ss.features()...)); err != nil {
-				return err
-			}
-			ss.headerSent = true
-		} else {
-			if err := ss.t.writeOpen(hdr); err != nil {
-				return err
-			}
-			ss.headerSent = true
-			if err := ss.checkHeader(h); err != nil {
-				return err
-			}
-			if err := ss.write(ss.features()); err != nil {
-				return err
-			}
-		}
-		restart, err := ss.negotiateStep(authDeadline)
-		if err != nil || !restart {
-			return err
-		}
-		ss.t.restart()
-	}
-}
-
-func (ss *session) checkHeader(h stream.Header) error {
-	to := strings.TrimSuffix(strings.ToLower(h.To), ".")
-	if to != ss.srv.domain {
-		if h.To == "" {
-			return &stream.Error{Condition: stream.HostUnknown, Text: "the stream header has no 'to' (it must be " + ss.srv.domain + ")"}
-		}
-		return &stream.Error{Condition: stream.HostUnknown, Text: "this server serves " + ss.srv.domain + ", not " + h.To}
-	}
-	major, _, _ := strings.Cut(h.Version, ".")
-	if h.Version == "" || major == "0" {
-		return &stream.Error{Condition: stream.UnsupportedVersion, Text: "XMPP 1.0 is required (version='1.0')"}
-	}
-	return nil
-}
-
-// features is the <stream:features/> for the negotiation's current state.
-func (ss *session) features() []byte {
-	b := []byte(`<stream:features xmlns:stream="` + stream.NSStreams + `">`)
-	switch {
-	case !ss.t.secure():
-		b = append(b, `<starttls xmlns="`+nsTLS+`"><required/></starttls>`...)
-	case !ss.authed:
-		b = append(b, `<mechanisms xmlns="`+nsSASL+`">`...)
-		for _, m := range mechanisms {
-			b = append(b, "<mechanism>"+m+"</mechanism>"...)
-		}
-		b = append(b, `</mechanisms>`...)
-	default:
-		b = append(b, `<bind xmlns="`+nsBind+`"/><session xmlns="`+nsSession+`"><optional/></session><sm xmlns="`+nsSM+`"/>`...)
-	}
-	return append(b, "</stream:features>"...)
-}
-
-// negotiateStep reads elements until the stream restarts (after TLS or SASL: true) or the
-// resource is bound (false).
-func (ss *session) negotiateStep(deadline time.Time) (restart bool, err error) {
-	for {
-		e, err := ss.t.next(deadline)
-		if err != nil {
-			return false, err
-		}
-		switch {
-		case isStreamError(e):
-			ss.log.Info("client sent a stream error", "error", e.String())
-			return false, errPeerError
-		case !ss.t.secure():
-			if e.Name != (xname(nsTLS, "starttls")) {
-				return false, &stream.Error{Condition: stream.NotAuthorized, Text: "STARTTLS is required before anything else"}
-			}
-			if err := ss.write([]byte(`<proceed xmlns="` + nsTLS + `"/>`)); err != nil {
-				return false, err
-			}
-			if err := ss.t.startTLS(ss.ctx, ss.srv.cfg.TLS, ss.srv.cfg.TLSTimeout); err != nil {
-				var se *stream.Error
-				if errors.As(err, &se) {
-					return false, err
-				}
-				return false, &tlsError{err}
-			}
-			ss.log.Debug("tls established")
-			return true, nil
-		case !ss.authed:
-			switch e.Name {
-			case xname(nsSASL, "auth"):
-				ok, err := ss.authenticate(e, deadline)
-				if err != nil {
-					return false, err
-				}
-				if ok {
-					return true, nil
-				}
-			case xname(nsSASL, "abort"):
-				if err := ss.saslFailure("aborted", ""); err != nil {
-					return false, err
-				}
-			default:
-				return false, &stream.Error{Condition: stream.NotAuthorized, Text: "authenticate (SASL) first"}
-			}
-		default:
-			if e.Name == (xname(stream.NSClient, "iq")) && e.Get("type") == "set" && payload(e) == (xname(nsBind, "bind")) {
-				return false, ss.bind(e)
-			}
-			if e.Name.Space == nsSM {
-				done, err := ss.smBeforeBind(e)
-				if err != nil || done {
-					return false, err
-				}
-				continue
-			}
-			if e.IsStanza() {
-				return false, &stream.Error{Condition: stream.NotAuthorized, Text: "bind a resource first"}
-			}
-			return false, &stream.Error{Condition: stream.UnsupportedStanza, Text: "unexpected <" + e.Name.Local + "/> after authentication"}
-		}
-	}
-}
-
-// tlsError is a failed TLS handshake: nothing more can be said on the connection.
-type tlsError struct{ err error }
-
-func (e *tlsError) Error() string { return e.err.Error() }
-func (e *tlsError) Unwrap() error { return e.err }
-
-func isStreamError(e *stream.Element) bool {
-	return e.Name.Space == stream.NSStreams && e.Name.Local == "error"
-}
-
-// bind binds a resource [RFC 6120 §7], starts the writer and registers the session. A
-// resource already bound is taken over: the older session gets a conflict stream error.
-func (ss *session) bind(iq *stream.Element) error {
-	var req struct {
-		Resource string `xml:"resource"`
-	}
-	if err := decodePayload(iq, &req); err != nil {
-		if err := ss.write(errorReply(iq, "", stream.StanzaError{Type: "modify", Condition: "bad-request"}).AppendFrame(nil, stream.NSClient)); err != nil {
-			return err
-		}
-		return ss.bindAgain()
-	}
-	res := strings.TrimSpace(req.Resource)
-	if res == "" {
-		res = newID()[:12]
-	}
-	bare, err := jid.Parse(ss.bare)
-	if err != nil {
-		return fmt.Errorf("bound user %q: %w", ss.bare, err)
-	}
-	full, err := bare.WithResource(res)
-	if err != nil {
-		// Not a valid resourcepart: refuse this request; the client may try another.
-		reply := errorReply(iq, "", stream.StanzaError{Type: "modify", Condition: "bad-request"})
-		if err := ss.write(reply.AppendFrame(nil, stream.NSClient)); err != nil {
-			return err
-		}
-		return ss.bindAgain()
-	}
-	ss.resource = full.Resourcepart()
-	ss.full = full.String()
-	ss.fullJID.Store(&ss.full)
-
-	// The bind result goes first in the queue, and its flusher starts only once the
-	// session is routable: a client that has its JID can be sent to, and nothing routed to
-	// it can overtake the result. From here on the handler goroutine writes nothing until
-	// the session ends; flushers do.
-	ss.lastWrite.touch()
-	ss.out.hold()
-	ss.deliver(result(iq, "", []byte(`<bind xmlns="`+nsBind+`"><jid>`+stream.Escape(ss.full)+`</jid></bind>`)))
-	ss.bound = true
-	old := ss.srv.router.bind(ss)
-	go ss.flushLoop()
-	ss.startTimer()
-	if old != nil {
-		ss.log.Info("resource taken over by a new session; closing the old one")
-		old.abort(stream.Conflict, "replaced by a new session for the same resource")
-	}
-	ss.log.Info("session established", "callbridge", ss.cb.JID())
-	return nil
-}
-
-// bindAgain waits for another bind request after a refused one.
-func (ss *session) bindAgain() error {
-	for {
-		e, err := ss.t.next(ss.started.Add(ss.srv.cfg.AuthTimeout))
-		if err != nil {
-			return err
-		}
-		if e.Name == (xname(stream.NSClient, "iq")) && e.Get("type") == "set" && payload(e) == (xname(nsBind, "bind")) {
-			return ss.bind(e)
-		}
-		return &stream.Error{Condition: stream.NotAuthorized, Text: "bind a resource first"}
-	}
-}
-
-// deliver implements endpoint: it queues e for the client.
-func (ss *session) deliver(e *stream.Element) { ss.send(e.AppendFrame(nil, stream.NSClient)) }
-
-// send queues a stanza already serialised, and starts a flusher if none runs. A client that
-// lets its queue fill up does not read: it is disconnected rather than allowed to hold
-// anyone up.
-func (ss *session) send(b []byte) { ss.queue(b, true) }
-
-// sendNonza queues an element that is not a stanza (XEP-0198's <a/>, <r/>, <enabled/>...):
-// it is not counted, nor kept for a resumption.
-func (ss *session) sendNonza(b []byte) { ss.queue(b, false) }
-
-func (ss *session) queue(b []byte, stanza bool) {
-	ok, start := ss.out.push(b, stanza)
-	if !ok {
-		ss.overflow()
-		return
-	}
-	if start {
-		go ss.flushLoop()
-	}
-}
-
-// outQueue is a session's outbound queue. It is bounded like a channel of queueLen elements
-// and queueBytes bytes, but holds memory only for what is queued: an idle session, the
-// common case, holds none (a channel of queueLen would hold 12 KiB). An empty element is a
-// keepalive.
-//
-// A flusher goroutine drains it while it has something: push asks its caller to start one
-// when none runs, and the flusher ends when it finds the queue empty. So an idle session
-// has no goroutine for its output.
-//
-// With stream management [XEP-0198] enabled, the stanzas queued are also counted and kept,
-// in order, until the client acknowledges them, within the same bounds; while the session
-// is detached they are only kept, to be sent when it resumes.
-type outQueue struct {
-	mu       sync.Mutex
-	items    [][]byte
-	bytes    int
-	flushing bool // a flusher runs (or will, or the queue is drained by hand, in a benchmark)
-	closed   bool // the session is ending or its connection failed: nothing more is queued
-	flushers sync.WaitGroup
-
-	sm       bool     // stream management is enabled
-	detached bool     // no transport: stanzas are kept, nothing is written
-	sent     uint32   // stanzas queued since enabled (mod 2^32)
-	acked    uint32   // the client's last h
-	received uint32   // stanzas handled from the client since enabled (mod 2^32)
-	unacked  [][]byte // stanzas queued and not acknowledged, oldest first
-	unackedN int      // their bytes
-	sinceReq int      // stanzas queued since the last <r/>
-	reqOut   bool     // an <r/> awaits its <a/>
-}
-
-// push queues b. It reports false when the queue is full, and start when the caller must
-// start a flusher. Once the queue is closed, b is dropped.
-func (q *outQueue) push(b []byte, stanza bool) (ok, start bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return true, false
-	}
-	if stanza && q.sm {
-		if len(q.unacked) >= queueLen || q.unackedN+len(b) > queueBytes {
-			return false, false
-		}
-		q.unacked = append(q.unacked, b)
-		q.unackedN += len(b)
-		q.sent++
-		q.sinceReq++
-	}
-	if q.detached {
-		return true, false // kept in unacked if it is a stanza; a nonza is moot
-	}
-	if len(q.items) >= queueLen || q.bytes+len(b) > queueBytes {
-		return false, false
-	}
-	q.items = append(q.items, b)
-	q.bytes += len(b)
-	if stanza && q.sm && q.sinceReq >= ackEvery && !q.reqOut {
-		q.items = append(q.items, smRequest)
-		q.sinceReq, q.reqOut = 0, true
-	}
-	return true, q.startLocked()
-}
-
-// startLocked reports whether the caller must start a flusher, and counts it.
-func (q *outQueue) startLocked() bool {
-	if q.flushing || len(q.items) == 0 {
-		return false
-	}
-	q.flushing = true
-	q.flushers.Add(1)
-	return true
-}
-
-// hold makes the caller the starter of the next flusher: until it starts one, what is
-// queued waits.
-func (q *outQueue) hold() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.flushing = true
-	q.flushers.Add(1)
-}
-
-// pushKeepalive queues a keepalive if nothing is queued or being written; with stream
-// management, an <r/> instead if stanzas await their acknowledgement and none was asked
-// for.
-func (q *outQueue) pushKeepalive() (start bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed || q.detached || q.flushing || len(q.items) > 0 {
-		return false
-	}
-	if q.sm && len(q.unacked) > 0 && !q.reqOut {
-		q.items = append(q.items, smRequest)
-		q.sinceReq, q.reqOut = 0, true
-	} else {
-		q.items = append(q.items, nil)
-	}
-	return q.startLocked()
-}
-
-// take moves everything queued to the end of dst.
-func (q *outQueue) take(dst [][]byte) [][]byte {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.takeLocked(dst)
-}
-
-func (q *outQueue) takeLocked(dst [][]byte) [][]byte {
-	dst = append(dst, q.items...)
-	clear(q.items)
-	q.items = q.items[:0]
-	if cap(q.items) > 16 {
-		q.items = nil // a burst's memory is not kept
-	}
-	q.bytes = 0
-	return dst
-}
-
-// next is take for the flusher: when there is nothing to write (or the queue is closed or
-// detached) it reports false, and the flusher must end.
-func (q *outQueue) next(dst [][]byte) ([][]byte, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed || q.detached || len(q.items) == 0 {
-		q.flushing = false
-		return dst, false
-	}
-	return q.takeLocked(dst), true
-}
-
-// flusherExit records that the flusher ended early (its write failed).
-func (q *outQueue) flusherExit() {
-	q.mu.Lock()
-	q.flushing = false
-	q.mu.Unlock()
-}
-
-// stop closes the queue without waiting (the connection failed).
-func (q *outQueue) stop() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-}
-
-// close closes the queue, waits for the flusher and returns what it left, and the stanzas
-// never acknowledged (with stream management).
-func (q *outQueue) close() (left, unacked [][]byte) {
-	q.stop()
-	q.flushers.Wait()
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	unacked = q.unacked
-	q.unacked, q.unackedN = nil, 0
-	return q.takeLocked(nil), unacked
-}
-
-// flushLoop is a flusher: it writes what is queued until the queue is empty.
-func (ss *session) flushLoop() {
-	defer ss.out.flushers.Done()
-	var arr [8][]byte
-	for {
-		batch, ok := ss.out.next(arr[:0])
-		if !ok {
-			return
-		}
-		err := ss.writeBatch(batch)
-		clear(batch)
-		if err != nil {
-			ss.writeFailed(err)
-			ss.out.flusherExit()
-			return
-		}
-		ss.lastWrite.touch()
-	}
-}
-
-// writeBatch writes elements taken from the queue: on TCP in one write, on WebSocket one
-// message each. An empty element is a keepalive.
-func (ss *session) writeBatch(batch [][]byte) error {
-	if len(batch) == 0 {
-		return nil
-	}
-	if _, tcp := ss.t.(*tcpTransport); tcp {
-		if len(batch) == 1 && len(batch[0]) > 0 {
-			return ss.t.write(batch[0])
-		}
-		n := 0
-		for _, b := range batch {
-			n += max(len(b), 1)
-		}
-		buf := make([]byte, 0, n)
-		for _, b := range batch {
-			if len(b) == 0 {
-				b = keepaliveSpace
-			}
-			buf = append(buf, b...)
-		}
-		return ss.t.write(buf)
-	}
-	for _, b := range batch {
-		var err error
-		if len(b) == 0 {
-			err = ss.t.keepalive()
-		} else {
-			err = ss.t.write(b)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// keepaliveSpace is a whitespace keepalive in a TCP stream [RFC 6120 §4.6.1].
-var keepaliveSpace = []byte(" ")
-
-func (ss *session) overflow() {
-	if aborted, _, _ := ss.abortReason(); aborted {
-		return
-	}
-	ss.log.Warn("outbound queue full: the client does not read; disconnecting it")
-	ss.srv.m.streamErrs.WithLabelValues(stream.PolicyViolation).Inc()
-	ss.abort("", "outbound queue full")
-	ss.transport().close(true)
-}
-
-// tickInterval is how often a bound session's timer looks at it.
-func (ss *session) tickInterval() time.Duration {
-	cfg := ss.srv.cfg
-	return max(min(cfg.KeepAlive, cfg.IdleTimeout/4), 5*time.Millisecond)
-}
-
-// startTimer arms the session's timer. Its callback runs on a goroutine of its own, briefly,
-// and writes nothing itself: it queues pings and keepalives like any other output.
-func (ss *session) startTimer() {
-	ss.tickMu.Lock()
-	defer ss.tickMu.Unlock()
-	ss.tickStopped = false
-	if ss.timer == nil {
-		ss.timer = time.AfterFunc(ss.tickInterval(), ss.tick)
-	} else {
-		ss.timer.Reset(ss.tickInterval())
-	}
-}
-
-// stopTimer stops the timer; once it returns, no callback does anything.
-func (ss *session) stopTimer() {
-	ss.tickMu.Lock()
-	defer ss.tickMu.Unlock()
-	ss.tickStopped = true
-	if ss.timer != nil {
-		ss.timer.Stop()
-	}
-}
-
-// tick watches for silence: an XEP-0199 ping when half the idle timeout has passed without
-// a byte from the client, connection-timeout when all of it has (a resumable session is
-// detached instead); and a keepalive when nothing was written for KeepAlive.
-func (ss *session) tick() {
-	ss.tickMu.Lock()
-	defer ss.tickMu.Unlock()
-	if ss.tickStopped {
-		return
-	}
-	cfg := ss.srv.cfg
-	lastRead := ss.transport().lastRead()
-	idle := time.Since(lastRead)
-	switch {
-	case idle >= cfg.IdleTimeout:
-		text := fmt.Sprintf("nothing received for %s", cfg.IdleTimeout.Round(time.Millisecond))
-		if !ss.drop(text) {
-			ss.abort(stream.ConnectionTimeout, text)
-		}
-		return
-	case idle >= cfg.IdleTimeout/2 && !ss.pingedAt.Equal(lastRead):
-		ss.pingedAt = lastRead
-		ss.pings++
-		ping := newStanza("iq", "get", fmt.Sprintf("ping-%d", ss.pings), ss.srv.domain, ss.full, []byte(`<ping xmlns="`+nsPing+`"/>`))
-		ss.deliver(ping)
-	case time.Since(ss.lastWrite.last()) >= cfg.KeepAlive:
-		if ss.out.pushKeepalive() {
-			go ss.flushLoop()
-		}
-	}
-	ss.timer.Reset(ss.tickInterval())
-}
-
-// writeFailed handles a failed write: the connection is lost. A resumable session is
-// detached; any other ends.
-func (ss *session) writeFailed(err error) {
-	if aborted, _, _ := ss.abortReason(); aborted {
-		ss.log.Debug("write to client failed after the session was ended", "err", err)
-	} else {
-		ss.log.Info("write to client failed; closing", "err", err)
-	}
-	if ss.drop("write failed") {
-		return
-	}
-	ss.out.stop()
-	ss.abort("", "write failed")
-	ss.transport().close(true)
-}
-
-// serveStanzas reads stanzas until the stream ends [RFC 6120 §8].
-func (ss *session) serveStanzas() error {
-	for {
-		e, err := ss.t.next(time.Time{}) // silence is watched by the session's timer
-		if err != nil {
-			return err
-		}
-		if err := ss.handle(e); err != nil {
-			return err
-		}
-	}
-}
-
-func (ss *session) handle(e *stream.Element) error {
-	if isStreamError(e) {
-		ss.log.Info("client sent a stream error", "error", e.String())
-		return errPeerError
-	}
-	if e.Name.Space == nsSM {
-		return ss.smElement(e)
-	}
-	if !e.IsStanza() || e.Name.Space != stream.NSClient {
-		return &stream.Error{Condition: stream.UnsupportedStanza, Text: "<" + e.Name.Local + "/> is not a stanza of jabber:client"}
-	}
-	// The server stamps the sender's full JID [RFC 6120 §8.1.2.1]; a client may write its own
-	// full or bare JID, nothing else.
-	if from := e.Get("from"); from != "" {
-		j, err := jid.Parse(from)
-		if err != nil || (j.String() != ss.full && j.String() != ss.bare) {
-			return &stream.Error{Condition: stream.InvalidFrom, Text: "'from' must be your own address, " + ss.full}
-		}
-	}
-	ss.out.handled()
-	e.Set("from", ss.full)
-	to := e.Get("to")
-	if to != "" {
-		if j, err := jid.Parse(to); err == nil {
-			to = j.String()
-			e.Set("to", to)
-		}
-	}
-	switch e.Name.Local {
-	case "presence":
-		ss.presence(e, to)
-		if to == "" {
-			return nil // broadcast presence: no roster to broadcast to
-		}
-	case "iq":
-		if to == "" || to == ss.bare {
-			ss.accountIQ(e)
-			return nil
-		}
-	case "message":
-		if to == "" {
-			e.Set("to", ss.bare) // a message without 'to' is for the sender's own account
-		}
-	}
-	ss.srv.route(e, ss)
-	return nil
-}
-
-// presence tracks the session's availability and its directed presence [RFC 6121 §4.6].
-func (ss *session) presence(e *stream.Element, to string) {
-	typ := e.Get("type")
-	if to == "" {
-		switch typ {
-		case "":
-			ss.available.Store(true)
-		case "unavailable":
-			ss.available.Store(false)
-		}
-		return
-	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	switch typ {
-	case "":
-		if ss.directed == nil {
-			ss.directed = make(map[string]struct{})
-		}
-		ss.directed[to] = struct{}{}
-	case "unavailable":
-		delete(ss.directed, to)
-	}
-}
-
-// accountIQ answers an iq the client sent to its own account (no 'to', or its bare JID).
-func (ss *session) accountIQ(e *stream.Element) {
-	typ := e.Get("type")
-	if typ != "get" && typ != "set" {
-		return // answers to the server's pings
-	}
-	switch p := payload(e); {
-	case typ == "get" && p == (xname(nsRoster, "query")):
-		// Confab keeps no rosters; clients ask for one at login, so give them an empty one.
-		ss.deliver(result(e, "", []byte(`<query xmlns="`+nsRoster+`"/>`)))
-	default:
-		ss.srv.serverStanza(e, ss)
-	}
-}
-
-// end closes the session: the stream error (if any) or the end of the stream, then the
-// connection; then it tells the session's contacts and its Call Bridge.
-func (ss *session) end(err error) {
-	s := ss.srv
-	if ss.bound {
-		s.router.unbind(ss)
-	}
-	ss.mu.Lock()
-	linkless := ss.sm.linkless // detached: the connection is gone already
-	ss.state = stateEnding
-	ss.mu.Unlock()
-	ss.smForget()
-	if linkless {
-		s.m.detached.Dec()
-	}
-	req := closeRequest{goodbye: !linkless}
-	reason := "closed"
-	aborted, acond, atext := ss.abortReason()
-	var se *stream.Error
-	var te *tlsError
-	var hce *handledCountError
-	switch {
-	case linkless:
-		reason = "timeout"
-		if aborted {
-			reason = "error"
-			if acond == stream.SystemShutdown || acond == stream.Conflict {
-				reason = "closed"
-			}
-		}
-	case aborted:
-		req.cond, req.text = acond, atext
-		req.goodbye = acond != ""
-		switch acond {
-		case stream.ConnectionTimeout:
-			reason = "timeout"
-		case stream.SystemShutdown, stream.Conflict:
-		default:
-			reason = "error"
-		}
-	case err == nil, errors.Is(err, stream.ErrClosed):
-		// The client closed its stream: close ours.
-	case errors.As(err, &se):
-		req.cond, req.text = se.Condition, se.Text
-		reason = "error"
-	case errors.As(err, &hce):
-		req.cond, req.text, req.app = undefinedCondition, hce.Error(), hce.appCondition()
-		reason = "error"
-	case isTimeout(err):
-		req.cond, req.text = stream.ConnectionTimeout, timeoutText(ss)
-		reason = "timeout"
-	case errors.Is(err, errPeerError):
-		reason = "error"
-	case errors.As(err, &te), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		req.goodbye = false
-	default:
-		req.goodbye = false
-		reason = "error"
-	}
-	if req.cond != "" {
-		s.m.streamErrs.WithLabelValues(req.cond).Inc()
-	}
-	var unacked [][]byte
-	if ss.bound {
-		// No more timer callbacks or flushers; then what is left in the queue, and the end
-		// of the stream last.
-		ss.stopTimer()
-		var left [][]byte
-		left, unacked = ss.out.close()
-		if req.goodbye {
-			if err := ss.writeBatch(left); err != nil {
-				ss.log.Debug("could not write what was queued", "err", err)
-			} else if err := ss.writeEnd(req); err != nil {
-				ss.log.Debug("could not write the end of the stream", "err", err)
-			}
-		}
-	} else if req.goodbye {
-		if !ss.headerSent {
-			_ = ss.t.writeOpen(ss.header(""))
-		}
-		_ = ss.writeEnd(req)
-	}
-	if !linkless {
-		ss.t.close(!req.goodbye)
-		ss.gauge.Dec()
-	}
-	ss.cancel(nil)
-
-	attrs := []any{"duration", time.Since(ss.started).Round(time.Millisecond), "reason", reason}
-	if req.cond != "" {
-		attrs = append(attrs, "stream_error", req.cond, "text", req.text)
-	}
-	if err != nil && !errors.Is(err, stream.ErrClosed) && !aborted {
-		attrs = append(attrs, "err", err)
-	}
-	ss.log.Info("client disconnected", attrs...)
-
-	if !ss.bound {
-		return
-	}
-	ss.mu.Lock()
-	directed := ss.directed
-	ss.directed = nil
-	ss.mu.Unlock()
-	for to := range directed {
-		s.route(newStanza("presence", "unavailable", "", ss.full, to, nil), discard{})
-	}
-	ss.bounceUnacked(unacked)
-	if ss.cb != nil {
-		s.relay.SessionEnded(ss.cb, ss.full, reason)
-	}
-}
-
-// writeEnd writes the stream error of req, if any, and the end of the stream.
-func (ss *session) writeEnd(req closeRequest) error {
-	if req.app == nil {
-		return ss.t.writeClose(req.cond, req.text)
-	}
-	b := appendStreamError(nil, req.cond, req.text)
-	b = append(b[:len(b)-len("</stream:error>")], req.app...)
-	if err := ss.t.write(append(b, "</stream:error>"...)); err != nil {
-		return err
-	}
-	return ss.t.writeClose("", "")
-}
-
-func timeoutText(ss *session) string {
-	switch {
-	case !ss.headerSent:
-		return "no stream header in time"
-	case !ss.bound:
-		return "not authenticated in time"
-	}
-	return "the connection timed out"
-}
-
 // sessionLog logs with the session's attributes (transport, remote address, user, JID).
 // They are added to each line rather than kept preformatted in a logger of the session's
 // own (slog's With): a session logs at its start and end, and an idle one should not hold
@@ -1026,8 +265,10 @@ func timeoutText(ss *session) string {
 type sessionLog struct{ ss *session }
 
 func (l sessionLog) Debug(msg string, args ...any) { l.log(slog.LevelDebug, msg, args) }
-func (l sessionLog) Info(msg string, args ...any)  { l.log(slog.LevelInfo, msg, args) }
-func (l sessionLog) Warn(msg string, args ...any)  { l.log(slog.LevelWarn, msg, args) }
+
+func (l sessionLog) Info(msg string, args ...any) { l.log(slog.LevelInfo, msg, args) }
+
+func (l sessionLog) Warn(msg string, args ...any) { l.log(slog.LevelWarn, msg, args) }
 
 // With returns a logger with the session's attributes and args, for a few lines in a row.
 func (l sessionLog) With(args ...any) *slog.Logger {

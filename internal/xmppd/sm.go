@@ -71,7 +71,8 @@ func (e *handledCountError) Error() string {
 }
 
 func (e *handledCountError) appCondition() []byte {
-	return fmt.Appendf(nil, `<handled-count-too-high xmlns="%s" h="%d" send-count="%d"/>`, nsSM, e.h, e.sent)
+	var x stream.Builder
+	return x.Empty("handled-count-too-high", "xmlns", nsSM, "h", strconv.FormatUint(uint64(e.h), 10), "send-count", strconv.FormatUint(uint64(e.sent), 10)).B
 }
 
 // errResumeExpired ends a detached session that nobody resumed.
@@ -86,7 +87,8 @@ func newSMID() string {
 
 // smFailed is XEP-0198's <failed/> with a stanza error condition.
 func smFailed(cond string) []byte {
-	return []byte(`<failed xmlns="` + nsSM + `"><` + cond + ` xmlns="` + stream.NSStanzaErr + `"/></failed>`)
+	var x stream.Builder
+	return x.Open("failed", "xmlns", nsSM).Empty(cond, "xmlns", stream.NSStanzaErr).End("failed").B
 }
 
 // parseH reads an 'h' attribute: an unsigned 32-bit counter.
@@ -142,7 +144,8 @@ func (q *outQueue) answer() (start bool) {
 	if q.closed || q.detached {
 		return false
 	}
-	a := fmt.Appendf(nil, `<a xmlns="%s" h="%d"/>`, nsSM, q.received)
+	var x stream.Builder
+	a := x.Empty("a", "xmlns", nsSM, "h", strconv.FormatUint(uint64(q.received), 10)).B
 	q.items = append(q.items, a)
 	q.bytes += len(a)
 	return q.startLocked()
@@ -192,7 +195,7 @@ func (ss *session) smElement(e *stream.Element) error {
 			return &stream.Error{Condition: stream.UnsupportedStanza, Text: "stream management is not enabled"}
 		}
 		if ss.out.answer() {
-			go ss.flushLoop()
+			ss.startFlusher()
 		}
 		return nil
 	case "a":
@@ -218,7 +221,7 @@ func (ss *session) smEnable(e *stream.Element) error {
 		return nil
 	}
 	s := ss.srv
-	enabled := []byte(`<enabled xmlns="` + nsSM + `"`)
+	attrs := []string{"xmlns", nsSM}
 	if r := e.Get("resume"); r == "true" || r == "1" {
 		max := s.cfg.ResumeTimeout
 		if n, err := strconv.ParseUint(e.Get("max"), 10, 32); err == nil && n > 0 && time.Duration(n)*time.Second < max {
@@ -232,13 +235,14 @@ func (ss *session) smEnable(e *stream.Element) error {
 		ss.sm.id, ss.sm.max = id, max
 		ss.sm.detached = make(chan struct{})
 		ss.mu.Unlock()
-		enabled = fmt.Appendf(enabled, ` id="%s" resume="true" max="%d"`, id, int(max/time.Second))
+		attrs = append(attrs, "id", id, "resume", "true", "max", strconv.Itoa(int(max/time.Second)))
 		ss.log.Info("stream management enabled", "resume_max", max)
 	} else {
 		ss.log.Debug("stream management enabled without resumption")
 	}
-	if ss.out.enable(append(enabled, "/>"...)) {
-		go ss.flushLoop()
+	var x stream.Builder
+	if ss.out.enable(x.Empty("enabled", attrs...).B) {
+		ss.startFlusher()
 	}
 	return nil
 }
@@ -291,9 +295,10 @@ func (ss *session) smBeforeBind(e *stream.Element) (done bool, err error) {
 	s.m.detached.Dec()
 	s.m.resumed.Inc()
 	old.lastWrite.touch()
-	resumed := fmt.Appendf(nil, `<resumed xmlns="%s" h="%d" previd="%s"/>`, nsSM, received, e.Get("previd"))
+	var x stream.Builder
+	resumed := x.Empty("resumed", "xmlns", nsSM, "h", strconv.FormatUint(uint64(received), 10), "previd", e.Get("previd")).B
 	if old.out.reattach(resumed) {
-		go old.flushLoop()
+		old.startFlusher()
 	}
 	old.startTimer()
 	old.log.Info("session resumed", "client_h", h)
@@ -391,6 +396,14 @@ func (ss *session) detach(err error) bool {
 	t := ss.t
 	ss.mu.Unlock()
 
+	// One account may not keep many sessions waiting (each holds up to detachedBytes and a
+	// place in MaxSessions): past MaxDetachedPerAccount, the session ends instead.
+	if n := ss.srv.detachedOf(ss.bare); n >= ss.srv.cfg.MaxDetachedPerAccount {
+		ss.srv.limitLog.warn(ss.log.With(), "detached:"+ss.bare, "session not kept for resumption: its account has too many detached sessions",
+			"detached", n, "max_detached_per_account", ss.srv.cfg.MaxDetachedPerAccount)
+		return false
+	}
+
 	ss.stopTimer()
 	ss.out.suspend()
 	ss.out.flushers.Wait() // a flusher writing to the lost connection ends with it
@@ -480,4 +493,17 @@ func (ss *session) bounceUnacked(unacked [][]byte) {
 			s.route(errorReply(e, ss.full, stream.StanzaError{Type: "cancel", Condition: "service-unavailable"}), discard{})
 		}
 	}
+}
+
+// detachedOf counts the detached sessions of an account.
+func (s *Server) detachedOf(bare string) int {
+	n := 0
+	for _, o := range s.router.userSessions(bare, false) {
+		o.mu.Lock()
+		if o.state == stateDetached {
+			n++
+		}
+		o.mu.Unlock()
+	}
+	return n
 }

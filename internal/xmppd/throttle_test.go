@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -139,5 +141,71 @@ func TestNoSecretsInLogs(t *testing.T) {
 		if strings.Contains(all, s) {
 			t.Errorf("%s appears in the log", what)
 		}
+	}
+}
+
+// TestComponentUnblock: a Call Bridge whose administrator fixes a wrong secret is not locked
+// out for minutes by the component port's throttle. The refusal says until when the address
+// is blocked; the admin listener lists the block, with the name last tried, and clears it by
+// name or address (confab xmpp callbridge unblock); the right secret is accepted at once.
+// Before, the only way was to wait (up to 5 minutes) or restart the XMPP server.
+func TestComponentUnblock(t *testing.T) {
+	logs := &logBuffer{}
+	h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		Config: func(c *xmppd.Config) {
+			c.ComponentThrottle = throttle.Config{MaxFailures: 2, Window: time.Minute, Block: 5 * time.Minute, MaxBlock: 5 * time.Minute}
+		},
+	})
+	dial := func(s secret.Secret) error {
+		c, err := h.DialComponent(context.Background(), "cb1.example.com", s, xmppdtest.DialOptions{})
+		if err == nil {
+			_ = c.Close("", "")
+		}
+		return err
+	}
+	admin := func(method, path string, header bool) (int, string) {
+		req, err := http.NewRequest(method, h.AdminURL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if header {
+			req.Header.Set(xmppd.AdminRequestHeader, "1")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, target := range []string{"cb1", "127.0.0.1"} {
+		t.Run(target, func(t *testing.T) {
+			for range 2 {
+				_ = dial(secret.New("a-wrong-secret"))
+			}
+			xmppdtest.Eventually(t, 5*time.Second, "the block", func() bool { return len(h.Server.ComponentBlocks()) == 1 })
+			err := dial(cb1Secret(t, h))
+			var he *component.HandshakeError
+			if !errors.As(err, &he) || he.Condition != "policy-violation" || !strings.Contains(he.Text, "blocked until 20") || !strings.Contains(he.Text, "callbridge unblock") {
+				t.Fatalf("right secret while blocked: %v, want policy-violation saying until when and how to clear it", err)
+			}
+			if code, body := admin("GET", "/callbridges/blocked", false); code != 200 || !strings.Contains(body, `"name": "cb1"`) || !strings.Contains(body, `"source": "ip:127.0.0.1"`) {
+				t.Errorf("GET /callbridges/blocked = %d %s, want the block of 127.0.0.1 as cb1", code, body)
+			}
+			if code, _ := admin("POST", "/callbridges/unblock?target="+target, false); code != http.StatusForbidden {
+				t.Errorf("unblock without %s: %d, want 403", xmppd.AdminRequestHeader, code)
+			}
+			if code, body := admin("POST", "/callbridges/unblock?target="+target, true); code != 200 || !strings.Contains(body, "ip:127.0.0.1") {
+				t.Fatalf("unblock %s = %d %s", target, code, body)
+			}
+			if err := dial(cb1Secret(t, h)); err != nil {
+				t.Fatalf("right secret after unblock: %v", err)
+			}
+		})
+	}
+	if !strings.Contains(logs.String(), "blocked_until=") || !strings.Contains(logs.String(), "clear_with=\"confab xmpp callbridge unblock cb1\"") {
+		t.Errorf("the block's log line does not say until when and how to clear it:\n%s", logs.String())
 	}
 }

@@ -2,6 +2,7 @@ package xmppd
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -59,8 +60,8 @@ type transport interface {
 	// close closes the connection (hard: at once, without waiting for anything) and waits
 	// for the transport's own goroutines.
 	close(hard bool)
-	// lastRead is when bytes last arrived from the client.
-	lastRead() time.Time
+	// lastRead is when bytes last arrived from the client, on the server's monotonic clock.
+	lastRead() time.Duration
 }
 
 // isTimeout reports whether err is a deadline expiry.
@@ -72,11 +73,23 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// activity records when bytes last arrived.
-type activity struct{ ns atomic.Int64 }
+// activity records when something last happened (bytes arrived, a write), as a reading of
+// a monotonic clock: the server's (Server.mono), so that a step of the wall clock neither
+// makes every session look idle nor hides a silent one. (It kept wall-clock nanoseconds,
+// which dropped the monotonic reading of time.Now.)
+type activity struct {
+	ns    atomic.Int64
+	clock func() time.Duration
+}
 
-func (a *activity) touch()          { a.ns.Store(time.Now().UnixNano()) }
-func (a *activity) last() time.Time { return time.Unix(0, a.ns.Load()) }
+// start sets the clock and records now.
+func (a *activity) start(clock func() time.Duration) {
+	a.clock = clock
+	a.touch()
+}
+
+func (a *activity) touch()              { a.ns.Store(int64(a.clock())) }
+func (a *activity) last() time.Duration { return time.Duration(a.ns.Load()) }
 
 type activityReader struct {
 	r io.Reader
@@ -107,9 +120,9 @@ type tcpTransport struct {
 	r  *stream.Reader
 }
 
-func newTCPTransport(nc net.Conn, limits stream.Limits, writeTimeout time.Duration) *tcpTransport {
+func newTCPTransport(nc net.Conn, limits stream.Limits, writeTimeout time.Duration, clock func() time.Duration) *tcpTransport {
 	t := &tcpTransport{raw: nc, nc: nc, limits: limits, writeTimeout: writeTimeout}
-	t.act.touch()
+	t.act.start(clock)
 	t.br = bufio.NewReaderSize(activityReader{nc, &t.act}, preTLSBuffer)
 	t.r = stream.NewReader(t.br, limits)
 	return t
@@ -126,7 +139,7 @@ const (
 
 func (t *tcpTransport) kind() string       { return transportTCP }
 func (t *tcpTransport) remoteAddr() string { return t.raw.RemoteAddr().String() }
-func (t *tcpTransport) lastRead() time.Time {
+func (t *tcpTransport) lastRead() time.Duration {
 	return t.act.last()
 }
 
@@ -211,28 +224,66 @@ func (t *tcpTransport) writeClose(cond, text string) error {
 }
 
 func (t *tcpTransport) startTLS(ctx context.Context, cfg *tls.Config, timeout time.Duration) error {
-	if t.br.Buffered() > 0 {
-		// Bytes after <starttls/> would have been sent in the clear: a protocol violation.
-		return &stream.Error{Condition: stream.PolicyViolation, Text: "data sent after <starttls/> before the TLS handshake"}
+	// Whitespace after <starttls/> is legal between top-level elements [RFC 6120 §11.7]
+	// (mattn/go-xmpp writes "<starttls .../>\n"); anything else would have been sent in the
+	// clear: a protocol violation.
+	if n := t.br.Buffered(); n > 0 {
+		b, _ := t.br.Peek(n)
+		if len(bytes.TrimLeft(b, xmlSpace)) > 0 {
+			return &stream.Error{Condition: stream.PolicyViolation, Text: "data sent after <starttls/> before the TLS handshake"}
+		}
+		_, _ = t.br.Discard(n)
 	}
 	t.mu.Lock()
 	if t.interrupted {
 		t.mu.Unlock()
 		return errInterrupted
 	}
-	tc := tls.Server(t.raw, cfg)
+	// Whitespace may also arrive on its own, after our <proceed/>: it is skipped before the
+	// ClientHello (whose first byte, 0x16, is never whitespace).
+	tc := tls.Server(&spaceSkipper{Conn: t.raw}, cfg)
 	t.nc = tc
 	t.mu.Unlock()
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("tls handshake took longer than %s", timeout))
 	defer cancel()
 	_ = t.raw.SetDeadline(time.Now().Add(timeout))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return fmt.Errorf("tls handshake: %w", errOr(context.Cause(ctx), err.Error()))
+		if ctx.Err() != nil {
+			return fmt.Errorf("tls handshake: %w (%w)", context.Cause(ctx), err)
+		}
+		return fmt.Errorf("tls handshake: %w", err)
 	}
 	_ = t.raw.SetDeadline(time.Time{})
 	t.br = bufio.NewReaderSize(activityReader{tc, &t.act}, tlsBuffer)
 	t.r = stream.NewReader(t.br, t.limits)
 	return nil
+}
+
+// xmlSpace is XML's whitespace [XML 1.0 §2.3].
+const xmlSpace = " \t\r\n"
+
+// spaceSkipper drops the whitespace that comes before the first other byte read from Conn.
+type spaceSkipper struct {
+	net.Conn
+	started bool
+}
+
+func (s *spaceSkipper) Read(p []byte) (int, error) {
+	for {
+		n, err := s.Conn.Read(p)
+		if s.started || n == 0 {
+			return n, err
+		}
+		rest := bytes.TrimLeft(p[:n], xmlSpace)
+		if len(rest) == 0 {
+			if err != nil {
+				return 0, err
+			}
+			continue // only whitespace so far: bounded by the handshake's deadline
+		}
+		s.started = true
+		return copy(p, rest), err
+	}
 }
 
 func (t *tcpTransport) restart() {

@@ -70,7 +70,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(int64(s.cfg.MaxStanzaC2S))
-	t := newWSTransport(c, r, stream.Limits{MaxStanza: s.cfg.MaxStanzaC2S}, s.cfg.WriteTimeout)
+	t := newWSTransport(c, r, stream.Limits{MaxStanza: s.cfg.MaxStanzaC2S}, s.cfg.WriteTimeout, s.mono)
 	s.runSession(t)
 }
 
@@ -113,7 +113,7 @@ type wsTransport struct {
 	closed   sync.Once
 }
 
-func newWSTransport(c *websocket.Conn, r *http.Request, limits stream.Limits, writeTimeout time.Duration) *wsTransport {
+func newWSTransport(c *websocket.Conn, r *http.Request, limits stream.Limits, writeTimeout time.Duration, clock func() time.Duration) *wsTransport {
 	t := &wsTransport{
 		c:            c,
 		remote:       r.RemoteAddr,
@@ -124,14 +124,14 @@ func newWSTransport(c *websocket.Conn, r *http.Request, limits stream.Limits, wr
 		pumpDone:     make(chan struct{}),
 		intr:         make(chan struct{}),
 	}
-	t.act.touch()
+	t.act.start(clock)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	return t
 }
 
-func (t *wsTransport) kind() string        { return transportWebSocket }
-func (t *wsTransport) remoteAddr() string  { return t.remote }
-func (t *wsTransport) lastRead() time.Time { return t.act.last() }
+func (t *wsTransport) kind() string            { return transportWebSocket }
+func (t *wsTransport) remoteAddr() string      { return t.remote }
+func (t *wsTransport) lastRead() time.Duration { return t.act.last() }
 
 // secure is true: RFC 7395 streams get their security from the HTTPS listener (or a
 // TLS-terminating proxy in front of it), so SASL is offered at once.

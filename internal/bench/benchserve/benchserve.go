@@ -175,6 +175,10 @@ func startConfab(ctx context.Context, o Options, info Info) (*Running, error) {
 	xc.Listen.C2S, xc.Listen.Component, xc.Listen.WebSocket, xc.Listen.Admin = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "-"
 	xc.TLS.Cert, xc.TLS.Key = o.CertFile, o.KeyFile
 	xc.Limits.MaxSessions = 100000
+	// The load tool is one sender per client, on one address, far faster than a person: the
+	// per-client and per-address limits would measure themselves.
+	xc.Limits.SenderRate, xc.Limits.SenderBurst = 1_000_000, 1_000_000
+	xc.Limits.UnauthenticatedPerAddress, xc.Limits.NegotiatingPerAddress = 100000, 100000
 	x, err := launch.StartXMPP(ctx, xc, log, nil)
 	if err != nil {
 		return nil, err

@@ -54,6 +54,10 @@ type AttemptOptions struct {
 	// no Conn. It lets `confab diagnose` check everything up to registration without
 	// displacing a running Call Bridge of the same name.
 	NoRegister bool
+	// Probe marks the handshake as a test (component.Probe): a Confab XMPP server then never
+	// lets it replace a live Call Bridge of the same name, whatever its duplicate policy,
+	// and refuses it with <conflict/> instead. confab diagnose sets it.
+	Probe bool
 }
 
 // Registration is a successful attempt: an active component link and where it goes.
@@ -542,7 +546,7 @@ func (a *attempt) secure(ctx context.Context, nc net.Conn, t discover.Target, ap
 	// Step 7: TLS. The chain is verified here; the names are checked at step 8 so that a
 	// missing name is reported as such, with both names checked at once.
 	c := a.start()
-	tc, leaf, asked, f := a.handshakeTLS(ctx, nc, t, ap)
+	tc, leaf, asked, f := a.handshakeTLS(ctx, nc, t, ap, domain)
 	if f != nil {
 		_ = nc.Close()
 		a.fail(f, c)
@@ -580,7 +584,11 @@ func (a *attempt) secure(ctx context.Context, nc net.Conn, t discover.Target, ap
 	// Steps 9 and 10: the XEP-0114 stream, the handshake, and the server's verdict.
 	c = a.start()
 	hctx, cancel := context.WithTimeoutCause(ctx, a.o.HandshakeTimeout, fmt.Errorf("XEP-0114 handshake with %s took longer than %s", t.Addr(), a.o.HandshakeTimeout))
-	conn, err := component.Handshake(hctx, tc, componentJID, a.cfg.SharedSecret, a.o.Limits)
+	handshake := component.Handshake
+	if a.o.Probe {
+		handshake = component.Probe
+	}
+	conn, err := handshake(hctx, tc, componentJID, a.cfg.SharedSecret, a.o.Limits)
 	cancel()
 	if err != nil {
 		a.handshakeFailure(err, t, componentJID, c)
@@ -592,8 +600,11 @@ func (a *attempt) secure(ctx context.Context, nc net.Conn, t discover.Target, ap
 	return &Registration{Conn: conn, Target: t, Address: ap, Certificate: leaf}
 }
 
-func (a *attempt) handshakeTLS(ctx context.Context, nc net.Conn, t discover.Target, ap netip.AddrPort) (*tls.Conn, *x509.Certificate, bool, *Failure) {
-	cfg, err := certs.ClientConfig(certs.ClientOptions{RootCAs: a.o.RootCAs, ServerName: t.Host})
+// handshakeTLS runs the TLS handshake. The SNI is the XMPP domain, whatever address was
+// dialled (an SRV target, serverAddressOverride), as XEP-0368 §3 and RFC 6120 §13.7.2.1 ask:
+// a server with several hosts picks its certificate by it. The names are checked at step 8.
+func (a *attempt) handshakeTLS(ctx context.Context, nc net.Conn, t discover.Target, ap netip.AddrPort, domain string) (*tls.Conn, *x509.Certificate, bool, *Failure) {
+	cfg, err := certs.ClientConfig(certs.ClientOptions{RootCAs: a.o.RootCAs, ServerName: domain})
 	if err != nil {
 		return nil, nil, false, &Failure{Step: linkstate.StepTLS, Reason: linkstate.ReasonConnect, Cause: certs.CauseHandshakeFailure,
 			TLSCause: certs.CauseHandshakeFailure, Target: t.Addr(), Detail: err.Error(), Err: err}
@@ -752,6 +763,7 @@ func (a *attempt) handshakeFailure(err error, t discover.Target, componentJID st
 			f.Detail = fmt.Sprintf("the XMPP server refused %s with <host-unknown/>%s: it does not know this Call Bridge name", componentJID, said)
 			f.Remedy = fmt.Sprintf("register the Call Bridge on the XMPP server with `confab xmpp callbridge add %s` (MMP `xmpp callbridge add %s`), and check that domain is the XMPP server's domain", name, name)
 		case stream.Conflict:
+			f.Reason = linkstate.ReasonDuplicateName
 			f.Detail = fmt.Sprintf("the XMPP server refused %s with <conflict/>%s: another Call Bridge with this name is connected", componentJID, said)
 			f.Remedy = fmt.Sprintf("give every Call Bridge its own uniqueName (and register each on the XMPP server); if the other %s is this one's old link, it will time out", name)
 		default:
@@ -760,6 +772,12 @@ func (a *attempt) handshakeFailure(err error, t discover.Target, componentJID st
 	} else {
 		f.Step, f.Reason = linkstate.StepHandshake, linkstate.ReasonConnect
 		switch he.Condition {
+		case stream.PolicyViolation:
+			// Confab's XMPP server blocks an address after repeated failed handshakes (a wrong
+			// secret), and says until when; the block holds even for the right secret.
+			f.Reason = linkstate.ReasonAuthentication
+			f.Detail = fmt.Sprintf("the XMPP server refused %s with <policy-violation/>%s: it blocks this Call Bridge's address after too many failed handshakes (a wrong sharedSecret), even with the right one, until the time it gives", componentJID, said)
+			f.Remedy = fmt.Sprintf("make sharedSecret right, then have the XMPP server's administrator run `confab xmpp callbridge unblock %s` (or wait until the block ends)", name)
 		case "timeout":
 			f.Detail = fmt.Sprintf("opened a component stream to %s: the server did not answer in time%s", componentJID, said)
 			f.Remedy = fmt.Sprintf("check that %s is an XMPP server's component port, and the XMPP server's log", t.Addr())

@@ -149,6 +149,27 @@ func TestAttemptRegistersThroughSRV(t *testing.T) {
 	}
 }
 
+// TestAttemptSendsTheDomainAsSNI: the TLS SNI is the XMPP domain [XEP-0368 §3], whether the
+// server was found through SRV (target xmpp.example.com) or given by serverAddressOverride
+// (a name or an address); before, it was the host dialled, and a server with one
+// VirtualHost (Prosody) refused it with the alert unrecognized_name.
+func TestAttemptSendsTheDomainAsSNI(t *testing.T) {
+	e := newEnv(t, domain, host, "127.0.0.1")
+	port := e.srv.Port()
+	for _, override := range []string{"", fmt.Sprintf("%s:%d", host, port), fmt.Sprintf("127.0.0.1:%d", port)} {
+		t.Run("override="+override, func(t *testing.T) {
+			before := len(e.srv.SNIs())
+			if _, f, events := attempt(t, config(override), e.options()); f != nil {
+				t.Fatalf("attempt failed: %v\n%s", f, summary(events))
+			}
+			snis := e.srv.SNIs()[before:]
+			if len(snis) != 1 || snis[0] != domain {
+				t.Errorf("SNI = %q, want [%q]", snis, domain)
+			}
+		})
+	}
+}
+
 func TestAttemptOverride(t *testing.T) {
 	e := newEnv(t, domain, host, "127.0.0.1")
 	port := e.srv.Port()

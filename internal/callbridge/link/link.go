@@ -670,7 +670,7 @@ func (l *Link) serve(ctx context.Context, reg *Registration, domain string) erro
 	}
 	l.record(n, ev)
 	if cause == stream.Conflict && ev.Outcome == linkstate.Failed {
-		l.raise(&Failure{Step: linkstate.StepActive, Reason: linkstate.ReasonAuthentication, Cause: cause,
+		l.raise(&Failure{Step: linkstate.StepActive, Reason: linkstate.ReasonDuplicateName, Cause: cause,
 			Target: reg.Server(), Detail: ev.Detail})
 	}
 	l.setState(linkstate.Connecting, func(s *linkstate.Status) {

@@ -159,7 +159,7 @@ func TestXMPPServerRefuses(t *testing.T) {
 
 func TestXMPPServerDuplicateName(t *testing.T) {
 	t.Run("kick_old", func(t *testing.T) {
-		h, cfg := startXMPP(t, xmppdtest.Options{})
+		h, cfg := startXMPP(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.DuplicateComponent = xmppd.KickOld }})
 		old := h.ConnectCallBridge(t, "cb1")
 		l := link.New(cfg, xmppOptions(t, h))
 		start(t, l)
@@ -174,14 +174,16 @@ func TestXMPPServerDuplicateName(t *testing.T) {
 		}
 		waitLinks(t, h, "cb1.example.com")
 	})
+	// reject is the XMPP server's default: the link's alarm says another Call Bridge with
+	// this name is connected (failureReason duplicateName, before authenticationFailure).
 	t.Run("reject", func(t *testing.T) {
-		h, cfg := startXMPP(t, xmppdtest.Options{Config: func(c *xmppd.Config) { c.DuplicateComponent = xmppd.Reject }})
+		h, cfg := startXMPP(t, xmppdtest.Options{})
 		other := h.ConnectCallBridge(t, "cb1")
 		l := link.New(cfg, xmppOptions(t, h))
 		start(t, l)
-		st := waitFor(t, l, "the authentication alarm", alarmed(linkstate.ReasonAuthentication))
-		if !strings.Contains(st.Alarm.Detail, "conflict") {
-			t.Errorf("alarm detail %q does not say conflict", st.Alarm.Detail)
+		st := waitFor(t, l, "the duplicate-name alarm", alarmed(linkstate.ReasonDuplicateName))
+		if !strings.Contains(st.Alarm.Detail, "conflict") || !strings.Contains(st.Alarm.Detail, "another Call Bridge with this name is connected") {
+			t.Errorf("alarm detail %q does not say another Call Bridge with this name is connected", st.Alarm.Detail)
 		}
 		// The refusal is a conflict at step 10 (a stream error instead of <handshake/>) or,
 		// from a server that answers <handshake/> before it looks for duplicates, at once
@@ -243,7 +245,7 @@ func TestXMPPServerRestart(t *testing.T) {
 	})
 	waitFor(t, l, "registration with the restarted server", func(s linkstate.Status) bool { return registered(s) && s.Alarm == nil })
 	xmppdtest.Eventually(t, 5*time.Second, "cb1.example.com linked to the restarted server", func() bool {
-		links := srv.Links()
+		links := srv.Components()
 		return len(links) == 1 && links[0].JID == "cb1.example.com"
 	})
 }

@@ -107,6 +107,9 @@ const (
 	// ReasonConfiguration is Confab's own: the settings are incomplete (CMS shows no alarm
 	// reason for it; an administrator needs to know what is missing).
 	ReasonConfiguration = "configurationIncomplete"
+	// ReasonDuplicateName is Confab's own: the XMPP server refused the link, or took it
+	// away, because another Call Bridge with this name is connected (<conflict/>).
+	ReasonDuplicateName = "duplicateName"
 )
 
 // Event is what one step of one attempt did.

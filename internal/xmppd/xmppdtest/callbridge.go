@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"confab.dev/confab/internal/component"
 	"confab.dev/confab/internal/loginrelay"
 	"confab.dev/confab/internal/secret"
@@ -25,6 +27,8 @@ type DialOptions struct {
 	// LocalIP, if set, is the source address to connect from (127.0.0.2 is a second host on
 	// Linux's loopback), for tests of what the server does per source address.
 	LocalIP net.IP
+
+	probe bool // handshake as a probe (component.Probe)
 }
 
 // DialComponent connects to the component port, completes TLS (verifying the server's
@@ -46,12 +50,18 @@ func (h *Harness) DialComponent(ctx context.Context, componentJID string, s secr
 	}
 	cfg := h.ClientTLS(h.Domain)
 	if o.ClientCert != nil {
-		cfg.Certificates = []tls.Certificate{*o.ClientCert}
+		// Presented whoever issued it, as the Call Bridge's link does (a certificate the
+		// server does not trust is the server's to refuse).
+		cert := o.ClientCert
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
 	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("tls: %w", err)
+	}
+	if o.probe {
+		return component.Probe(ctx, tc, componentJID, s, stream.Limits{})
 	}
 	return component.Handshake(ctx, tc, componentJID, s, stream.Limits{})
 }
@@ -76,10 +86,14 @@ type CallBridge struct {
 	done      chan struct{}
 	cancel    context.CancelFunc
 
+	// gate is held by Pause: the reading goroutine waits on it before each read.
+	gate sync.Mutex
+
 	mu          sync.Mutex
 	err         error
 	logins      []Login
 	sessionEnds []string
+	from        map[string]int // stanzas handed to the test, by sender's bare JID
 }
 
 // ConnectCallBridge registers name (if it is not registered yet) and connects a test Call
@@ -103,8 +117,8 @@ func (h *Harness) ConnectCallBridge(t testing.TB, name string) *CallBridge {
 	// This link, not an older one of the same name that it is replacing, must be up (and
 	// so attached to the login relay).
 	Eventually(t, 5*time.Second, "call bridge link "+cb.JID+" up", func() bool {
-		for _, l := range h.Server.Links() {
-			if l.JID == cb.JID && !l.ConnectedSince.Before(start) {
+		for _, l := range h.Server.Components() {
+			if l.JID == cb.JID && l.CallBridge && !l.ConnectedSince.Before(start) {
 				return true
 			}
 		}
@@ -115,7 +129,18 @@ func (h *Harness) ConnectCallBridge(t testing.TB, name string) *CallBridge {
 
 // StartCallBridge dials as name with secret s and serves the link until Close.
 func (h *Harness) StartCallBridge(ctx context.Context, name string, s secret.Secret, o DialOptions) (*CallBridge, error) {
+	return h.startCallBridge(ctx, name, s, o, false)
+}
+
+// StartProbe is StartCallBridge with a probe's handshake (component.Probe), as confab
+// diagnose connects.
+func (h *Harness) StartProbe(ctx context.Context, name string, s secret.Secret, o DialOptions) (*CallBridge, error) {
+	return h.startCallBridge(ctx, name, s, o, true)
+}
+
+func (h *Harness) startCallBridge(ctx context.Context, name string, s secret.Secret, o DialOptions, probe bool) (*CallBridge, error) {
 	jid := name + "." + h.Domain
+	o.probe = probe
 	c, err := h.DialComponent(ctx, jid, s, o)
 	if err != nil {
 		return nil, err
@@ -150,6 +175,8 @@ func (cb *CallBridge) run(ctx context.Context) {
 	defer close(cb.done)
 	defer close(cb.stanzas)
 	for {
+		cb.gate.Lock() // held while the test pauses the Call Bridge
+		cb.gate.Unlock()
 		e, err := cb.Conn.Next()
 		if err != nil {
 			cb.setErr(err)
@@ -167,11 +194,20 @@ func (cb *CallBridge) run(ctx context.Context) {
 				continue
 			}
 			if e.Get("type") == "get" && isPing(e) {
-				_ = cb.Conn.Write([]byte(`<iq type="result" id="` + stream.Escape(e.Get("id")) + `" from="` + stream.Escape(e.Get("to")) + `" to="` + stream.Escape(e.Get("from")) + `"/>`))
+				var x stream.Builder
+				_ = cb.Conn.Write(x.Empty("iq", "type", "result", "id", e.Get("id"), "from", e.Get("to"), "to", e.Get("from")).B)
 				continue
 			}
 		case e.Name.Local == "message" && cb.responder.HandleMessage(e):
 			continue
+		}
+		if from, err := jid.Parse(e.Get("from")); err == nil {
+			cb.mu.Lock()
+			if cb.from == nil {
+				cb.from = make(map[string]int)
+			}
+			cb.from[from.Bare().String()]++
+			cb.mu.Unlock()
 		}
 		select {
 		case cb.stanzas <- e:
@@ -254,6 +290,21 @@ func (cb *CallBridge) SessionEnds() []string {
 	return append([]string(nil), cb.sessionEnds...)
 }
 
+// Pause stops reading from the link until Resume, as a Call Bridge that is busy or stuck:
+// what the server sends waits in the socket's buffers, then in the server's queue.
+func (cb *CallBridge) Pause() { cb.gate.Lock() }
+
+// Resume reads again after Pause.
+func (cb *CallBridge) Resume() { cb.gate.Unlock() }
+
+// ReceivedFrom counts the stanzas from the bare JID that the Call Bridge received and did
+// not handle itself (everything but logins, session ends and pings).
+func (cb *CallBridge) ReceivedFrom(bare string) int {
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	return cb.from[bare]
+}
+
 // Close ends the link (</stream:stream>) and waits for its goroutine.
 func (cb *CallBridge) Close() {
 	_ = cb.Conn.Close("", "")
@@ -264,7 +315,7 @@ func (cb *CallBridge) Close() {
 // Links returns the JIDs of the connected Call Bridges, as the admin API lists them.
 func (h *Harness) Links() []string {
 	var out []string
-	for _, l := range h.Server.Links() {
+	for _, l := range h.Server.Components() {
 		out = append(out, l.JID)
 	}
 	return out

@@ -464,7 +464,8 @@ func (c *Client) Expect(t testing.TB, what string, match func(*stream.Element) b
 			return e
 		}
 		if e.Name.Local == "iq" && e.Get("type") == "get" && isPing(e) {
-			_ = c.SendRaw(`<iq type="result" id="` + stream.Escape(e.Get("id")) + `" to="` + stream.Escape(e.Get("from")) + `"/>`)
+			var x stream.Builder
+			_ = c.SendRaw(string(x.Empty("iq", "type", "result", "id", e.Get("id"), "to", e.Get("from")).B))
 		}
 	}
 }

@@ -97,6 +97,7 @@ type Server struct {
 	ln      net.Listener
 	conns   map[*component.Conn]struct{}
 	accept  int
+	snis    []string
 	wg      sync.WaitGroup
 }
 
@@ -125,6 +126,13 @@ func Start(t testing.TB, cfg Config) *Server {
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// SNIs returns the server names (TLS SNI) the clients sent, one per TLS handshake, in order.
+func (s *Server) SNIs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.snis...)
 }
 
 // Addr returns the listening address, 127.0.0.1:port.
@@ -281,6 +289,9 @@ func (s *Server) handle(nc net.Conn) {
 		_ = nc.Close()
 		return
 	}
+	s.mu.Lock()
+	s.snis = append(s.snis, tc.ConnectionState().ServerName)
+	s.mu.Unlock()
 	c, err := component.Accept(ctx, tc, component.AcceptConfig{Domain: s.cfg.Domain, Lookup: s.lookup})
 	if err != nil {
 		return
