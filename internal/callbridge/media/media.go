@@ -253,7 +253,9 @@ func (s *Service) start(cl meeting.CallLeg, spaceJID, full string, conn Sender) 
 	s.mu.Unlock()
 	go s.watch(l)
 	// A leg muted before its media started (mute on join, an administrator) stays muted.
-	s.applyMute(cl.CallID, cl.ID, cl.Muted("rxAudioMute"), cl.Muted("rxVideoMute"))
+	if a, v := cl.Muted("rxAudioMute"), cl.Muted("rxVideoMute"); a || v {
+		s.applyMute(cl.CallID, cl.ID, a, v)
+	}
 	s.log.Info("media started", "call", cl.CallID, "leg", cl.ID, "jid", full)
 	return l, nil
 }

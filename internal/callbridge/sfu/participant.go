@@ -408,6 +408,10 @@ func (p *Participant) setMute(kind Kind, muted, admin bool) error {
 	k := kind.index()
 	p.mu.Lock()
 	before := p.selfMute[k] || p.adminMute[k]
+	if admin && p.adminMute[k] == muted || !admin && p.selfMute[k] == muted {
+		p.mu.Unlock()
+		return nil // no change: nothing to tell the room
+	}
 	if admin {
 		p.adminMute[k] = muted
 	} else {

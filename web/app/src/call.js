@@ -314,8 +314,10 @@ export class Call {
     const p = this.person(m.participant);
     const kind = m.kind === "video" ? "video" : "audio";
     p.mute[kind] = { self: m.self, admin: m.admin };
-    if (kind === "audio") p.audio = m.admin ? "admin" : m.self ? "muted" : "on";
-    else p.video = m.admin ? "admin" : m.self ? "off" : "on";
+    // Unmuted: "on" if a track of that kind is received, else the device is not there.
+    const has = [...p.tracks.values()].some((t) => (kind === "audio" ? t.kind === "audio" : t.source === "camera"));
+    if (kind === "audio") p.audio = m.admin ? "admin" : m.self ? "muted" : has ? "on" : "none";
+    else p.video = m.admin ? "admin" : m.self ? "off" : has ? "on" : "none";
     if (self) this.adminChanged(kind, m.admin);
     this.refresh(m.participant);
   }
