@@ -46,14 +46,14 @@ func (b *Bridge) login(ctx context.Context, job loginJob) {
 	}
 }
 
-// loginWorker answers job and then every request it is handed, until the Bridge stops.
+// loginWorker answers job and then every request it is handed, until the Bridge stops. The
+// answer to a wrong password is held until the Responder's failure floor (so that every
+// wrong password takes the same time) by a timer, not by the worker.
 func (b *Bridge) loginWorker(job loginJob) {
 	defer b.wg.Done()
 	for {
-		if reply := job.r.HandleIQ(job.ctx, job.e); reply != nil {
-			if err := job.c.Write(reply); err != nil {
-				b.log.Warn("login relay: answer not sent", "err", err)
-			}
+		if reply, at := job.r.HandleIQTimed(job.ctx, job.e); reply != nil {
+			b.sendAt(job.c, reply, at)
 		}
 		select {
 		case job = <-b.loginJobs:
@@ -86,8 +86,29 @@ func (b *Bridge) responderFor(c conn) *loginrelay.Responder {
 			}
 			b.Link.Record(linkstate.Event{Step: linkstate.StepLogin, Target: jid, Start: time.Now(), Outcome: outcome, Cause: reason})
 		},
-		OnSessionEnd: b.Meetings.SessionEnded,
+		OnSessionEnd:  b.Meetings.SessionEnded,
+		OnLoginSource: b.Meetings.LoginFrom,
 	}
 	b.respConn = c
 	return b.responder
+}
+
+// sendAt writes reply on c at at (now if it has passed); a pending write is counted in
+// Bridge.wg, so Shutdown waits for it (at most the failure floor).
+func (b *Bridge) sendAt(c conn, reply []byte, at time.Time) {
+	write := func() {
+		if err := c.Write(reply); err != nil {
+			b.log.Warn("login relay: answer not sent", "err", err)
+		}
+	}
+	d := time.Until(at)
+	if d <= 0 {
+		write()
+		return
+	}
+	b.wg.Add(1)
+	time.AfterFunc(d, func() {
+		defer b.wg.Done()
+		write()
+	})
 }

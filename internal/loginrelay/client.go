@@ -66,7 +66,7 @@ func NewClient(domain string, timeout time.Duration, logger *slog.Logger) *Clien
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Client{domain: domain, timeout: timeout, log: logger, pending: make(map[string]*call),
-		guard: newGuard(throttle.Config{}, throttle.Config{}, time.Now, "XMPP server")}
+		guard: newGuard(throttle.Config{}, throttle.Config{}, time.Now, "XMPP server", "")}
 }
 
 // SetThrottle replaces the Client's login throttles; call it before the first Begin. The
@@ -81,7 +81,7 @@ func (c *Client) SetThrottle(account, source throttle.Config, now func() time.Ti
 	if now == nil {
 		now = time.Now
 	}
-	c.guard = newGuard(account, source, now, "XMPP server")
+	c.guard = newGuard(account, source, now, "XMPP server", "")
 }
 
 // Attach adds a Call Bridge link to those that take logins. Attaching a link twice is a no-op.

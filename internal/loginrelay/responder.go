@@ -48,6 +48,10 @@ type Responder struct {
 	// OnLogin, if set, is called after every completed exchange: the JID tried (or "" if the
 	// request named nobody), whether it succeeded, and the SASL condition if not.
 	OnLogin func(jid string, ok bool, reason string)
+	// OnLoginSource, if set, is told the address (its throttle key: the IPv4 address or the
+	// IPv6 /64) that a successful login came from, so that what the account does next can
+	// be limited per address too.
+	OnLoginSource func(jid, source string)
 	// OnSessionEnd, if set, is called when the XMPP server reports that an authenticated
 	// session ended: the full JID and the reason ("closed", "timeout", "error").
 	OnSessionEnd func(jid, reason string)
@@ -64,6 +68,18 @@ type Responder struct {
 	// 5 failures within 5 minutes block it for 5s, each further block twice as long up to 1
 	// minute; per address, 20 failures within 5 minutes block it for 30s, up to 15 minutes.
 	AccountThrottle, SourceThrottle throttle.Config
+	// LockoutThrottle bounds the failed checks of one name that reach the Directory within
+	// a long window, for every name alike (so that it tells nobody which names exist), so
+	// that guessing through Confab never reaches a directory's own lockout threshold
+	// (Active Directory's). Zero fields: 8 failures within 30 minutes, then the name waits
+	// out the 30 minutes. A login is counted before its check runs, so simultaneous guesses
+	// count one each.
+	LockoutThrottle throttle.Config
+	// FailureFloor is the least time a login that fails as not-authorized takes to be
+	// answered (DefaultFailureFloor when 0; none when negative), so that a wrong password of
+	// a local user (an Argon2 check), of a directory user (an LDAP bind) and of nobody take
+	// the same time. HandleIQ sleeps until then; HandleIQTimed returns when to send instead.
+	FailureFloor time.Duration
 
 	once      sync.Once
 	fakeKey   []byte // derives decoy SCRAM salts for unknown users
@@ -84,6 +100,18 @@ type session struct {
 	lookupErr error
 	wait      time.Duration // the login is throttled for this long
 	started   bool          // the client-first message has been processed
+	// settle ends the throttles' count of this login's check (see guard.attempt); nil
+	// until the check is counted. failedCheck records that it failed as not-authorized.
+	settle      func(failed bool)
+	failedCheck bool
+}
+
+// done settles a check that ended otherwise than by a wrong password (success, a malformed
+// message, a disabled account, an outage, an abort, an expiry): it was no failure.
+func (s *session) done() {
+	if s != nil && s.settle != nil {
+		s.settle(false)
+	}
 }
 
 func (r *Responder) init() {
@@ -91,7 +119,8 @@ func (r *Responder) init() {
 		r.fakeKey = make([]byte, 32)
 		_, _ = rand.Read(r.fakeKey)
 		r.sessions = make(map[string]*session)
-		r.guard = newGuard(r.AccountThrottle, r.SourceThrottle, r.now, "login relay")
+		r.guard = newGuard(r.AccountThrottle, r.SourceThrottle, r.now, "login relay", r.Domain)
+		r.guard.lockout = throttle.New(r.LockoutThrottle, lockoutThrottle(), r.now)
 	})
 }
 
@@ -123,6 +152,7 @@ func (r *Responder) take(id string) *session {
 	s := r.sessions[id]
 	delete(r.sessions, id)
 	if s != nil && r.now().After(s.expires) {
+		s.done()
 		return nil
 	}
 	return s
@@ -148,6 +178,7 @@ func (r *Responder) sweep() {
 	for id, s := range r.sessions {
 		if now.After(s.expires) {
 			delete(r.sessions, id)
+			s.done()
 		}
 	}
 }
@@ -160,26 +191,47 @@ func (r *Responder) Sessions() int {
 	return len(r.sessions)
 }
 
+// DefaultFailureFloor is Responder.FailureFloor's default.
+const DefaultFailureFloor = 400 * time.Millisecond
+
 // HandleIQ answers a login relay request. It returns the IQ to write back on the link, or nil
-// if iq is not a login relay request (the caller handles it).
+// if iq is not a login relay request (the caller handles it). A not-authorized failure is
+// returned no sooner than FailureFloor after the call.
 func (r *Responder) HandleIQ(ctx context.Context, el *stream.Element) []byte {
-	if el.Name.Local != "iq" || el.Get("type") != "set" || !bytes.Contains(el.Inner, []byte(NS)) {
-		return nil
+	reply, at := r.HandleIQTimed(ctx, el)
+	if d := time.Until(at); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return reply
+}
+
+// HandleIQTimed is HandleIQ without the wait: it returns the reply and when to send it (the
+// zero time for at once), so that the caller can hold the answer to a wrong password without
+// holding a goroutine.
+func (r *Responder) HandleIQTimed(ctx context.Context, el *stream.Element) (reply []byte, notBefore time.Time) {
+	start := time.Now()
+	if el.Name.Local != "iq" || el.Get("type") != "set" || el.Payload().Space != NS {
+		return nil, time.Time{}
 	}
 	r.init()
 	r.sweep()
 	req, err := decodeRequest(el)
 	if err != nil {
 		r.logger().Warn("login relay: unreadable request", "err", err)
-		return stream.ErrorReply(el, stream.StanzaError{Type: stream.ErrModify, Condition: "bad-request"})
+		return stream.ErrorReply(el, stream.StanzaError{Type: stream.ErrModify, Condition: "bad-request"}), time.Time{}
 	}
 	if req.Auth == nil && req.Response == nil && req.Abort == nil {
-		return nil
+		return nil, time.Time{}
 	}
 	if from := el.Get("from"); r.Domain != "" && from != r.Domain {
 		// Only the XMPP server may ask; a client's IQ routed here must not reach the SASL code.
 		r.logger().Warn("login relay: request from someone other than the XMPP server refused", "from", from)
-		return stream.ErrorReply(el, stream.StanzaError{Type: stream.ErrCancel, Condition: "forbidden"})
+		return stream.ErrorReply(el, stream.StanzaError{Type: stream.ErrCancel, Condition: "forbidden"}), time.Time{}
 	}
 	var p any
 	switch {
@@ -188,16 +240,29 @@ func (r *Responder) HandleIQ(ctx context.Context, el *stream.Element) []byte {
 	case req.Response != nil:
 		p = r.response(ctx, req.Response)
 	default:
-		r.take(req.Abort.Session)
+		r.take(req.Abort.Session).done()
 		p = failurePayload{Session: req.Abort.Session, Condition: CondAborted}
 	}
-	return marshal(iq{Type: "result", ID: el.Get("id"), From: el.Get("to"), To: el.Get("from"), Payload: p})
+	reply = marshal(iq{Type: "result", ID: el.Get("id"), From: el.Get("to"), To: el.Get("from"), Payload: p})
+	if f, ok := p.(failurePayload); ok && f.Condition == CondNotAuthorized {
+		if floor := r.failureFloor(); floor > 0 {
+			notBefore = start.Add(floor)
+		}
+	}
+	return reply, notBefore
+}
+
+func (r *Responder) failureFloor() time.Duration {
+	if r.FailureFloor == 0 {
+		return DefaultFailureFloor
+	}
+	return max(r.FailureFloor, 0)
 }
 
 // HandleMessage handles a session-end message from the XMPP server and reports whether m was
 // one.
 func (r *Responder) HandleMessage(m *stream.Element) bool {
-	if m.Name.Local != "message" || !bytes.Contains(m.Inner, []byte(NS)) {
+	if m.Name.Local != "message" || m.Payload().Space != NS {
 		return false
 	}
 	v, err := decodeNotice(m)
@@ -218,7 +283,7 @@ func (r *Responder) auth(ctx context.Context, a *authPayload) any {
 	if a.Session == "" {
 		return failurePayload{Condition: CondMalformedRequest, Text: "no session"}
 	}
-	r.take(a.Session) // a session id is used once; a repeated <auth/> starts over
+	r.take(a.Session).done() // a session id is used once; a repeated <auth/> starts over
 	data, err := decode64(a.Data)
 	if err != nil {
 		return r.fail(a.Session, "", CondMalformedRequest, "The initial response is not valid base64")
@@ -274,13 +339,17 @@ func (r *Responder) fail(id, username, cond, text string) failurePayload {
 	return failurePayload{Session: id, Condition: cond, Text: text}
 }
 
-func (r *Responder) succeed(id, username string, data []byte) successPayload {
+func (r *Responder) succeed(id string, s *session, username string, data []byte) successPayload {
+	s.done()
 	r.guard.succeeded(username)
 	jid := r.Dir.JID(username)
 	if r.OnLogin != nil {
 		r.OnLogin(jid, true, "") // the Call Bridge logs it there, in its own words
 	} else {
 		r.logger().Info("login succeeded", "jid", jid)
+	}
+	if r.OnLoginSource != nil && s != nil && s.source != "" {
+		r.OnLoginSource(jid, s.source)
 	}
 	p := successPayload{Session: id, JID: jid, Data: encode64(data)}
 	if r.isGuest(username) {
@@ -326,19 +395,22 @@ func (r *Responder) plain(ctx context.Context, id string, s *session, msg []byte
 		return r.fail(id, "", CondMalformedRequest, "Not a PLAIN message")
 	}
 	username := r.username(authcid)
-	if wait := r.blocked(s.source, username); wait > 0 {
+	wait, settle := r.guard.attempt(ctx, r.logger(), s.source, username)
+	if wait > 0 {
 		return r.throttled(id, s.source, username, wait)
 	}
+	s.settle = settle
+	defer s.done() // unless wrong settled it as a failure first
 	if passwd == "" {
 		// Never hand an empty password on: an LDAP server takes it as an anonymous bind.
-		return r.wrong(id, s.source, username, textInvalidCredentials)
+		return r.wrong(id, s, username, textInvalidCredentials)
 	}
 	switch err := r.Dir.CheckPlain(ctx, username, passwd); {
 	case err == nil:
 	case errors.Is(err, ErrUsernameNotRecognized):
-		return r.wrong(id, s.source, username, textNotRecognized)
+		return r.wrong(id, s, username, textNotRecognized)
 	case errors.Is(err, ErrUnknownUser), errors.Is(err, ErrBadPassword):
-		return r.wrong(id, s.source, username, textInvalidCredentials)
+		return r.wrong(id, s, username, textInvalidCredentials)
 	case errors.Is(err, ErrAccountDisabled):
 		return r.fail(id, username, CondAccountDisabled, "This account is disabled")
 	default:
@@ -348,7 +420,7 @@ func (r *Responder) plain(ctx context.Context, id string, s *session, msg []byte
 	if !r.authzOK(authzid, username) {
 		return r.fail(id, username, CondInvalidAuthzid, "You may only log in as yourself")
 	}
-	return r.succeed(id, username, nil)
+	return r.succeed(id, s, username, nil)
 }
 
 // newSCRAM prepares a SCRAM server conversation whose credential lookup records what the
@@ -360,9 +432,11 @@ func (r *Responder) newSCRAM(ctx context.Context, s *session) {
 	}
 	srv, err := hash.NewServer(func(name string) (scram.StoredCredentials, error) {
 		s.username = r.username(name)
-		if s.wait = r.blocked(s.source, s.username); s.wait > 0 {
+		wait, settle := r.guard.attempt(ctx, r.logger(), s.source, s.username)
+		if s.wait = wait; wait > 0 {
 			return scram.StoredCredentials{}, errThrottled // the Directory is not asked
 		}
+		s.settle = settle // settled at the proof, or when the exchange ends otherwise
 		creds, err := r.Dir.SCRAMCredentials(ctx, s.mech, s.username)
 		if errors.Is(err, ErrUnknownUser) && !errors.Is(err, ErrUsernameNotRecognized) {
 			// Carry on with decoy keys, so that an unknown user fails exactly like a wrong
@@ -397,11 +471,17 @@ func (r *Responder) scramStep(id string, s *session, msg []byte) any {
 	out, err := s.conv.Step(string(msg))
 	if !s.started {
 		s.started = true
+		kept := false
+		defer func() {
+			if !kept {
+				s.done() // the exchange ended at its first step otherwise than by a failure
+			}
+		}()
 		switch {
 		case s.wait > 0:
 			return r.throttled(id, s.source, s.username, s.wait)
 		case errors.Is(s.lookupErr, ErrUsernameNotRecognized):
-			return r.wrong(id, s.source, s.username, textNotRecognized)
+			return r.wrong(id, s, s.username, textNotRecognized)
 		case errors.Is(s.lookupErr, ErrNoSCRAM):
 			return r.fail(id, s.username, CondInvalidMechanism, "use PLAIN")
 		case errors.Is(s.lookupErr, ErrAccountDisabled):
@@ -413,13 +493,15 @@ func (r *Responder) scramStep(id string, s *session, msg []byte) any {
 			return r.fail(id, s.username, CondMalformedRequest, "Not a valid SCRAM client-first message")
 		}
 		r.keep(id, s)
+		kept = true
 		return challengePayload{Session: id, Data: encode64([]byte(out))}
 	}
+	defer s.done() // unless wrong settled it as a failure first
 	if err != nil || !s.conv.Valid() {
-		return r.wrong(id, s.source, s.username, textInvalidCredentials)
+		return r.wrong(id, s, s.username, textInvalidCredentials)
 	}
 	if !r.authzOK(s.conv.AuthzID(), s.username) {
 		return r.fail(id, s.username, CondInvalidAuthzid, "You may only log in as yourself")
 	}
-	return r.succeed(id, s.username, []byte(out))
+	return r.succeed(id, s, s.username, []byte(out))
 }

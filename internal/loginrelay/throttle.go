@@ -1,11 +1,14 @@
 package loginrelay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
+
+	"golang.org/x/text/width"
 
 	"confab.dev/confab/internal/throttle"
 )
@@ -33,8 +36,29 @@ func sourceOf(addr string) string {
 	return throttle.SourceKey(addr)
 }
 
-// accountKey is the throttle key of a username: names differing only in case are one.
-func accountKey(username string) string { return "user:" + strings.ToLower(username) }
+// lockoutThrottle is the default of Responder.LockoutThrottle: at most 8 failed checks of one
+// name within 30 minutes reach the directory; then the name waits out the 30 minutes. Keep it
+// under the directory's own lockout threshold (Active Directory locks an account after its
+// "account lockout threshold" of bad passwords within its observation window), so that
+// guessing through Confab never locks an account there.
+func lockoutThrottle() throttle.Config {
+	return throttle.Config{MaxFailures: 8, Window: 30 * time.Minute, Block: 30 * time.Minute, MaxBlock: 30 * time.Minute}
+}
+
+// accountKey is the throttle key of a username, as the directory resolves it: case and
+// Unicode width folded, surrounding space removed, and "@domain" (with or without a trailing
+// dot, in any case) removed when it names domain (any domain, when domain is ""), so that
+// "Alice", "ＡＬＩＣＥ" and "alice@Example.COM." share one budget.
+func accountKey(username, domain string) string {
+	u := strings.ToLower(width.Fold.String(strings.TrimSpace(username)))
+	if i := strings.LastIndexByte(u, '@'); i >= 0 {
+		d := strings.TrimSuffix(u[i+1:], ".")
+		if domain == "" || d == strings.TrimSuffix(strings.ToLower(domain), ".") {
+			u = u[:i]
+		}
+	}
+	return "user:" + u
+}
 
 // guard counts failed logins (not-authorized: a wrong password and an unknown user alike)
 // per account name and per client address, and says how long a login must wait. Both ends
@@ -44,14 +68,71 @@ func accountKey(username string) string { return "user:" + strings.ToLower(usern
 // on whether an account exists.
 type guard struct {
 	accounts, sources *throttle.Throttle
+	lockout           *throttle.Throttle // the Responder's only: see lockoutThrottle
+	domain            string
 	where             string // who refuses, in logs: "login relay" or "XMPP server"
 }
 
-func newGuard(account, source throttle.Config, now func() time.Time, where string) guard {
+func newGuard(account, source throttle.Config, now func() time.Time, where, domain string) guard {
 	return guard{
 		accounts: throttle.New(account, accountThrottle(), now),
 		sources:  throttle.New(source, sourceThrottle(), now),
+		domain:   domain,
 		where:    where,
+	}
+}
+
+// attempt is wait and failed for a check about to run (package throttle's Attempt): it
+// counts the attempt against username and source before the check, so that N simultaneous
+// guesses use N of the budgets. It returns how long the login must wait (and a nil settle),
+// or 0 and settle, to be called once with the check's outcome.
+func (g *guard) attempt(ctx context.Context, log *slog.Logger, source, username string) (time.Duration, func(failed bool)) {
+	var settles []func(bool)
+	undo := func() {
+		for _, s := range settles {
+			s(false)
+		}
+	}
+	try := func(t *throttle.Throttle, key string) time.Duration {
+		if t == nil || key == "" {
+			return 0
+		}
+		wait, settle := t.Attempt(ctx, key)
+		if wait > 0 {
+			return wait
+		}
+		settles = append(settles, settle)
+		return 0
+	}
+	akey := ""
+	if username != "" {
+		akey = accountKey(username, g.domain)
+	}
+	for _, c := range []struct {
+		t   *throttle.Throttle
+		key string
+	}{{g.accounts, akey}, {g.lockout, akey}, {g.sources, source}} {
+		if wait := try(c.t, c.key); wait > 0 {
+			undo()
+			return wait, nil
+		}
+	}
+	return 0, func(failed bool) {
+		for _, s := range settles {
+			s(failed)
+		}
+		if !failed {
+			return
+		}
+		if akey != "" && g.accounts.Blocked(akey) > 0 {
+			log.Warn(g.where+": too many failed logins for this name; refusing it for a while", "user", username, "blocked_for", g.accounts.Blocked(akey))
+		}
+		if g.lockout != nil && akey != "" && g.lockout.Blocked(akey) > 0 {
+			log.Warn(g.where+": too many failed logins for this name within the lockout window; refusing it until the window ends", "user", username, "blocked_for", g.lockout.Blocked(akey))
+		}
+		if source != "" && g.sources.Blocked(source) > 0 {
+			log.Warn(g.where+": too many failed logins from this address; refusing it for a while", "source", source, "blocked_for", g.sources.Blocked(source))
+		}
 	}
 }
 
@@ -60,7 +141,7 @@ func newGuard(account, source throttle.Config, now func() time.Time, where strin
 func (g *guard) wait(source, username string) time.Duration {
 	var d time.Duration
 	if username != "" {
-		d = g.accounts.Blocked(accountKey(username))
+		d = g.accounts.Blocked(accountKey(username, g.domain))
 	}
 	if source != "" {
 		d = max(d, g.sources.Blocked(source))
@@ -71,7 +152,7 @@ func (g *guard) wait(source, username string) time.Duration {
 // failed counts a failed login against username and source, logging a block that starts.
 func (g *guard) failed(log *slog.Logger, source, username string) {
 	if username != "" {
-		if d := g.accounts.Fail(accountKey(username)); d > 0 {
+		if d := g.accounts.Fail(accountKey(username, g.domain)); d > 0 {
 			log.Warn(g.where+": too many failed logins for this name; refusing it for a while", "user", username, "blocked_for", d)
 		}
 	}
@@ -85,7 +166,7 @@ func (g *guard) failed(log *slog.Logger, source, username string) {
 // succeeded clears the name's count.
 func (g *guard) succeeded(username string) {
 	if username != "" {
-		g.accounts.Reset(accountKey(username))
+		g.accounts.Reset(accountKey(username, g.domain))
 	}
 }
 
@@ -110,8 +191,13 @@ func (r *Responder) throttled(id, source, username string, wait time.Duration) f
 
 // wrong counts a failed login (a wrong password and an unknown user alike) against username
 // and source and answers not-authorized with text.
-func (r *Responder) wrong(id, source, username, text string) failurePayload {
-	r.guard.failed(r.logger(), source, username)
+func (r *Responder) wrong(id string, s *session, username, text string) failurePayload {
+	if s.settle != nil {
+		s.settle(true)
+	} else {
+		r.guard.failed(r.logger(), s.source, username)
+	}
+	s.failedCheck = true
 	return r.fail(id, username, CondNotAuthorized, text)
 }
 

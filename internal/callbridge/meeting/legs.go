@@ -33,3 +33,21 @@ func (s *Service) Leg(spaceID, fullJID string) (CallLeg, bool) {
 	}
 	return p.snapshot(), true
 }
+
+// maxSources bounds the remembered login addresses.
+const maxSources = 100000
+
+// LoginFrom records the address (a throttle key) that bare JID jid last logged in from, so
+// that its lookups of call IDs count against that address too (loginrelay's OnLoginSource).
+func (s *Service) LoginFrom(jidStr, source string) {
+	j, err := jid.Parse(jidStr)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.sources) >= maxSources {
+		clear(s.sources) // a flood of accounts: start over rather than grow
+	}
+	s.sources[j.Bare().String()] = source
+}

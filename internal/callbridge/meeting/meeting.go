@@ -101,17 +101,21 @@ type Service struct {
 
 	spaceMu sync.RWMutex // see the package comment
 
-	mu        sync.Mutex
-	calls     map[string]*call        // by space id
-	callByID  map[string]*call        // by call id
-	legs      map[string]*participant // by participant (call leg) id
-	guests    map[string]*guest       // by username (localpart)
-	throttle  *throttle.Throttle      // guesses of call IDs and passcodes, by source
-	lastSweep time.Time
-	outbox    []outgoing
-	flushing  bool
-	legEnds   []LegEnd     // told to legObserver by flush, after mu is released
-	legObs    func(LegEnd) // see ObserveLegs
+	mu       sync.Mutex
+	calls    map[string]*call        // by space id
+	callByID map[string]*call        // by call id
+	legs     map[string]*participant // by participant (call leg) id
+	guests   map[string]*guest       // by username (localpart)
+	throttle *throttle.Throttle      // guesses of call IDs and passcodes, by source
+	// callThrottle counts wrong passcodes per call ID, from anyone: looser than the
+	// per-source throttle, since anyone who knows a call ID can spend its budget.
+	callThrottle *throttle.Throttle
+	sources      map[string]string // bare JID → the throttle key of the address it logged in from
+	lastSweep    time.Time
+	outbox       []outgoing
+	flushing     bool
+	legEnds      []LegEnd     // told to legObserver by flush, after mu is released
+	legObs       func(LegEnd) // see ObserveLegs
 }
 
 // outgoing is a stanza waiting to be written to to, or (ev not nil) an event waiting to be
@@ -136,6 +140,7 @@ func New(o Options) *Service {
 		callByID:  map[string]*call{},
 		legs:      map[string]*participant{},
 		guests:    map[string]*guest{},
+		sources:   map[string]string{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -153,6 +158,8 @@ func New(o Options) *Service {
 		throttle.Config{MaxFailures: o.MaxFailures, Window: o.FailureWindow, Block: o.Block, MaxBlock: o.MaxBlock},
 		throttle.Config{MaxFailures: DefaultMaxFailures, Window: DefaultFailureWindow, Block: DefaultBlock, MaxBlock: DefaultMaxBlock},
 		s.now)
+	s.callThrottle = throttle.New(throttle.Config{},
+		throttle.Config{MaxFailures: 20, Window: 5 * time.Minute, Block: 30 * time.Second, MaxBlock: 10 * time.Minute}, s.now)
 	return s
 }
 

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"mellium.im/xmpp/jid"
@@ -160,17 +161,29 @@ func (s *Service) listSpaces(ctx context.Context, conn Sender, e *stream.Element
 
 // lookup answers <lookup callId passcode/>, throttled per user like guest joins per address.
 func (s *Service) lookup(ctx context.Context, conn Sender, e *stream.Element, from jid.JID, cb, callID, passcode string) {
-	key := "jid:" + from.Bare().String()
+	callID = strings.TrimSpace(callID)
+	// Failures count against the account, the address it logged in from (guest accounts
+	// cost nothing to make, addresses do) and the call ID (a passcode guessed from many
+	// accounts and addresses at once).
+	keys := []string{"jid:" + from.Bare().String()}
 	s.mu.Lock()
-	wait := s.throttle.Blocked(key)
+	if src := s.sources[from.Bare().String()]; src != "" {
+		keys = append(keys, "src:"+src)
+	}
+	callKey := "call:" + callID
+	var wait time.Duration
+	for _, k := range keys {
+		wait = max(wait, s.throttle.Blocked(k))
+	}
+	wait = max(wait, s.callThrottle.Blocked(callKey))
 	s.mu.Unlock()
 	if wait > 0 {
 		te := &ThrottledError{RetryAfter: wait}
-		s.log.Warn("meeting: lookup refused: too many failed attempts", "jid", from.String(), "retryAfterSeconds", te.Seconds())
+		s.log.Warn("meeting: lookup refused: too many failed attempts", "jid", from.String(), "callId", callID, "retryAfterSeconds", te.Seconds())
 		s.reply(conn, e, "wait", "forbidden", te.Text())
 		return
 	}
-	sp, _, found, ok, err := s.matchCallID(ctx, strings.TrimSpace(callID), passcode)
+	sp, _, found, ok, err := s.matchCallID(ctx, callID, passcode)
 	if err != nil {
 		s.log.Error("meeting: lookup", "err", err)
 		s.reply(conn, e, "wait", "internal-server-error", "")
@@ -178,23 +191,27 @@ func (s *Service) lookup(ctx context.Context, conn Sender, e *stream.Element, fr
 	}
 	if !ok {
 		s.mu.Lock()
-		s.throttle.Fail(key)
+		for _, k := range keys {
+			s.throttle.Fail(k)
+		}
+		s.callThrottle.Fail(callKey)
 		s.mu.Unlock()
+		// The same answer for an unknown call ID and a wrong passcode, as the web join
+		// gives: which call IDs exist is not for guessing either. The log says which.
 		if !found {
 			s.log.Info("meeting: lookup of an unknown call ID", "jid", from.String(), "callId", callID)
-			s.reply(conn, e, "cancel", "item-not-found", "No space has this call ID")
-			return
+		} else {
+			s.log.Warn("meeting: lookup with a wrong passcode", "jid", from.String(), "callId", callID)
 		}
-		s.log.Warn("meeting: lookup with a wrong passcode", "jid", from.String(), "callId", callID)
-		s.reply(conn, e, "auth", "forbidden", "Wrong passcode")
+		s.reply(conn, e, "auth", "forbidden", "Invalid call ID or passcode")
 		return
 	}
 	s.mu.Lock()
-	s.throttle.Reset(key)
+	s.throttle.Reset(keys[0])
 	s.mu.Unlock()
 	x := iqResult(e)
 	x.Open("lookup", "xmlns", NS)
-	x.Empty("space", "jid", sp.ID+"@"+cb, "name", sp.Name, "callId", strings.TrimSpace(callID), "uri", sp.URI)
+	x.Empty("space", "jid", sp.ID+"@"+cb, "name", sp.Name, "callId", callID, "uri", sp.URI)
 	x.End("lookup").End("iq")
 	s.mu.Lock()
 	s.queue(conn, x.B)

@@ -281,13 +281,13 @@ func TestSpacesAndLookup(t *testing.T) {
 	if err := r.Decode(&v); err != nil || r.Get("type") != "result" || v.Space == nil || v.Space.JID != mine.ID+"@"+cbJID || v.Space.Name != "Mine" {
 		t.Errorf("lookup = %s, want Mine", r)
 	}
-	if r := lookup(bobFull, "999", ""); errorCondition(r) != "item-not-found" {
-		t.Errorf("lookup of an unknown call ID = %s, want item-not-found", r)
+	// An unknown call ID and a wrong passcode get the same answer.
+	unknown, wrong := lookup(bobFull, "999", ""), lookup(bobFull, "100", "12")
+	if errorCondition(unknown) != "forbidden" || errorCondition(wrong) != "forbidden" ||
+		string(unknown.Inner) != string(wrong.Inner) {
+		t.Errorf("unknown call ID: %s\nwrong passcode: %s\nwant the same forbidden error", unknown, wrong)
 	}
-	if r := lookup(bobFull, "100", "12"); errorCondition(r) != "forbidden" {
-		t.Errorf("lookup with a wrong passcode = %s, want forbidden", r)
-	}
-	for i := 0; i < DefaultMaxFailures; i++ {
+	for i := 0; i < DefaultMaxFailures-2; i++ {
 		lookup(bobFull, "100", "00")
 	}
 	if r := lookup(bobFull, "100", "11"); errorCondition(r) != "forbidden" || !strings.Contains(r.String(), "try again") {
@@ -517,4 +517,47 @@ func TestConcurrent(t *testing.T) {
 			t.Errorf("%s: %d stays and %d participants heard of after the last, want 5 and 0", to, stays, len(seen))
 		}
 	}
+}
+
+// TestLookupThrottledPerSourceAndCallID: guesses spread over many accounts (guest accounts
+// cost nothing) are limited per address they logged in from, and per call ID.
+func TestLookupThrottledPerSourceAndCallID(t *testing.T) {
+	e := newEnv(t)
+	e.space(t, store.CoSpace{Name: "Target", CallID: "4242", Passcode: secret.New("9876"), NonMemberAccess: true})
+	lookup := func(from, callID, passcode string) *stream.Element {
+		t.Helper()
+		e.send(t, `<iq type="get" id="l1" from="`+from+`" to="`+cbJID+`"><lookup xmlns="urn:confab:meeting:1" callId="`+callID+`" passcode="`+passcode+`"/></iq>`)
+		return expectOne(t, e.link, from, "lookup")
+	}
+	t.Run("per address", func(t *testing.T) {
+		// Each guess from a fresh account, all from one address.
+		for i := range DefaultMaxFailures {
+			acct := fmt.Sprintf("guest%010d@example.com", i)
+			e.svc.LoginFrom(acct, "ip:203.0.113.9")
+			if r := lookup(acct+"/web", "4242", fmt.Sprint(1000+i)); errorCondition(r) != "forbidden" {
+				t.Fatalf("guess %d: %s", i, r)
+			}
+		}
+		acct := "guest9999999999@example.com"
+		e.svc.LoginFrom(acct, "ip:203.0.113.9")
+		if r := lookup(acct+"/web", "4242", "9876"); !strings.Contains(r.String(), "try again") {
+			t.Errorf("a new account from the same address, right passcode: %s, want throttled", r)
+		}
+		e.svc.LoginFrom("carol@example.com", "ip:198.51.100.1")
+		if r := lookup("carol@example.com/web", "4242", "9876"); r.Get("type") != "result" {
+			t.Errorf("another address: %s, want a result", r)
+		}
+	})
+	t.Run("per call ID", func(t *testing.T) {
+		// Twenty wrong passcodes for one call ID, each from its own account and address.
+		for i := range 20 {
+			acct := fmt.Sprintf("g%02d@example.com", i)
+			e.svc.LoginFrom(acct, fmt.Sprintf("ip:192.0.2.%d", i))
+			lookup(acct+"/web", "4242", fmt.Sprint(2000+i))
+		}
+		e.svc.LoginFrom("dave@example.com", "ip:198.51.100.2")
+		if r := lookup("dave@example.com/web", "4242", "9876"); !strings.Contains(r.String(), "try again") {
+			t.Errorf("after 20 wrong passcodes for the call ID from everywhere: %s, want throttled", r)
+		}
+	})
 }

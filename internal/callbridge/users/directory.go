@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/xdg-go/scram"
 	"github.com/xdg-go/stringprep"
@@ -77,6 +78,11 @@ func (d *Directory) SCRAMCredentials(ctx context.Context, mech, username string)
 	u, err := d.svc.store.UserByJID(ctx, local+"@"+d.domain)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		if d.svc.directoryInUse(ctx) {
+			// A name nobody has gets the answer a directory user gets ("use PLAIN"), so that
+			// the SCRAM first message tells nobody which names are the directory's.
+			return scram.StoredCredentials{}, loginrelay.ErrNoSCRAM
+		}
 		return scram.StoredCredentials{}, loginrelay.ErrUnknownUser
 	case err != nil:
 		return scram.StoredCredentials{}, fmt.Errorf("users: look up %s: %w", local, err)
@@ -148,6 +154,22 @@ func (d *Directory) JID(username string) string {
 		return strings.ToLower(username)
 	}
 	return local + "@" + d.domain
+}
+
+// directoryInUse reports whether users come from an LDAP directory (an LDAP server is
+// configured), remembered for a few seconds.
+func (s *Service) directoryInUse(ctx context.Context) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now := time.Now(); now.Before(s.ldapCheckedUntil) {
+		return s.ldapInUse
+	}
+	_, n, err := s.store.ListLDAPServers(ctx, 0, 1)
+	if err != nil {
+		return s.ldapInUse // keep the last answer through a passing store failure
+	}
+	s.ldapInUse, s.ldapCheckedUntil = n > 0, time.Now().Add(5*time.Second)
+	return s.ldapInUse
 }
 
 // verifyHash runs passhash.Verify, at most a few at a time: each takes 19 MiB.

@@ -115,10 +115,23 @@ func TestLDAPUsers(t *testing.T) {
 			{loginrelay.MechSCRAMSHA256, "ada", "ada-pw", "failure", loginrelay.CondInvalidMechanism},
 			{loginrelay.MechSCRAMSHA1, "ada", "ada-pw", "failure", loginrelay.CondInvalidMechanism},
 			{loginrelay.MechPLAIN, "local", "local-pw", "success", ""},
+			// A directory user and a name nobody has look alike: "use PLAIN" to SCRAM, and
+			// not-authorized (with the same text) to a wrong PLAIN password.
+			{loginrelay.MechSCRAMSHA256, "nobody", "x", "failure", loginrelay.CondInvalidMechanism},
+			{loginrelay.MechPLAIN, "nobody", "wrong", "failure", loginrelay.CondNotAuthorized},
 		} {
 			r := f.login(t, tt.mech, tt.user, tt.pass)
 			if r.Kind != tt.kind || r.Condition != tt.cond {
 				t.Errorf("%s %s/%s = %+v, want %s %s", tt.mech, tt.user, tt.pass, r, tt.kind, tt.cond)
+			}
+		}
+	})
+
+	t.Run("a directory user looks like nobody", func(t *testing.T) {
+		for _, mech := range []string{loginrelay.MechSCRAMSHA256, loginrelay.MechSCRAMSHA1, loginrelay.MechPLAIN} {
+			directory, nobody := f.login(t, mech, "cat", "wrong"), f.login(t, mech, "nobody-at-all", "wrong")
+			if directory != nobody {
+				t.Errorf("%s: directory user answered %+v, nobody %+v: want the same", mech, directory, nobody)
 			}
 		}
 	})

@@ -149,8 +149,10 @@ type Service struct {
 	wg     sync.WaitGroup
 	kick   chan struct{} // a sync was queued
 
-	mu       sync.Mutex
-	finished chan struct{} // closed and replaced whenever a sync finishes
+	mu               sync.Mutex
+	finished         chan struct{} // closed and replaced whenever a sync finishes
+	ldapInUse        bool          // see directoryInUse
+	ldapCheckedUntil time.Time
 }
 
 // New returns a Service and starts its sync worker.
