@@ -410,7 +410,9 @@ func (l *componentSession) run() {
 	l.known.Store(false)
 	l.up.Store(false)
 	s.relay.Detach(l)
-	s.router.removeComponent(l)
+	if s.router.removeComponent(l) {
+		s.componentGone(l.jid)
+	}
 	close(l.done)
 	<-writerDone
 	l.out.close()

@@ -6,6 +6,7 @@ package xmppd
 import (
 	"errors"
 	"io"
+	"mellium.im/xmpp/jid"
 	"time"
 
 	"confab.dev/confab/internal/stream"
@@ -192,4 +193,38 @@ func timeoutText(ss *session) string {
 		return "not authenticated in time"
 	}
 	return "the connection timed out"
+}
+
+// componentGone tells every session that had sent directed presence to an address of the
+// component domain (a client in a meeting of that Call Bridge) that the address is gone, as
+// a server does for a contact whose server went away [RFC 6121 §4.6.3]: unavailable
+// presence from the address's bare JID, saying why. Without it a browser would go on showing
+// a meeting that ended with the Call Bridge's link.
+func (s *Server) componentGone(domain string) {
+	var text stream.Builder
+	text.Elem("status", "The Call Bridge "+domain+" is no longer connected to the XMPP server")
+	told := 0
+	for _, ss := range s.router.allSessions() {
+		var gone []string
+		ss.mu.Lock()
+		for to := range ss.directed {
+			if j, err := jid.Parse(to); err == nil && j.Domainpart() == domain {
+				gone = append(gone, j.Bare().String())
+				delete(ss.directed, to)
+			}
+		}
+		ss.mu.Unlock()
+		seen := map[string]bool{}
+		for _, from := range gone {
+			if seen[from] {
+				continue
+			}
+			seen[from] = true
+			ss.deliver(newStanza("presence", "unavailable", "", from, ss.full, text.B))
+			told++
+		}
+	}
+	if told > 0 {
+		s.log.Info("told the sessions in meetings of a component that left", "component", domain, "presences", told)
+	}
 }

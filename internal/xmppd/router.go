@@ -102,13 +102,28 @@ func (r *router) addComponent(l *componentSession, replace bool) (existing *comp
 	return existing, true
 }
 
-// removeComponent removes l if it is still the link of its JID.
-func (r *router) removeComponent(l *componentSession) {
+// removeComponent removes l if it is still the link of its JID, and reports whether it was.
+func (r *router) removeComponent(l *componentSession) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.components[l.jid] == l {
 		delete(r.components, l.jid)
+		return true
 	}
+	return false
+}
+
+// allSessions returns every bound session.
+func (r *router) allSessions() []*session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []*session
+	for _, res := range r.sessions {
+		for _, s := range res {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (r *router) component(domain string) *componentSession {

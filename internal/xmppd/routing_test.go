@@ -267,3 +267,28 @@ func TestIQSemantics(t *testing.T) {
 	// The target of the refused iq is served as before.
 	ping(t, bob, "bob-alive")
 }
+
+// TestCallBridgeGoneTellsItsMeetings: when a Call Bridge's link drops, every session that
+// had sent presence into one of its meetings is told at once, by unavailable presence from
+// the space, with the reason in words; sessions elsewhere are not.
+func TestCallBridgeGoneTellsItsMeetings(t *testing.T) {
+	h := xmppdtest.Start(t, xmppdtest.Options{})
+	cb := h.CallBridge
+	alice := h.Login(t, "alice")
+	bob := h.Login(t, "bob")
+	alice.Send(t, `<presence to="space1@`+cb.JID+`/p12"><join xmlns="urn:confab:meeting:1"/></presence>`)
+	cb.Next(t, 5*time.Second) // the join reached the Call Bridge
+	ping(t, bob, "b1")
+	cb.Close()
+	got := alice.Expect(t, "the meeting's end", func(e *stream.Element) bool {
+		return e.Name.Local == "presence" && e.Get("type") == "unavailable"
+	})
+	if from := got.Get("from"); from != "space1@"+cb.JID {
+		t.Errorf("unavailable presence from %q, want the space's address", from)
+	}
+	if !strings.Contains(string(got.Inner), "no longer connected") {
+		t.Errorf("presence %s does not say why", got)
+	}
+	// Bob was in no meeting: the next thing he gets is the answer to his ping.
+	ping(t, bob, "b2")
+}
