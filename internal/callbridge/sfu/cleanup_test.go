@@ -213,7 +213,7 @@ func stallDTLS(t *testing.T, sfuAddr *net.UDPAddr, offer string, answer sfu.Desc
 	buf := make([]byte, 1500)
 	sawSTUN, sawDTLS := false, false
 	deadline := time.Now().Add(wait)
-	for !sawDTLS && time.Now().Before(deadline) {
+	for !(sawSTUN && sawDTLS) && time.Now().Before(deadline) {
 		if !sawSTUN {
 			if _, err := conn.Write(msg.Raw); err != nil {
 				t.Fatal(err)
