@@ -127,6 +127,10 @@ type Client struct {
 	reoffer    bool
 	iceRestart bool
 
+	candMu    sync.Mutex
+	described bool            // a description was sent: candidates go out as they come
+	held      []sfu.Candidate // candidates gathered before that
+
 	qmu   sync.Mutex
 	queue []any // sfu.Description or sfu.Event
 	qwake chan struct{}
@@ -266,9 +270,17 @@ func (c *Client) Start(sig Signaller) error {
 		if init.SDPMLineIndex != nil {
 			sc.SDPMLineIndex = *init.SDPMLineIndex
 		}
-		if err := sig.SendCandidate(sc); err != nil && !errors.Is(err, sfu.ErrParticipantGone) {
-			c.fail(fmt.Errorf("add candidate: %w", err))
+		c.candMu.Lock()
+		if !c.described {
+			// Held until the first description is sent: a signalling channel that is not
+			// the SFU's own API must not deliver a candidate before the offer it belongs
+			// to (a browser's onicecandidate fires after the offer is on its way).
+			c.held = append(c.held, sc)
+			c.candMu.Unlock()
+			return
 		}
+		c.candMu.Unlock()
+		c.sendCandidate(sc)
 	})
 	c.mu.Lock()
 	select {
@@ -284,6 +296,29 @@ func (c *Client) Start(sig Signaller) error {
 		return nil
 	}
 	return c.Negotiate()
+}
+
+func (c *Client) sendCandidate(sc sfu.Candidate) {
+	if err := c.sig.SendCandidate(sc); err != nil && !errors.Is(err, sfu.ErrParticipantGone) {
+		c.fail(fmt.Errorf("add candidate: %w", err))
+	}
+}
+
+// describedFirst notes that a description went to the server, and sends the candidates
+// held until then.
+func (c *Client) describedFirst() {
+	c.candMu.Lock()
+	if c.described {
+		c.candMu.Unlock()
+		return
+	}
+	c.described = true
+	held := c.held
+	c.held = nil
+	c.candMu.Unlock()
+	for _, sc := range held {
+		c.sendCandidate(sc)
+	}
 }
 
 // Started returns when the client was made.
@@ -414,6 +449,7 @@ func (c *Client) apply(d sfu.Description) error {
 	if err := c.sig.SendDescription(sfu.Description{Type: sfu.Answer, SDP: ans.SDP}); err != nil {
 		return fmt.Errorf("send answer: %w", err)
 	}
+	c.describedFirst()
 	if c.reoffer {
 		c.reoffer = false
 		return c.offerLocked()
@@ -472,6 +508,9 @@ func (c *Client) offerLocked() error {
 	if errors.Is(err, sfu.ErrGlare) {
 		c.reoffer = true // the server's offer is on its way
 		return nil
+	}
+	if err == nil {
+		c.describedFirst()
 	}
 	return err
 }
