@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -149,6 +150,29 @@ func (n *NS) Do(f func() error) error {
 	}
 	runtime.UnlockOSThread()
 	return ferr
+}
+
+// LoopbackAlias gives the namespace addr (an address of 127.0.0.0/8 other than 127.0.0.1)
+// on an interface that is not the loopback interface: one end of a veth pair whose both
+// ends stay in the namespace. Servers that skip loopback interfaces when they gather ICE
+// candidates (Janus, libnice) find it and offer it, and traffic to it is local delivery in
+// the namespace, within the loopback range, like 127.0.0.1's.
+func (n *NS) LoopbackAlias(addr string) error {
+	if ip := net.ParseIP(addr); ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+		return fmt.Errorf("netns: loopback alias %q: want an IPv4 address of 127.0.0.0/8", addr)
+	}
+	if err := n.IP("link", "add", "lalias0", "type", "veth", "peer", "name", "lalias1"); err != nil {
+		return err
+	}
+	if err := n.IP("addr", "add", addr+"/32", "dev", "lalias0"); err != nil {
+		return err
+	}
+	for _, d := range []string{"lalias0", "lalias1"} {
+		if err := n.IP("link", "set", d, "up"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Link is one end of a veth pair.

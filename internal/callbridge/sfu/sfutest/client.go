@@ -104,9 +104,12 @@ type Options struct {
 	// arrives (by retransmission), with the time since its gap was seen; same rules as
 	// OnFrame.
 	OnRepair func(time.Duration)
-	// SettingEngine, when set, adjusts pion's settings after the client's own (a UDP mux
-	// on a socket the caller made, a port range).
+	// SettingEngine, when set, adjusts pion's settings after the client's own.
 	SettingEngine func(*webrtc.SettingEngine)
+	// UDPConn, when set, is the one UDP socket the client's ICE uses (a mux): its port is
+	// known (a test can shape or drop what goes to it) and it may have been opened in
+	// another network namespace. The client closes it.
+	UDPConn net.PacketConn
 }
 
 // Client is a test participant.
@@ -117,6 +120,7 @@ type Client struct {
 	P    *sfu.Participant // the in-process participant (New), else nil
 	sig  Signaller
 	pc   *webrtc.PeerConnection
+	mux  ice.UDPMux
 	o    Options
 
 	sent  atomic.Int64
@@ -359,6 +363,10 @@ func (c *Client) newPC() (*webrtc.PeerConnection, error) {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 	} else {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	if c.o.UDPConn != nil {
+		c.mux = webrtc.NewICEUDPMux(se.LoggerFactory.NewLogger("mux"), c.o.UDPConn)
+		se.SetICEUDPMux(c.mux)
 	}
 	if c.o.SettingEngine != nil {
 		c.o.SettingEngine(&se)
@@ -859,6 +867,11 @@ func (c *Client) Close() {
 			_ = c.pc.GracefulClose()
 		}
 		c.wg.Wait()
+		if c.mux != nil {
+			_ = c.mux.Close()
+		} else if c.o.UDPConn != nil {
+			_ = c.o.UDPConn.Close()
+		}
 	})
 }
 
