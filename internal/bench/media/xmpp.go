@@ -34,6 +34,9 @@ type XMPPOptions struct {
 	Space    string // the space's JID, <coSpaceId>@<callbridge>
 	Name     string // display name, also the participant's name in sfutest
 	Client   sfutest.Options
+	// Layer, when set, asks for that simulcast layer (a rid) of every video track received
+	// (<view layer=…/>), instead of leaving the choice to the SFU's estimate.
+	Layer string
 }
 
 // XMPPParticipant is a participant in a Confab meeting: one XMPP session (login, the
@@ -257,6 +260,14 @@ func (p *XMPPParticipant) message(e *stream.Element) {
 			typ = sfu.EventTrackUnpublished
 		}
 		p.C.Event(sfu.Event{Type: typ, Participant: t.Participant, Track: t, Time: time.Now()})
+		if typ == sfu.EventTrackPublished && t.Kind == sfu.Video && p.o.Layer != "" {
+			// From the reader goroutine: sent without waiting for the result, which this
+			// goroutine reads.
+			var x stream.Builder
+			x.Open("iq", "type", "set", "id", "v"+strconv.FormatUint(p.nextID.Add(1), 10), "to", p.o.Space).
+				Empty("view", "xmlns", NS, "track", t.ID, "layer", p.o.Layer).End("iq")
+			_ = p.send(x.B)
+		}
 	case m.Layer != nil:
 		p.C.Event(sfu.Event{Type: sfu.EventLayerChanged, Track: sfu.TrackInfo{ID: m.Layer.Track}, Layer: m.Layer.RID, Time: time.Now()})
 	case m.Connection != nil:

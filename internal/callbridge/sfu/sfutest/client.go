@@ -159,6 +159,7 @@ type RecvTrack struct {
 	Codec        Codec
 	SSRC         uint32
 	Packets      int
+	Bytes        int // RTP bytes (headers and payloads, decrypted)
 	RTX          int // packets that came as retransmissions
 	Gaps         int // sequence numbers that were not the previous one + 1 (not counting RTX)
 	Frames       int // complete frames
@@ -712,6 +713,7 @@ func (c *Client) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			}
 			isRTX := attrs != nil && attrs.Get(webrtc.AttributeRtxSequenceNumber) != nil
 			c.mu.Lock()
+			rt.Bytes += n
 			rt.packet(c, &pkt, isRTX)
 			c.notifyLocked()
 			c.mu.Unlock()
@@ -826,7 +828,7 @@ func (rt *RecvTrack) packet(c *Client, pkt *rtp.Packet, isRTX bool) {
 
 // Totals adds up what the client received on all its tracks.
 type Totals struct {
-	Tracks, Packets, RTX, Gaps, Missing, Repaired, Frames, Verified, Late, Keyframes int
+	Tracks, Packets, Bytes, RTX, Gaps, Missing, Repaired, Frames, Verified, Late, Keyframes int
 }
 
 // Totals returns what the client received so far, on all tracks; Missing counts the
@@ -838,6 +840,7 @@ func (c *Client) Totals() Totals {
 	for _, rt := range c.tracks {
 		t.Tracks++
 		t.Packets += rt.Packets
+		t.Bytes += rt.Bytes
 		t.RTX += rt.RTX
 		t.Gaps += rt.Gaps
 		t.Missing += rt.Missing + len(rt.gaps)
