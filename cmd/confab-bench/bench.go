@@ -37,6 +37,7 @@ commands:
   report      print a table of result files
   media       media servers (Confab's SFU, Janus's VideoRoom): CPU per forwarded packet,
               memory, latency, join to first frame, loss, by meeting shape
+  media-report  print a table of media result files
 
 "confab-bench <command> -h" describes each command's flags. bench/compare.sh runs them all.
 `
@@ -53,6 +54,8 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 		return runBenchServe(ctx, args[1:], io)
 	case "media":
 		return runBenchMedia(ctx, args[1:], io)
+	case "media-report":
+		return runBenchMediaReport(args[1:], io)
 	case "cert":
 		return runBenchCert(args[1:], io)
 	case "report":

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +32,7 @@ func runBenchMedia(ctx context.Context, args []string, io stdio) error {
 	fs.SetOutput(io.err)
 	var (
 		server, shapes, dir, out, layer string
-		duration, settle                time.Duration
+		duration, settle, sample        time.Duration
 		probes, fps, conc               int
 		inNS                            bool
 	)
@@ -45,6 +46,7 @@ func runBenchMedia(ctx context.Context, args []string, io stdio) error {
 	fs.IntVar(&probes, "probes", 5, "receive-only participants that join after the window, one at a time, to time join to first frame")
 	fs.IntVar(&fps, "fps", 30, "video frames per second")
 	fs.IntVar(&conc, "join-concurrency", 4, "participants joining at once")
+	fs.DurationVar(&sample, "soak-sample", 0, "soak: sample the server's RSS, open files, threads and goroutines at this interval through the window")
 	fs.BoolVar(&inNS, "netns", false, "run (server and participants) in a fresh network namespace that has only loopback and 127.0.0.2 (needed for Janus, which offers every non-loopback address of the host)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -77,8 +79,8 @@ func runBenchMedia(ctx context.Context, args []string, io stdio) error {
 	}
 	for _, sh := range list {
 		// A fresh server per shape: memory per participant starts from the same place.
-		res, err := runMediaShape(ctx, server, sh, filepath.Join(dir, strings.NewReplacer(":", "-", "x", "x").Replace(sh.Name)), media.Config{
-			Shape: sh, Duration: duration, Settle: settle, Layer: layer, FPS: fps, Probes: probes, JoinConcurrency: conc, Progress: io.err})
+		res, err := runMediaShape(ctx, server, sh, filepath.Join(dir, strings.ReplaceAll(sh.Name, ":", "-")), media.Config{
+			Shape: sh, Duration: duration, Settle: settle, Layer: layer, FPS: fps, Probes: probes, JoinConcurrency: conc, Progress: io.err, Sample: sample})
 		if res != nil {
 			printMedia(io, res)
 			if out != "" {
@@ -145,8 +147,19 @@ func runMediaShape(ctx context.Context, server string, sh media.Shape, dir strin
 		}
 		info := filepath.Join(dir, "info.json")
 		users := min(sh.Participants()+cfg.Probes, 20)
-		cmd := exec.Command(self, "serve", "-server", "confab", "-dir", filepath.Join(dir, "confab"), "-certs", certDir,
-			"-users", fmt.Sprint(users), "-spaces", fmt.Sprint(sh.Rooms), "-info", info)
+		args := []string{"serve", "-server", "confab", "-dir", filepath.Join(dir, "confab"), "-certs", certDir,
+			"-users", fmt.Sprint(users), "-spaces", fmt.Sprint(sh.Rooms), "-info", info}
+		if cfg.Sample > 0 {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, err
+			}
+			addr := ln.Addr().String()
+			ln.Close()
+			args = append(args, "-pprof", addr)
+			cfg.GoroutinesURL = "http://" + addr + "/debug/pprof/goroutine?debug=1"
+		}
+		cmd := exec.Command(self, args...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
@@ -222,4 +235,52 @@ func printMedia(io stdio, r *media.Result) {
 	for _, e := range r.Errors {
 		fmt.Fprintf(io.out, "  ! %s\n", e)
 	}
+}
+
+// runBenchMediaReport prints a Markdown table of media result files, Confab beside Janus
+// shape by shape.
+func runBenchMediaReport(args []string, io stdio) error {
+	fs := flag.NewFlagSet("confab-bench media-report", flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	type key struct{ shape, server string }
+	byKey := map[key]*media.Result{}
+	var shapes []string
+	seen := map[string]bool{}
+	for _, f := range fs.Args() {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var r media.Result
+		if err := json.Unmarshal(b, &r); err != nil || r.Scenario != "media" {
+			continue
+		}
+		byKey[key{r.Shape, r.Server}] = &r
+		if !seen[r.Shape] {
+			seen[r.Shape] = true
+			shapes = append(shapes, r.Shape)
+		}
+	}
+	fmt.Fprintln(io.out, "| shape | server | layer | packets/s | Mbit/s | server CPU % | µs CPU/packet | ms CPU/Mbit | KiB/participant | KiB/subscription | latency p50 / p99 ms | join→frame p50 / max ms | lost | NACKs | corrupt | layers q/h/f |")
+	fmt.Fprintln(io.out, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, sh := range shapes {
+		for _, srv := range []string{media.Confab, media.Janus} {
+			r := byKey[key{sh, srv}]
+			if r == nil {
+				continue
+			}
+			note := ""
+			if len(r.Errors) > 0 {
+				note = " ⚠"
+			}
+			fmt.Fprintf(io.out, "| %s | %s%s | %v | %.0f | %.1f | %.1f | %.2f | %.2f | %.0f | %.0f | %.2f / %.2f | %.0f / %.0f | %d | %d | %d | %d/%d/%d |\n",
+				sh, srv, note, r.Settings["layer"], r.ForwardedPerSecond, r.ForwardedMbps, r.ServerCPUPercent, r.CPUUsPerPacket, r.CPUMsPerMbit,
+				r.KiBPerParticipant, r.KiBPerSubscription, r.Latency.P50, r.Latency.P99, r.JoinToFrame.P50, r.JoinToFrame.Max,
+				r.Lost, r.NACKs, r.Corrupt, r.Layers["q"], r.Layers["h"], r.Layers["f"])
+		}
+	}
+	return nil
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,11 +31,23 @@ const (
 type Shape struct {
 	Name                         string
 	Rooms, Publishers, Listeners int
+	Layer                        string // the layer receivers ask for, if the shape says
 }
 
 // ParseShape reads mesh:N (one meeting of N, everyone sending), webinar:N (one speaker, N
-// listeners) or rooms:MxK (M meetings of K, everyone sending).
+// listeners) or rooms:MxK (M meetings of K, everyone sending), each optionally followed by
+// @q, @h or @f: the simulcast layer the receivers ask for.
 func ParseShape(s string) (Shape, error) {
+	s, layer, hasLayer := strings.Cut(s, "@")
+	if hasLayer && layer != "q" && layer != "h" && layer != "f" {
+		return Shape{}, fmt.Errorf("shape %q: layer %q: want q, h or f", s, layer)
+	}
+	sh, err := parseShape(s)
+	sh.Layer = layer
+	return sh, err
+}
+
+func parseShape(s string) (Shape, error) {
 	kind, arg, _ := strings.Cut(s, ":")
 	bad := fmt.Errorf("shape %q: want mesh:N, webinar:N or rooms:MxK", s)
 	switch kind {
@@ -95,6 +109,11 @@ type Config struct {
 	// Janus: its API.
 	JanusURL string
 
+	// Sample, when above 0, samples the server (RSS, open files, threads and, with
+	// GoroutinesURL, goroutines) at that interval through the window: the soak.
+	Sample        time.Duration
+	GoroutinesURL string // a pprof goroutine endpoint of the server (Confab's serve -pprof)
+
 	Progress io.Writer // progress lines (nil: none)
 	// ClientOptions, when set, adjusts every participant's sfutest options (a UDP socket of
 	// a known port for the bad-network runs, say).
@@ -149,6 +168,49 @@ type Result struct {
 	Errors     []string         `json:"errors,omitempty"`
 
 	LoadGenCPUSeconds float64 `json:"loadgenCpuSeconds"`
+
+	// Samples are the soak's readings of the server through the window.
+	Samples []Sample `json:"samples,omitempty"`
+}
+
+// Sample is one reading of the server during a soak.
+type Sample struct {
+	Seconds    float64 `json:"seconds"` // since the window began
+	RSSKiB     int64   `json:"rssKiB"`
+	FDs        int     `json:"fds"`
+	Threads    int     `json:"threads"`
+	Goroutines int     `json:"goroutines,omitempty"`
+	Forwarded  int64   `json:"forwardedPackets"` // so far in the window
+}
+
+// sampleServer reads pid's RSS, open files and threads, and goroutines from url.
+func sampleServer(pid int, url string) Sample {
+	var s Sample
+	if p, err := bench.ReadProc(pid); err == nil {
+		s.RSSKiB = p.RSSKiB
+	}
+	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+		s.FDs = len(ents)
+	}
+	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid)); err == nil {
+		s.Threads = len(ents)
+	}
+	if url != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil); err == nil {
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+				resp.Body.Close()
+				// "goroutine profile: total N"
+				if _, rest, ok := strings.Cut(string(b), "total "); ok {
+					line, _, _ := strings.Cut(rest, "\n")
+					s.Goroutines, _ = strconv.Atoi(strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+	return s
 }
 
 // party is one participant of either server.
@@ -205,6 +267,9 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}
 	if c.JoinConcurrency <= 0 {
 		c.JoinConcurrency = 4
+	}
+	if c.Shape.Layer != "" {
+		c.Layer = c.Shape.Layer
 	}
 	if c.Layer == "" {
 		c.Layer = "f"
@@ -513,7 +578,24 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	t0, n0 := totals()
 	rec.on.Store(true)
 	start := time.Now()
-	sleep(ctx, c.Duration)
+	if c.Sample > 0 {
+		end := start.Add(c.Duration)
+		for ctx.Err() == nil && time.Now().Before(end) {
+			sm := sampleServer(c.PID, c.GoroutinesURL)
+			t, _ := totals()
+			sm.Seconds, sm.Forwarded = round(time.Since(start).Seconds(), 1), int64(t.Packets-t0.Packets)
+			res.Samples = append(res.Samples, sm)
+			c.progress("%s %s soak: %.0fs: RSS %d KiB, %d fds, %d threads, %d goroutines, %d packets forwarded",
+				c.Server, c.Shape.Name, sm.Seconds, sm.RSSKiB, sm.FDs, sm.Threads, sm.Goroutines, sm.Forwarded)
+			sleep(ctx, min(c.Sample, time.Until(end)))
+		}
+		sm := sampleServer(c.PID, c.GoroutinesURL)
+		t, _ := totals()
+		sm.Seconds, sm.Forwarded = round(time.Since(start).Seconds(), 1), int64(t.Packets-t0.Packets)
+		res.Samples = append(res.Samples, sm)
+	} else {
+		sleep(ctx, c.Duration)
+	}
 	rec.on.Store(false)
 	end, err := bench.ReadProc(c.PID)
 	if err != nil {

@@ -123,9 +123,10 @@ type Client struct {
 	mux  ice.UDPMux
 	o    Options
 
-	sent  atomic.Int64
-	nacks atomic.Int64 // NACK packets received about what the client sends
-	start time.Time
+	sent      atomic.Int64
+	nacks     atomic.Int64 // NACK packets received about what the client sends
+	writeErrs atomic.Int64
+	start     time.Time
 
 	negMu      sync.Mutex
 	reoffer    bool

@@ -164,6 +164,9 @@ func (c *Client) SetAudioLevel(dBov uint8) {
 // SentPackets returns how many RTP packets the client has written (on all its tracks).
 func (c *Client) SentPackets() int64 { return c.sent.Load() }
 
+// WriteErrors returns how many of the client's RTP writes pion refused.
+func (c *Client) WriteErrors() int64 { return c.writeErrs.Load() }
+
 // NACKs returns how many NACK packets the client received about what it sends.
 func (c *Client) NACKs() int64 { return c.nacks.Load() }
 
@@ -255,7 +258,9 @@ func (p *pubTrack) frame() {
 				}
 				_ = pkt.Header.SetExtension(levelID, []byte{lv})
 			}
-			_ = l.track.WriteRTP(pkt)
+			if err := l.track.WriteRTP(pkt); err != nil {
+				p.c.writeErrs.Add(1)
+			}
 			p.c.sent.Add(1)
 		}
 		l.sent.Add(1)
