@@ -264,8 +264,8 @@ func runBenchMediaReport(args []string, io stdio) error {
 			shapes = append(shapes, r.Shape)
 		}
 	}
-	fmt.Fprintln(io.out, "| shape | server | layer | packets/s | Mbit/s | server CPU % | µs CPU/packet | ms CPU/Mbit | KiB/participant | KiB/subscription | latency p50 / p99 ms | join→frame p50 / max ms | lost | NACKs | corrupt | layers q/h/f |")
-	fmt.Fprintln(io.out, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(io.out, "| shape | server | layer | packets/s | Mbit/s | server CPU % | µs CPU/packet | ms CPU/Mbit | KiB/participant | KiB/subscription | latency p50 / p99 ms | join→frame p50 / max ms | lost | NACKs | corrupt | layers q/h/f | video frames/s per subscription |")
+	fmt.Fprintln(io.out, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
 	for _, sh := range shapes {
 		for _, srv := range []string{media.Confab, media.Janus} {
 			r := byKey[key{sh, srv}]
@@ -276,11 +276,21 @@ func runBenchMediaReport(args []string, io stdio) error {
 			if len(r.Errors) > 0 {
 				note = " ⚠"
 			}
-			fmt.Fprintf(io.out, "| %s | %s%s | %v | %.0f | %.1f | %.1f | %.2f | %.2f | %.0f | %.0f | %.2f / %.2f | %.0f / %.0f | %d | %d | %d | %d/%d/%d |\n",
+			fmt.Fprintf(io.out, "| %s | %s%s | %v | %.0f | %.1f | %.1f | %.2f | %.2f | %.0f | %.0f | %.2f / %.2f | %.0f / %.0f | %d | %d | %d | %d/%d/%d | %.1f |\n",
 				sh, srv, note, r.Settings["layer"], r.ForwardedPerSecond, r.ForwardedMbps, r.ServerCPUPercent, r.CPUUsPerPacket, r.CPUMsPerMbit,
 				r.KiBPerParticipant, r.KiBPerSubscription, r.Latency.P50, r.Latency.P99, r.JoinToFrame.P50, r.JoinToFrame.Max,
-				r.Lost, r.NACKs, r.Corrupt, r.Layers["q"], r.Layers["h"], r.Layers["f"])
+				r.Lost, r.NACKs, r.Corrupt, r.Layers["q"], r.Layers["h"], r.Layers["f"], videoFPS(r))
 		}
 	}
 	return nil
+}
+
+// videoFPS is the result's video frames per second per subscription (computed from the
+// layer counts for results written before the field existed).
+func videoFPS(r *media.Result) float64 {
+	if r.VideoFPS > 0 || r.Seconds == 0 || r.Subscriptions == 0 {
+		return r.VideoFPS
+	}
+	n := r.Layers["q"] + r.Layers["h"] + r.Layers["f"]
+	return float64(int(10*float64(n)/float64(r.Subscriptions/2)/r.Seconds)) / 10
 }

@@ -154,18 +154,22 @@ type Result struct {
 	JoinToFrame   bench.Latency `json:"joinToFirstFrame"`
 	JoinToFrameMs []float64     `json:"joinToFirstFrameMs,omitempty"`
 
-	Frames     int64            `json:"frames"`
-	Verified   int64            `json:"verified"`
-	Corrupt    int64            `json:"corrupt"`
-	Late       int64            `json:"late"`
-	Lost       int64            `json:"lost"` // sequence numbers missing at the end of the window
-	Gaps       int64            `json:"gaps"`
-	RTX        int64            `json:"rtx"`
-	Repaired   int64            `json:"repaired"`
-	NACKs      int64            `json:"nacks"` // NACK packets the publishers received
-	Layers     map[string]int64 `json:"layerFrames"`
-	Incomplete int              `json:"incompleteReceivers,omitempty"`
-	Errors     []string         `json:"errors,omitempty"`
+	Frames   int64            `json:"frames"`
+	Verified int64            `json:"verified"`
+	Corrupt  int64            `json:"corrupt"`
+	Late     int64            `json:"late"`
+	Lost     int64            `json:"lost"` // sequence numbers missing at the end of the window
+	Gaps     int64            `json:"gaps"`
+	RTX      int64            `json:"rtx"`
+	Repaired int64            `json:"repaired"`
+	NACKs    int64            `json:"nacks"` // NACK packets the publishers received
+	Layers   map[string]int64 `json:"layerFrames"`
+	// VideoFPS is video frames received per second per video subscription: about the
+	// publishers' frame rate when a server forwards one layer, three times that when it
+	// forwards every simulcast layer.
+	VideoFPS   float64  `json:"videoFpsPerSubscription"`
+	Incomplete int      `json:"incompleteReceivers,omitempty"`
+	Errors     []string `json:"errors,omitempty"`
 
 	LoadGenCPUSeconds float64 `json:"loadgenCpuSeconds"`
 
@@ -631,8 +635,13 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	rec.mu.Lock()
 	res.Latency, res.LatencyVideo, res.LatencyAudio = rec.all.Summary(), rec.vid.Summary(), rec.aud.Summary()
 	res.Corrupt = rec.corrupt
+	var vframes int64
 	for i, name := range []string{"q", "h", "f"} {
 		res.Layers[name] = rec.layers[i]
+		vframes += rec.layers[i]
+	}
+	if vs := c.Shape.Subscriptions() / 2; vs > 0 {
+		res.VideoFPS = round(float64(vframes)/float64(vs)/elapsed.Seconds(), 1)
 	}
 	rec.mu.Unlock()
 	c.progress("%s %s: %.0f packets/s forwarded (%.1f Mbit/s), server CPU %.1f%%, %.2f µs/packet, p99 %.2f ms",
