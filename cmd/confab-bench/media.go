@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -264,6 +265,19 @@ func runBenchMediaReport(args []string, io stdio) error {
 			shapes = append(shapes, r.Shape)
 		}
 	}
+	order := map[string]int{"mesh": 0, "webinar": 1, "rooms": 2}
+	parts := map[string]int{}
+	for k, r := range byKey {
+		parts[k.shape] = r.Participants
+	}
+	sort.SliceStable(shapes, func(i, j int) bool {
+		ki, _, _ := strings.Cut(shapes[i], ":")
+		kj, _, _ := strings.Cut(shapes[j], ":")
+		if order[ki] != order[kj] {
+			return order[ki] < order[kj]
+		}
+		return parts[shapes[i]] < parts[shapes[j]]
+	})
 	fmt.Fprintln(io.out, "| shape | server | layer | packets/s | Mbit/s | server CPU % | µs CPU/packet | ms CPU/Mbit | KiB/participant | KiB/subscription | latency p50 / p99 ms | join→frame p50 / max ms | lost | NACKs | corrupt | layers q/h/f | video frames/s per subscription |")
 	fmt.Fprintln(io.out, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
 	for _, sh := range shapes {
