@@ -349,6 +349,7 @@ func (c *Client) newPC() (*webrtc.PeerConnection, error) {
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
+	reg.Add(repairedRIDFactory{}) // first: closest to the wire, after the NACK responder
 	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
 		return nil, err
 	}
