@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=(python3-slixmpp python3-requests python3-xmltodict dnsmasq-base prosody ejabberd slapd ldap-utils chromium argon2 sqlite3 systemd coturn ffmpeg)
+apt_pkgs=(python3-slixmpp python3-requests python3-xmltodict dnsmasq-base prosody ejabberd slapd ldap-utils chromium argon2 sqlite3 systemd coturn ffmpeg
+	# media benchmarks and network-namespace tests: Janus (VideoRoom) as the peer SFU,
+	# iproute2 (ip netns, tc) and nftables for bad networks
+	janus iproute2 nftables)
 
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -35,6 +35,9 @@ commands:
   serve       start a server to measure (confab, prosody or ejabberd) with the bench users
   cert        make a CA and a server certificate for serve
   report      print a table of result files
+  media       media servers (Confab's SFU, Janus's VideoRoom): CPU per forwarded packet,
+              memory, latency, join to first frame, loss, by meeting shape
+  media-report  print a table of media result files
 
 "confab-bench <command> -h" describes each command's flags. bench/compare.sh runs them all.
 `
@@ -49,6 +52,10 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 		return runBenchScenario(ctx, args[0], args[1:], io)
 	case "serve":
 		return runBenchServe(ctx, args[1:], io)
+	case "media":
+		return runBenchMedia(ctx, args[1:], io)
+	case "media-report":
+		return runBenchMediaReport(args[1:], io)
 	case "cert":
 		return runBenchCert(args[1:], io)
 	case "report":
@@ -211,6 +218,7 @@ func runBenchServe(ctx context.Context, args []string, io stdio) error {
 	fs.StringVar(&o.ComponentSecret, "component-secret", "bench-component-secret", "the test component's secret")
 	fs.StringVar(&infoFile, "info", "", "write the server's addresses and pid here once it is ready (default <dir>/info.json)")
 	fs.StringVar(&logFile, "log", "", "Confab's log file, at info level (default <dir>/confab.log)")
+	fs.IntVar(&o.Spaces, "spaces", 0, "Confab: spaces to create for media benchmarks (open to every user)")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiles (/debug/pprof/) on this loopback address, for profiling Confab under load")
 	fs.Usage = func() {
 		fmt.Fprintln(io.err, "usage: confab-bench serve -dir DIR -certs DIR [flags]\n\nStarts a server for the load tool and runs until interrupted. Confab runs in this\nprocess (XMPP server + Call Bridge with its real user directory); Prosody and ejabberd\nrun as child processes from their Debian packages.")

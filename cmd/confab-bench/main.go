@@ -7,6 +7,7 @@
 //	confab-bench serve                  start a server to measure
 //	confab-bench cert                   make a CA and a server certificate for serve
 //	confab-bench report                 print a table of result files
+//	confab-bench media                  media servers: Confab's SFU beside Janus
 package main
 
 import (

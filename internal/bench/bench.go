@@ -198,6 +198,9 @@ type Machine struct {
 	CPUModel  string  `json:"cpuModel,omitempty"`
 }
 
+// MachineInfo describes this machine now.
+func MachineInfo() Machine { return machine() }
+
 func machine() Machine {
 	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {

@@ -95,3 +95,6 @@ func usage(pid int, a, b ProcSample) *ProcUsage {
 	}
 	return u
 }
+
+// SelfCPU returns the load tool's own CPU time so far.
+func SelfCPU() time.Duration { return selfCPU() }

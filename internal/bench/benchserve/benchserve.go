@@ -51,6 +51,9 @@ type Options struct {
 	// ComponentName is the test component's name (its JID is <name>.<domain>) and
 	// ComponentSecret its secret.
 	ComponentName, ComponentSecret string
+	// Spaces, for Confab, is how many spaces to create (open to every user of the domain:
+	// nonMemberAccess), for media benchmarks. Their JIDs are in Info.Spaces.
+	Spaces int
 	// Logger receives Confab's logs (at info, as a production server logs).
 	Logger *slog.Logger
 }
@@ -72,6 +75,12 @@ type Info struct {
 	Version         string `json:"version,omitempty"`
 	// PasswordStorage says how the server keeps the users' passwords, for the record.
 	PasswordStorage string `json:"passwordStorage,omitempty"`
+	// Spaces are the JIDs of the spaces made for media benchmarks (Confab).
+	Spaces []string `json:"spaces,omitempty"`
+	// MediaUDP is Confab's media (SFU) UDP address.
+	MediaUDP string `json:"mediaUdp,omitempty"`
+	// Janus is Janus's HTTP API (server janus), e.g. http://127.0.0.1:8088/janus.
+	Janus string `json:"janus,omitempty"`
 }
 
 // WriteFile writes the info as JSON, atomically, so that a script polling for it never
@@ -235,6 +244,15 @@ func startConfab(ctx context.Context, o Options, info Info) (*Running, error) {
 			return nil, fmt.Errorf("benchserve: create %s: %w", name, err)
 		}
 	}
+	for i := range o.Spaces {
+		sp, err := cb.Meetings.CreateSpace(ctx, store.CoSpace{Name: fmt.Sprintf("Bench space %d", i), NonMemberAccess: true})
+		if err != nil {
+			_ = stop(ctx)
+			return nil, fmt.Errorf("benchserve: create space %d: %w", i, err)
+		}
+		info.Spaces = append(info.Spaces, sp.ID+"@"+cbName+"."+o.Domain)
+	}
+	info.MediaUDP = cb.Addrs.MediaUDP
 	// The users' Argon2id hashes took 19 MiB each: give that back to the system, so that the
 	// resident memory before a run is what the server holds, not what setting it up needed.
 	debug.FreeOSMemory()

@@ -1,8 +1,13 @@
 // Package sfutest is a WebRTC client for tests of the SFU and of what is built on it (the
-// Call Bridge, load tools): a pion PeerConnection that joins a room through the sfu API
-// (the test is the signalling channel), publishes synthetic Opus and VP8/H.264 streams
-// (simulcast if asked) whose frames are a function of (source, layer, frame number), and
-// checks every frame it receives against that function.
+// Call Bridge, load tools): a pion PeerConnection that publishes synthetic Opus and
+// VP8/H.264 streams (simulcast if asked) whose frames are a function of (source, layer,
+// frame number), stamped with their send time, and checks every frame it receives against
+// that function.
+//
+// The client's signalling is a Signaller: New joins a room of an in-process SFU through the
+// sfu API (the test is the signalling channel); NewClient and Start take any other
+// Signaller (the Call Bridge's XMPP signalling, another server's API), which delivers the
+// server's messages through the client's Description and Event methods.
 package sfutest
 
 import (
@@ -35,6 +40,7 @@ type Layer struct {
 	RID           string // "" without simulcast
 	Width, Height int
 	FrameSize     int // bytes per frame (default 300)
+	KeyFrameSize  int // bytes per key frame (default FrameSize)
 }
 
 // VideoTrack describes a video track to publish.
@@ -44,6 +50,37 @@ type VideoTrack struct {
 	Layers   []Layer
 	FPS      int // default 30
 	KeyEvery int // a key frame every KeyEvery frames (default 60), and on PLI
+}
+
+// Signaller carries the client's messages to the server.
+type Signaller interface {
+	// SendDescription sends the client's offer or answer. An offer that crossed a server
+	// offer is refused with an error wrapping sfu.ErrGlare: the server's offer is on its
+	// way, and the client offers again after answering it.
+	SendDescription(sfu.Description) error
+	// SendCandidate trickles one of the client's ICE candidates.
+	SendCandidate(sfu.Candidate) error
+	// Leave ends the client's media with the server.
+	Leave() error
+}
+
+// participantSignaller is the in-process Signaller: an *sfu.Participant.
+type participantSignaller struct{ p *sfu.Participant }
+
+func (s participantSignaller) SendDescription(d sfu.Description) error {
+	return s.p.HandleDescription(d)
+}
+func (s participantSignaller) SendCandidate(c sfu.Candidate) error { return s.p.AddCandidate(c) }
+func (s participantSignaller) Leave() error                        { return s.p.Leave() }
+
+// Frame is a complete frame a client received, for Options.OnFrame.
+type RecvFrame struct {
+	Track    string // the track's id (msid track id)
+	Kind     sfu.Kind
+	ID       FrameID
+	Verified bool      // every byte matched the generator
+	First    time.Time // when the packet carrying the frame's header arrived
+	Late     bool      // completed after a newer frame (by a retransmission)
 }
 
 // Options configure a Client.
@@ -57,22 +94,47 @@ type Options struct {
 	RewriteSDP func(string) string
 	// Log receives pion's logs (default: errors only, to the test log).
 	Log logging.LoggerFactory
+	// AnswerOnly makes a client that never offers: the server offers (a subscription to
+	// another server's room). It adds no receive-only transceivers of its own.
+	AnswerOnly bool
+	// OnFrame, when set, is called for every complete frame received, from the track's
+	// reader goroutine, with the client's lock held: it must be quick.
+	OnFrame func(RecvFrame)
+	// OnRepair, when set, is called when a packet missing from a received track's sequence
+	// arrives (by retransmission), with the time since its gap was seen; same rules as
+	// OnFrame.
+	OnRepair func(time.Duration)
+	// SettingEngine, when set, adjusts pion's settings after the client's own.
+	SettingEngine func(*webrtc.SettingEngine)
+	// UDPConn, when set, is the one UDP socket the client's ICE uses (a mux): its port is
+	// known (a test can shape or drop what goes to it) and it may have been opened in
+	// another network namespace. The client closes it.
+	UDPConn net.PacketConn
 }
 
 // Client is a test participant.
 type Client struct {
-	tb   testing.TB
+	tb   testing.TB // nil outside tests
 	Name string
-	Src  uint32 // the source id in the frames it publishes
-	P    *sfu.Participant
+	Src  uint32           // the source id in the frames it publishes
+	P    *sfu.Participant // the in-process participant (New), else nil
+	sig  Signaller
 	pc   *webrtc.PeerConnection
+	mux  ice.UDPMux
 	o    Options
 
-	sent atomic.Int64
+	sent      atomic.Int64
+	nacks     atomic.Int64 // NACK packets received about what the client sends
+	writeErrs atomic.Int64
+	start     time.Time
 
 	negMu      sync.Mutex
 	reoffer    bool
 	iceRestart bool
+
+	candMu    sync.Mutex
+	described bool            // a description was sent: candidates go out as they come
+	held      []sfu.Candidate // candidates gathered before that
 
 	qmu   sync.Mutex
 	queue []any // sfu.Description or sfu.Event
@@ -88,6 +150,7 @@ type Client struct {
 	pubs      map[string]*pubTrack
 	connected bool
 	errs      []error
+	firstVid  time.Time // the first verified video frame
 }
 
 // RecvTrack is what a client received on one track.
@@ -97,6 +160,7 @@ type RecvTrack struct {
 	Codec        Codec
 	SSRC         uint32
 	Packets      int
+	Bytes        int // RTP bytes (headers and payloads, decrypted)
 	RTX          int // packets that came as retransmissions
 	Gaps         int // sequence numbers that were not the previous one + 1 (not counting RTX)
 	Frames       int // complete frames
@@ -108,9 +172,14 @@ type RecvTrack struct {
 	Sources      map[uint32]bool
 	First, Last  FrameID
 	Ended        bool
-	lastSeq      uint16
+	Missing      int    // sequence numbers skipped and never received (so far)
+	Repaired     int    // sequence numbers skipped and received later
+	lastSeq      uint16 // the last packet that was not a retransmission
+	maxSeq       uint16 // the newest sequence number seen
 	havePrev     bool
+	haveMax      bool
 	asm          map[uint32]*assembly
+	gaps         map[uint16]time.Time // missing sequence numbers, by when their gap was seen
 }
 
 // Switch is a change of simulcast layer seen by a subscriber.
@@ -122,35 +191,61 @@ type Switch struct {
 type assembly struct {
 	pkts       map[uint16][]byte
 	start, end int
+	first      time.Time // arrival of the packet with the frame header
 }
 
-// New makes a client, joins room as name and sends its first offer. The client is closed
-// at the test's end.
+// New makes a client, joins room of the in-process SFU s as name and sends its first
+// offer. The client is closed at the test's end.
 func New(tb testing.TB, s *sfu.SFU, room, name string, o Options) *Client {
 	tb.Helper()
-	h := fnv.New32a()
-	h.Write([]byte(name))
-	c := &Client{tb: tb, Name: name, Src: h.Sum32(), o: o, qwake: make(chan struct{}, 1), quit: make(chan struct{}),
-		changed: make(chan struct{}), tracks: map[string]*RecvTrack{}, pubs: map[string]*pubTrack{}}
-	pc, err := c.newPC()
+	c, err := NewClient(name, o)
 	if err != nil {
 		tb.Fatalf("client %s: %v", name, err)
+	}
+	c.tb = tb
+	p, err := s.Join(room, name, c)
+	if err != nil {
+		c.Close()
+		tb.Fatalf("client %s: join: %v", name, err)
+	}
+	c.P = p
+	tb.Cleanup(c.Close)
+	if err := c.Start(participantSignaller{p}); err != nil {
+		tb.Fatalf("client %s: offer: %v", name, err)
+	}
+	return c
+}
+
+// NewClient makes a client that publishes what o says (its streams start at once; what
+// is written before the connection is up is lost, as a browser's would be) and waits for
+// Start. The caller closes it.
+func NewClient(name string, o Options) (*Client, error) {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	c := &Client{Name: name, Src: h.Sum32(), o: o, qwake: make(chan struct{}, 1), quit: make(chan struct{}),
+		changed: make(chan struct{}), tracks: map[string]*RecvTrack{}, pubs: map[string]*pubTrack{}, start: time.Now()}
+	pc, err := c.newPC()
+	if err != nil {
+		return nil, err
 	}
 	c.pc = pc
 	if o.Audio {
 		if err := c.addTrack(webrtc.RTPCodecTypeAudio, &VideoTrack{Codec: Opus, StreamID: "cam-" + name, Layers: []Layer{{FrameSize: 60}}, FPS: 50}); err != nil {
-			tb.Fatalf("client %s: audio: %v", name, err)
+			c.Close()
+			return nil, fmt.Errorf("audio: %w", err)
 		}
 	}
 	if o.Video != nil {
 		if err := c.addTrack(webrtc.RTPCodecTypeVideo, o.Video); err != nil {
-			tb.Fatalf("client %s: video: %v", name, err)
+			c.Close()
+			return nil, fmt.Errorf("video: %w", err)
 		}
 	}
-	if !o.Audio && o.Video == nil {
+	if !o.Audio && o.Video == nil && !o.AnswerOnly {
 		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
 			if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-				tb.Fatalf("client %s: %v", name, err)
+				c.Close()
+				return nil, err
 			}
 		}
 	}
@@ -161,13 +256,15 @@ func New(tb testing.TB, s *sfu.SFU, room, name string, o Options) *Client {
 		c.notifyLocked()
 		c.mu.Unlock()
 	})
-	p, err := s.Join(room, name, c)
-	if err != nil {
-		pc.Close()
-		tb.Fatalf("client %s: join: %v", name, err)
-	}
-	c.P = p
-	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+	return c, nil
+}
+
+// Start connects the client to its signalling: its candidates go to sig, the server's
+// messages are applied as they arrive through Description, and (unless
+// Options.AnswerOnly) it sends its first offer.
+func (c *Client) Start(sig Signaller) error {
+	c.sig = sig
+	c.pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		if cand == nil {
 			return
 		}
@@ -179,18 +276,69 @@ func New(tb testing.TB, s *sfu.SFU, room, name string, o Options) *Client {
 		if init.SDPMLineIndex != nil {
 			sc.SDPMLineIndex = *init.SDPMLineIndex
 		}
-		if err := p.AddCandidate(sc); err != nil && !errors.Is(err, sfu.ErrParticipantGone) {
-			c.fail(fmt.Errorf("add candidate: %w", err))
+		c.candMu.Lock()
+		if !c.described {
+			// Held until the first description is sent: a signalling channel that is not
+			// the SFU's own API must not deliver a candidate before the offer it belongs
+			// to (a browser's onicecandidate fires after the offer is on its way).
+			c.held = append(c.held, sc)
+			c.candMu.Unlock()
+			return
 		}
+		c.candMu.Unlock()
+		c.sendCandidate(sc)
 	})
-	c.wg.Add(1)
-	go c.signalLoop()
-	tb.Cleanup(c.Close)
-	if err := c.Negotiate(); err != nil {
-		tb.Fatalf("client %s: offer: %v", name, err)
+	c.mu.Lock()
+	select {
+	case <-c.quit:
+		c.mu.Unlock()
+		return sfu.ErrClosed
+	default:
 	}
-	return c
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go c.signalLoop()
+	if c.o.AnswerOnly {
+		return nil
+	}
+	return c.Negotiate()
 }
+
+func (c *Client) sendCandidate(sc sfu.Candidate) {
+	if err := c.sig.SendCandidate(sc); err != nil && !errors.Is(err, sfu.ErrParticipantGone) {
+		c.fail(fmt.Errorf("add candidate: %w", err))
+	}
+}
+
+// describedFirst notes that a description went to the server, and sends the candidates
+// held until then.
+func (c *Client) describedFirst() {
+	c.candMu.Lock()
+	if c.described {
+		c.candMu.Unlock()
+		return
+	}
+	c.described = true
+	held := c.held
+	c.held = nil
+	c.candMu.Unlock()
+	for _, sc := range held {
+		c.sendCandidate(sc)
+	}
+}
+
+// Started returns when the client was made.
+func (c *Client) Started() time.Time { return c.start }
+
+// FirstVideo returns when the first verified video frame arrived.
+func (c *Client) FirstVideo() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.firstVid, !c.firstVid.IsZero()
+}
+
+// PeerConnection is the client's pion PeerConnection (for statistics).
+func (c *Client) PeerConnection() *webrtc.PeerConnection { return c.pc }
 
 func (c *Client) newPC() (*webrtc.PeerConnection, error) {
 	me := &webrtc.MediaEngine{}
@@ -201,6 +349,7 @@ func (c *Client) newPC() (*webrtc.PeerConnection, error) {
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
+	reg.Add(repairedRIDFactory{}) // first: closest to the wire, after the NACK responder
 	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
 		return nil, err
 	}
@@ -217,6 +366,13 @@ func (c *Client) newPC() (*webrtc.PeerConnection, error) {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 	} else {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	if c.o.UDPConn != nil {
+		c.mux = webrtc.NewICEUDPMux(se.LoggerFactory.NewLogger("mux"), c.o.UDPConn)
+		se.SetICEUDPMux(c.mux)
+	}
+	if c.o.SettingEngine != nil {
+		c.o.SettingEngine(&se)
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	return api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
@@ -301,9 +457,10 @@ func (c *Client) apply(d sfu.Description) error {
 	if err := c.pc.SetLocalDescription(ans); err != nil {
 		return fmt.Errorf("set answer: %w", err)
 	}
-	if err := c.P.HandleDescription(sfu.Description{Type: sfu.Answer, SDP: ans.SDP}); err != nil {
+	if err := c.sig.SendDescription(sfu.Description{Type: sfu.Answer, SDP: ans.SDP}); err != nil {
 		return fmt.Errorf("send answer: %w", err)
 	}
+	c.describedFirst()
 	if c.reoffer {
 		c.reoffer = false
 		return c.offerLocked()
@@ -343,6 +500,9 @@ func (c *Client) RemoteUfrag() string {
 var ufragRE = regexp.MustCompile(`a=ice-ufrag:(\S+)`)
 
 func (c *Client) offerLocked() error {
+	if c.o.AnswerOnly {
+		return nil
+	}
 	var opts *webrtc.OfferOptions
 	if c.iceRestart {
 		opts = &webrtc.OfferOptions{ICERestart: true}
@@ -355,10 +515,13 @@ func (c *Client) offerLocked() error {
 	if err := c.pc.SetLocalDescription(offer); err != nil {
 		return err
 	}
-	err = c.P.HandleDescription(sfu.Description{Type: sfu.Offer, SDP: offer.SDP})
+	err = c.sig.SendDescription(sfu.Description{Type: sfu.Offer, SDP: offer.SDP})
 	if errors.Is(err, sfu.ErrGlare) {
 		c.reoffer = true // the server's offer is on its way
 		return nil
+	}
+	if err == nil {
+		c.describedFirst()
 	}
 	return err
 }
@@ -385,6 +548,9 @@ func (c *Client) notifyLocked() {
 // WaitFor waits until cond holds (checked at every change of the client's state) or the
 // timeout passes, and then fails the test saying what it waited for.
 func (c *Client) WaitFor(timeout time.Duration, what string, cond func() bool) {
+	if c.tb == nil {
+		panic("sfutest: WaitFor outside a test; use Until")
+	}
 	c.tb.Helper()
 	if err := c.Until(timeout, cond); err != nil {
 		c.tb.Fatalf("client %s: waiting for %s: %v (errors: %v)", c.Name, what, err, c.Errors())
@@ -484,7 +650,7 @@ func (c *Client) Track(id string) (RecvTrack, bool) {
 	for k, v := range rt.Sources {
 		cp.Sources[k] = v
 	}
-	cp.asm = nil
+	cp.asm, cp.gaps = nil, nil
 	return cp, true
 }
 
@@ -519,7 +685,7 @@ func (c *Client) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		}
 	}
 	rt := &RecvTrack{ID: remote.ID(), StreamID: remote.StreamID(), Kind: kind, Codec: codec, SSRC: uint32(remote.SSRC()),
-		Sources: map[uint32]bool{}, asm: map[uint32]*assembly{}}
+		Sources: map[uint32]bool{}, asm: map[uint32]*assembly{}, gaps: map[uint16]time.Time{}}
 	c.mu.Lock()
 	select {
 	case <-c.quit:
@@ -549,15 +715,20 @@ func (c *Client) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			}
 			isRTX := attrs != nil && attrs.Get(webrtc.AttributeRtxSequenceNumber) != nil
 			c.mu.Lock()
-			rt.packet(&pkt, isRTX)
+			rt.Bytes += n
+			rt.packet(c, &pkt, isRTX)
 			c.notifyLocked()
 			c.mu.Unlock()
 		}
 	}()
 }
 
+// maxGaps bounds the missing sequence numbers a track remembers; older ones count as lost.
+const maxGaps = 512
+
 // packet records one received packet and completes frames (c.mu held).
-func (rt *RecvTrack) packet(pkt *rtp.Packet, isRTX bool) {
+func (rt *RecvTrack) packet(c *Client, pkt *rtp.Packet, isRTX bool) {
+	now := time.Now()
 	rt.Packets++
 	seq := pkt.SequenceNumber
 	if isRTX {
@@ -567,6 +738,29 @@ func (rt *RecvTrack) packet(pkt *rtp.Packet, isRTX bool) {
 			rt.Gaps++
 		}
 		rt.lastSeq, rt.havePrev = seq, true
+	}
+	switch d := int16(seq - rt.maxSeq); {
+	case !rt.haveMax:
+		rt.maxSeq, rt.haveMax = seq, true
+	case d > 0:
+		if d > 1 {
+			if len(rt.gaps)+int(d-1) > maxGaps {
+				rt.Missing += len(rt.gaps)
+				clear(rt.gaps)
+			}
+			for s := rt.maxSeq + 1; s != seq && len(rt.gaps) < maxGaps; s++ {
+				rt.gaps[s] = now
+			}
+		}
+		rt.maxSeq = seq
+	default: // older than the newest: a retransmission or a reordered packet
+		if t, ok := rt.gaps[seq]; ok {
+			delete(rt.gaps, seq)
+			rt.Repaired++
+			if c.o.OnRepair != nil {
+				c.o.OnRepair(now.Sub(t))
+			}
+		}
 	}
 	a := rt.asm[pkt.Timestamp]
 	if a == nil {
@@ -579,6 +773,9 @@ func (rt *RecvTrack) packet(pkt *rtp.Packet, isRTX bool) {
 	a.pkts[seq] = append([]byte(nil), pkt.Payload...)
 	if frameStart(rt.Codec, pkt.Payload) {
 		a.start = int(seq)
+	}
+	if _, ok := sentAt(pkt.Payload); ok && a.first.IsZero() {
+		a.first = now
 	}
 	if pkt.Marker || rt.Codec == Opus {
 		a.end = int(seq)
@@ -605,12 +802,23 @@ func (rt *RecvTrack) packet(pkt *rtp.Packet, isRTX bool) {
 	}
 	if ok {
 		rt.Verified++
+		if rt.Kind == sfu.Video && c.firstVid.IsZero() {
+			c.firstVid = now
+		}
 	}
 	if id.Key {
 		rt.Keyframes++
 	}
 	rt.Sources[id.Src] = true
-	if rt.Frames > 1 && id.No < rt.Last.No {
+	late := rt.Frames > 1 && id.No < rt.Last.No && id.Src == rt.Last.Src
+	if c.o.OnFrame != nil {
+		first := a.first
+		if first.IsZero() {
+			first = now
+		}
+		c.o.OnFrame(RecvFrame{Track: rt.ID, Kind: rt.Kind, ID: id, Verified: ok, First: first, Late: late})
+	}
+	if late {
 		rt.Late++ // completed by a retransmission after newer frames
 		return
 	}
@@ -620,12 +828,39 @@ func (rt *RecvTrack) packet(pkt *rtp.Packet, isRTX bool) {
 	rt.Layer, rt.Last = id.Layer, id
 }
 
+// Totals adds up what the client received on all its tracks.
+type Totals struct {
+	Tracks, Packets, Bytes, RTX, Gaps, Missing, Repaired, Frames, Verified, Late, Keyframes int
+}
+
+// Totals returns what the client received so far, on all tracks; Missing counts the
+// sequence numbers still missing now.
+func (c *Client) Totals() Totals {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var t Totals
+	for _, rt := range c.tracks {
+		t.Tracks++
+		t.Packets += rt.Packets
+		t.Bytes += rt.Bytes
+		t.RTX += rt.RTX
+		t.Gaps += rt.Gaps
+		t.Missing += rt.Missing + len(rt.gaps)
+		t.Repaired += rt.Repaired
+		t.Frames += rt.Frames
+		t.Verified += rt.Verified
+		t.Late += rt.Late
+		t.Keyframes += rt.Keyframes
+	}
+	return t
+}
+
 // Close leaves the room and closes the PeerConnection, waiting for the client's
 // goroutines.
 func (c *Client) Close() {
 	c.once.Do(func() {
-		if c.P != nil {
-			_ = c.P.Leave()
+		if c.sig != nil {
+			_ = c.sig.Leave()
 		}
 		c.mu.Lock()
 		close(c.quit)
@@ -633,8 +868,15 @@ func (c *Client) Close() {
 		for _, p := range c.pubList() {
 			p.stop()
 		}
-		_ = c.pc.GracefulClose()
+		if c.pc != nil {
+			_ = c.pc.GracefulClose()
+		}
 		c.wg.Wait()
+		if c.mux != nil {
+			_ = c.mux.Close()
+		} else if c.o.UDPConn != nil {
+			_ = c.o.UDPConn.Close()
+		}
 	})
 }
 

@@ -2,18 +2,23 @@ package sfutest
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"math/rand/v2"
 )
 
 // The synthetic media: frames whose bytes are a function of (source, layer, frame number,
-// key), so that a subscriber can regenerate every frame it receives and compare hashes.
-// Each frame's body starts with a header: magic, source, layer, frame number, key flag.
+// key, size), so that a subscriber can regenerate every frame it receives and compare it
+// byte for byte. Each frame's body starts with a header: magic, source, layer, frame
+// number, key flag, size, width, height, and the time the frame's first packet was sent
+// (Unix nanoseconds, written just before the write: the regenerated frame takes it from the
+// received header, so it is checked like the rest but does not change the filler).
 
-var magic = []byte{'C', 'F', 0x01}
+var magic = []byte{'C', 'F', 0x02}
 
-const bodyHeader = 3 + 4 + 1 + 4 + 1 + 2 + 2 + 2
+const (
+	stampOffset = 3 + 4 + 1 + 4 + 1 + 2 + 2 + 2
+	bodyHeader  = stampOffset + 8
+)
 
 // Codec names the payload formats the test client can produce.
 type Codec string
@@ -28,8 +33,8 @@ const (
 // maxChunk is the largest RTP payload the client produces.
 const maxChunk = 1000
 
-func body(src uint32, layer uint8, no uint32, key bool, size, width, height int) []byte {
-	b := make([]byte, bodyHeader, bodyHeader+size)
+func body(src uint32, layer uint8, no uint32, key bool, size, width, height int, stamp int64) []byte {
+	b := make([]byte, bodyHeader, bodyHeader+size+8)
 	copy(b, magic)
 	binary.BigEndian.PutUint32(b[3:], src)
 	b[7] = layer
@@ -40,16 +45,17 @@ func body(src uint32, layer uint8, no uint32, key bool, size, width, height int)
 	binary.BigEndian.PutUint16(b[13:], uint16(size))
 	binary.BigEndian.PutUint16(b[15:], uint16(width))
 	binary.BigEndian.PutUint16(b[17:], uint16(height))
+	binary.BigEndian.PutUint64(b[stampOffset:], uint64(stamp))
 	r := rand.New(rand.NewPCG(uint64(src)<<32|uint64(no), uint64(layer)<<1|uint64(b[12])))
-	for range size {
-		b = append(b, byte(r.Uint32()))
+	for len(b) < bodyHeader+size {
+		b = binary.LittleEndian.AppendUint64(b, r.Uint64())
 	}
-	return b
+	return b[:bodyHeader+size]
 }
 
-// Frame returns the RTP payloads of one frame.
-func Frame(c Codec, src uint32, layer uint8, no uint32, key bool, size, width, height int) [][]byte {
-	bd := body(src, layer, no, key, size, width, height)
+// Frame returns the RTP payloads of one frame, stamped with the given send time.
+func Frame(c Codec, src uint32, layer uint8, no uint32, key bool, size, width, height int, stamp int64) [][]byte {
+	bd := body(src, layer, no, key, size, width, height, stamp)
 	switch c {
 	case Opus:
 		return [][]byte{append([]byte{0x78}, bd...)} // TOC: CELT FB 20 ms
@@ -120,21 +126,68 @@ type FrameID struct {
 	Layer uint8
 	No    uint32
 	Key   bool
+	Sent  int64 // the send time stamped in the frame, Unix nanoseconds
 }
 
-// verify parses a received frame's header and regenerates it: ok when the hashes match.
+// stamp writes the send time into the first payload that carries the frame header, and
+// reports whether it found one.
+func stamp(payloads [][]byte, t int64) bool {
+	for _, p := range payloads {
+		if i := bytes.Index(p[:min(len(p), 64)], magic); i >= 0 && len(p) >= i+bodyHeader {
+			binary.BigEndian.PutUint64(p[i+stampOffset:], uint64(t))
+			return true
+		}
+	}
+	return false
+}
+
+// sentAt returns the send time in a payload that carries a frame header.
+func sentAt(p []byte) (int64, bool) {
+	i := bytes.Index(p[:min(len(p), 64)], magic)
+	if i < 0 || len(p) < i+bodyHeader {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(p[i+stampOffset:])), true
+}
+
+// verify parses a received frame's header and regenerates it: ok when every byte matches.
+// The payloads are compared with the regenerated ones in place, without joining them.
 func verify(c Codec, payloads [][]byte) (FrameID, bool) {
-	all := bytes.Join(payloads, nil)
-	i := bytes.Index(all[:min(len(all), 64)], magic)
-	if i < 0 || len(all) < i+bodyHeader {
+	var h []byte
+	for _, p := range payloads {
+		if i := bytes.Index(p[:min(len(p), 64)], magic); i >= 0 && len(p) >= i+bodyHeader {
+			h = p[i:]
+			break
+		}
+	}
+	if h == nil {
 		return FrameID{}, false
 	}
-	h := all[i:]
-	id := FrameID{Src: binary.BigEndian.Uint32(h[3:]), Layer: h[7], No: binary.BigEndian.Uint32(h[8:]), Key: h[12] == 1}
+	id := FrameID{Src: binary.BigEndian.Uint32(h[3:]), Layer: h[7], No: binary.BigEndian.Uint32(h[8:]), Key: h[12] == 1,
+		Sent: int64(binary.BigEndian.Uint64(h[stampOffset:]))}
 	sz, w, ht := int(binary.BigEndian.Uint16(h[13:])), int(binary.BigEndian.Uint16(h[15:])), int(binary.BigEndian.Uint16(h[17:]))
-	want := sha256.Sum256(bytes.Join(Frame(c, id.Src, id.Layer, id.No, id.Key, sz, w, ht), nil))
-	got := sha256.Sum256(all)
-	return id, want == got
+	return id, equalFlat(Frame(c, id.Src, id.Layer, id.No, id.Key, sz, w, ht, id.Sent), payloads)
+}
+
+// equalFlat reports whether a and b hold the same bytes once each is joined.
+func equalFlat(a, b [][]byte) bool {
+	var x, y []byte
+	for {
+		for len(x) == 0 && len(a) > 0 {
+			x, a = a[0], a[1:]
+		}
+		for len(y) == 0 && len(b) > 0 {
+			y, b = b[0], b[1:]
+		}
+		if len(x) == 0 || len(y) == 0 {
+			return len(x) == 0 && len(y) == 0
+		}
+		n := min(len(x), len(y))
+		if !bytes.Equal(x[:n], y[:n]) {
+			return false
+		}
+		x, y = x[n:], y[n:]
+	}
 }
 
 // frameSize varies a layer's frame size a little with the frame number.

@@ -164,6 +164,12 @@ func (c *Client) SetAudioLevel(dBov uint8) {
 // SentPackets returns how many RTP packets the client has written (on all its tracks).
 func (c *Client) SentPackets() int64 { return c.sent.Load() }
 
+// WriteErrors returns how many of the client's RTP writes pion refused.
+func (c *Client) WriteErrors() int64 { return c.writeErrs.Load() }
+
+// NACKs returns how many NACK packets the client received about what it sends.
+func (c *Client) NACKs() int64 { return c.nacks.Load() }
+
 // PLIs returns how many key frame requests (PLI/FIR) the client's camera received.
 func (c *Client) PLIs() int64 {
 	var n int64
@@ -185,7 +191,7 @@ func (c *Client) SentFrames(i int) int64 {
 func (c *Client) Flood(n int) {
 	p := c.pub(webrtc.RTPCodecTypeAudio)
 	if p == nil {
-		c.tb.Fatalf("client %s: Flood needs audio", c.Name)
+		panic("sfutest: Flood needs audio")
 	}
 	for range n {
 		p.frame()
@@ -231,7 +237,12 @@ func (p *pubTrack) frame() {
 		if l.keyNext.Swap(false) {
 			key = true
 		}
-		payloads := Frame(p.spec.Codec, p.c.Src, uint8(i), no, key, frameSize(l.spec.FrameSize, no), l.spec.Width, l.spec.Height)
+		size := l.spec.FrameSize
+		if key && l.spec.KeyFrameSize > 0 {
+			size = l.spec.KeyFrameSize
+		}
+		payloads := Frame(p.spec.Codec, p.c.Src, uint8(i), no, key, frameSize(size, no), l.spec.Width, l.spec.Height, 0)
+		stamp(payloads, time.Now().UnixNano())
 		for j, pl := range payloads {
 			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: l.seq,
 				Timestamp: l.tsBase + no*clock/uint32(p.spec.FPS), Marker: j == len(payloads)-1 && p.kind == webrtc.RTPCodecTypeVideo}, Payload: pl}
@@ -247,7 +258,9 @@ func (p *pubTrack) frame() {
 				}
 				_ = pkt.Header.SetExtension(levelID, []byte{lv})
 			}
-			_ = l.track.WriteRTP(pkt)
+			if err := l.track.WriteRTP(pkt); err != nil {
+				p.c.writeErrs.Add(1)
+			}
 			p.c.sent.Add(1)
 		}
 		l.sent.Add(1)
@@ -277,6 +290,9 @@ func (p *pubTrack) readRTCP(rid string) {
 		for _, pk := range pkts {
 			var ssrc uint32
 			switch r := pk.(type) {
+			case *rtcp.TransportLayerNack:
+				p.c.nacks.Add(1)
+				continue
 			case *rtcp.PictureLossIndication:
 				ssrc = r.MediaSSRC
 			case *rtcp.FullIntraRequest:

@@ -38,9 +38,64 @@ type Relay struct {
 	bucket   float64
 	bucketAt time.Time
 
+	// Delay, when above 0, holds every packet (in both directions) that long before
+	// passing it on: a long path, in user space because the kernel may lack netem. It
+	// applies to packets that arrive after it is set.
+	Delay atomic.Int64 // nanoseconds
+
 	// Dropped counts the RTP packets dropped, Replayed those sent twice, Relayed all
 	// packets passed on.
 	Dropped, Replayed, Relayed atomic.Int64
+
+	up, down *delayLine
+	lineWG   sync.WaitGroup
+}
+
+// delayLine passes packets on after a delay, in order, from one goroutine.
+type delayLine struct {
+	ch chan delayed
+}
+
+type delayed struct {
+	due  time.Time
+	b    []byte
+	send func([]byte)
+}
+
+// maxDelayed bounds the packets held by a delay line; beyond it packets are dropped, as a
+// full router queue drops them.
+const maxDelayed = 4096
+
+func newDelayLine(r *Relay) *delayLine {
+	d := &delayLine{ch: make(chan delayed, maxDelayed)}
+	r.lineWG.Add(1)
+	go func() {
+		defer r.lineWG.Done()
+		t := time.NewTimer(time.Hour)
+		defer t.Stop()
+		for p := range d.ch {
+			if w := time.Until(p.due); w > 0 {
+				t.Reset(w)
+				<-t.C
+			}
+			p.send(p.b)
+		}
+	}()
+	return d
+}
+
+// pass sends b now, or after the relay's delay.
+func (r *Relay) pass(line *delayLine, b []byte, send func([]byte)) {
+	d := time.Duration(r.Delay.Load())
+	if d <= 0 {
+		send(b)
+		return
+	}
+	select {
+	case line.ch <- delayed{due: time.Now().Add(d), b: append([]byte(nil), b...), send: send}:
+	default:
+		r.Dropped.Add(1)
+	}
 }
 
 // NewRelay relays to target (the SFU's UDP address), dropping loss (0..1) of the RTP
@@ -53,6 +108,7 @@ func NewRelay(tb testing.TB, target *net.UDPAddr, loss float64, seed uint64) *Re
 	}
 	r := &Relay{conn: conn, target: target, loss: loss, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		upstream: map[string]*net.UDPConn{}}
+	r.up, r.down = newDelayLine(r), newDelayLine(r)
 	r.wg.Add(1)
 	go r.fromClients()
 	tb.Cleanup(r.Close)
@@ -81,7 +137,10 @@ func (r *Relay) Close() {
 		u.Close()
 	}
 	r.mu.Unlock()
-	r.wg.Wait()
+	r.wg.Wait() // the readers; then the delay lines, which only they feed
+	close(r.up.ch)
+	close(r.down.ch)
+	r.lineWG.Wait()
 }
 
 // drop decides whether to drop a packet: RTP only (RFC 7983: first byte 128–191, and not
@@ -124,10 +183,11 @@ func (r *Relay) fromClients() {
 			continue
 		}
 		r.Relayed.Add(1)
-		_, _ = u.Write(buf[:n])
+		send := func(b []byte) { _, _ = u.Write(b) }
+		r.pass(r.up, buf[:n], send)
 		if r.Replay.Load() && isRTP(buf[:n]) {
 			r.Replayed.Add(1)
-			_, _ = u.Write(buf[:n])
+			r.pass(r.up, buf[:n], send)
 		}
 	}
 }
@@ -144,7 +204,7 @@ func (r *Relay) fromSFU(u *net.UDPConn, client *net.UDPAddr) {
 			continue
 		}
 		r.Relayed.Add(1)
-		_, _ = r.conn.WriteToUDP(buf[:n], client)
+		r.pass(r.down, buf[:n], func(b []byte) { _, _ = r.conn.WriteToUDP(b, client) })
 	}
 }
 
