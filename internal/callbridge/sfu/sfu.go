@@ -15,6 +15,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -62,6 +63,12 @@ func New(cfg Config) (*SFU, error) {
 		return nil, fmt.Errorf("sfu: listen UDP: %w", err)
 	}
 	s.udp = udp
+	// Every participant's media goes through this one socket: at the kernel's default
+	// buffers (212 KiB) a meeting of 25 filled the send buffer, writes queued on the
+	// socket's lock, and media fell seconds behind. Ask for more (the kernel caps it at
+	// net.core.{w,r}mem_max; raise those for larger meetings, see docs/operations.md).
+	_ = udp.SetWriteBuffer(udpBufferBytes)
+	_ = udp.SetReadBuffer(udpBufferBytes)
 	logs := pionLogs{log: cfg.Logger}
 	s.umux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), udp)
 	types := networkTypes(udp.LocalAddr().(*net.UDPAddr).IP, "udp")
@@ -303,13 +310,22 @@ func (s *SFU) removeRoomIfEmpty(r *room) {
 // responder (with RTX), RTCP sender and receiver reports, transport-wide congestion control
 // feedback for what the participant sends, and for what it receives the transport-cc
 // header extension with a send-side bandwidth estimator (GCC).
+// udpBufferBytes is the send and receive buffer asked for the media socket.
+const udpBufferBytes = 8 << 20
+
+// nackHistory is how many packets of each outgoing video stream are kept to answer NACKs.
+const nackHistory = 256
+
 func (s *SFU) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
 	me, err := newMediaEngine()
 	if err != nil {
 		return nil, nil, fmt.Errorf("sfu: media engine: %w", err)
 	}
 	reg := &interceptor.Registry{}
-	if err := webrtc.ConfigureNack(me, reg); err != nil {
+	// NACKs answered from the last nackHistory packets of each stream sent: 1024 (pion's
+	// default) kept ~1.5 MB per video subscription, ten times Janus's memory; 256 is still
+	// over a second and a half of the high layer, far more than a retransmission is worth.
+	if err := webrtc.ConfigureNackWithOptions(me, reg, nil, nack.ResponderSize(nackHistory)); err != nil {
 		return nil, nil, fmt.Errorf("sfu: nack: %w", err)
 	}
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
