@@ -93,8 +93,16 @@ func (a *acceptor) run() error {
 	a.c.probe = a.probe
 	jid := strings.TrimSuffix(strings.ToLower(h.To), ".")
 	a.c.jid = jid
-	// Answer the header before judging it: a stream error must follow our own header.
-	open := stream.AppendOpen(nil, stream.Header{NS: stream.NSComponent, From: jid, ID: a.c.id})
+	foreign := a.cfg.Domain != "" && jid != "" && !strings.HasSuffix(jid, "."+strings.ToLower(a.cfg.Domain))
+	// Answer the header before judging it: a stream error must follow our own header. A
+	// component of another domain is answered from this server's domain (RFC 6120 §4.7.1:
+	// the receiving entity's name), so that it can tell a mistyped domain from an unknown
+	// name; see HandshakeError.ServerDomain.
+	from := jid
+	if foreign {
+		from = strings.ToLower(a.cfg.Domain)
+	}
+	open := stream.AppendOpen(nil, stream.Header{NS: stream.NSComponent, From: from, ID: a.c.id})
 	if err := a.send(open); err != nil {
 		return err
 	}
@@ -108,7 +116,7 @@ func (a *acceptor) run() error {
 	switch {
 	case jid == "":
 		return &stream.Error{Condition: stream.HostUnknown, Text: "the stream header names no component ('to' is missing)"}
-	case a.cfg.Domain != "" && !strings.HasSuffix(jid, "."+strings.ToLower(a.cfg.Domain)):
+	case foreign:
 		return &stream.Error{Condition: stream.HostUnknown, Text: "not a component of " + a.cfg.Domain}
 	}
 	var (
