@@ -118,6 +118,8 @@ type Link struct {
 	alarm   *linkstate.Alarm
 	conn    *component.Conn
 	changed chan struct{} // closed and replaced at every change
+	// known is the domain of the last registration, for the advice on a mistyped domain.
+	known string
 }
 
 // New returns a Link for cfg. It does nothing until Run.
@@ -485,8 +487,15 @@ func (l *Link) attempt(ctx context.Context, cfg store.XMPPConfig) (*Registration
 		s.NextAttempt = time.Time{}
 		s.ComponentJID = componentJIDOf(cfg)
 	})
+	var known []string
+	l.mu.Lock()
+	if l.known != "" {
+		known = []string{l.known}
+	}
+	l.mu.Unlock()
 	reg, err := Attempt(ctx, cfg, AttemptOptions{
-		Resolver: l.o.Resolver, RootCAs: l.o.RootCAs, ClientCert: l.o.ClientCert,
+		KnownDomains: known,
+		Resolver:     l.o.Resolver, RootCAs: l.o.RootCAs, ClientCert: l.o.ClientCert,
 		DNSTimeout: l.o.DNSTimeout, ConnectTimeout: l.o.ConnectTimeout, TLSTimeout: l.o.TLSTimeout,
 		HandshakeTimeout: l.o.HandshakeTimeout, Limits: l.o.Limits, Now: l.o.Now,
 		Emit: func(e linkstate.Event) { l.record(n, e) },
@@ -508,6 +517,7 @@ func (l *Link) attempt(ctx context.Context, cfg store.XMPPConfig) (*Registration
 			reg.Conn.JID(), reg.Server(), reg.Address, l.o.KeepAlive, l.o.Missed)})
 	l.mu.Lock()
 	l.conn = reg.Conn
+	l.known = domainOf(cfg)
 	l.mu.Unlock()
 	l.clear()
 	l.m.up.Set(1)
@@ -577,7 +587,11 @@ func (l *Link) raise(f *Failure) {
 		a.ID, a.ActiveSince = l.alarm.ID, l.alarm.ActiveSince
 	} else {
 		a.ID, a.ActiveSince = uuid.NewString(), l.o.Now()
-		l.log.Warn("alarm raised", "type", a.Type, "failureReason", a.FailureReason, "tlsCause", a.TLSCause, "detail", a.Detail)
+		attrs := []any{"type", a.Type, "failureReason", a.FailureReason}
+		if a.TLSCause != "" {
+			attrs = append(attrs, "tlsCause", a.TLSCause)
+		}
+		l.log.Warn("alarm raised", append(attrs, "detail", a.Detail)...)
 	}
 	l.alarm = &a
 	l.notifyLocked()
