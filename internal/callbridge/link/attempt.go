@@ -208,6 +208,8 @@ type attempt struct {
 	o    AttemptOptions
 	cfg  store.XMPPConfig
 	best *Failure
+	// server is the target steps 5 to 10 are running against (host:port).
+	server string
 }
 
 // clock marks the start of a step.
@@ -220,6 +222,9 @@ func (a *attempt) start() clock { return clock{wall: a.o.Now(), mono: time.Now()
 
 func (a *attempt) emit(e linkstate.Event, c clock) {
 	e.Start = c.wall
+	if e.Step >= linkstate.StepResolve && e.Step <= linkstate.StepActive {
+		e.Server = a.server
+	}
 	if !c.mono.IsZero() {
 		e.Duration = time.Since(c.mono)
 	}
@@ -496,6 +501,7 @@ func resolveFailure(t discover.Target, err error) *Failure {
 func (a *attempt) target(ctx context.Context, t discover.Target, domain, componentJID string) *Registration {
 	host := strings.TrimSuffix(t.Host, ".")
 	t.Host = host
+	a.server = t.Addr()
 	c := a.start()
 	var addrs []netip.Addr
 	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {

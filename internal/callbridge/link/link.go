@@ -512,7 +512,7 @@ func (l *Link) attempt(ctx context.Context, cfg store.XMPPConfig) (*Registration
 		l.setState(linkstate.Connecting, func(s *linkstate.Status) { s.LastError = err.Error() })
 		return nil, err
 	}
-	l.record(n, linkstate.Event{Step: linkstate.StepActive, Target: reg.Server(), Outcome: linkstate.OK, Start: l.o.Now(),
+	l.record(n, linkstate.Event{Step: linkstate.StepActive, Target: reg.Server(), Server: reg.Server(), Outcome: linkstate.OK, Start: l.o.Now(),
 		Detail: fmt.Sprintf("registered as %s on %s (%s); XEP-0199 ping every %s, dead after %d missed",
 			reg.Conn.JID(), reg.Server(), reg.Address, l.o.KeepAlive, l.o.Missed)})
 	l.mu.Lock()
@@ -676,7 +676,7 @@ func (l *Link) serve(ctx context.Context, reg *Registration, domain string) erro
 	l.m.up.Set(0)
 	up := time.Since(start)
 	cause, detail, remedy := lossCause(why, l.o)
-	ev := linkstate.Event{Step: linkstate.StepActive, Target: reg.Server(), Outcome: linkstate.Failed, Start: l.o.Now(),
+	ev := linkstate.Event{Step: linkstate.StepActive, Target: reg.Server(), Server: reg.Server(), Outcome: linkstate.Failed, Start: l.o.Now(),
 		Duration: up, Cause: cause, Detail: fmt.Sprintf("link to %s (%s) ended after %s: %s", reg.Server(), reg.Address, up.Round(time.Millisecond), detail), Remedy: remedy}
 	if errors.Is(why, errApplied) || ctx.Err() != nil {
 		ev.Outcome = linkstate.Skipped // not a failure: we closed it
