@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/term"
 
 	"confab.dev/confab/internal/config"
 	"confab.dev/confab/internal/launch"
@@ -26,6 +29,7 @@ type xmppFlags struct {
 	domain, dataDir      string
 	c2s, comp, ws, admin string
 	logFormat, logLevel  string
+	hosts, dnsServer     string
 }
 
 func (f *xmppFlags) register(fs *flag.FlagSet, serve bool) {
@@ -39,6 +43,8 @@ func (f *xmppFlags) register(fs *flag.FlagSet, serve bool) {
 		fs.StringVar(&f.ws, "websocket", "", "HTTPS listener for XMPP over WebSocket at /xmpp-websocket (default :5443)")
 		fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json")
 		fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error")
+		fs.StringVar(&f.hosts, "hosts", "", "extra comma-separated names or addresses for the generated certificate: the names Call Bridges connect to (the SRV targets, the serverAddressOverride host)")
+		fs.StringVar(&f.dnsServer, "dns-server", "", "DNS server for the certificate self-check's SRV lookup (default: the system resolver)")
 	}
 }
 
@@ -86,7 +92,16 @@ func runXMPP(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	log := newLogger(io.err, cfg.Log)
-	x, err := launch.StartXMPP(ctx, cfg, log, nil)
+	var hosts []string
+	for _, h := range strings.Split(f.hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	if len(hosts) > 0 && cfg.TLS.Cert != "" {
+		return &exitError{2, errors.New("-hosts names the generated certificate's extra names, but [tls] cert is configured: reissue that certificate instead")}
+	}
+	x, err := launch.StartXMPPWith(ctx, cfg, log, nil, launch.XMPPOptions{Hosts: hosts, DNSServer: f.dnsServer})
 	if err != nil {
 		return err
 	}
@@ -148,13 +163,9 @@ func runXMPPCallBridge(ctx context.Context, args []string, io stdio) error {
 		if err := needName(); err != nil {
 			return err
 		}
-		line, err := bufio.NewReader(io.in).ReadString('\n')
-		line = strings.TrimSpace(line)
-		if line == "" {
-			if err == nil {
-				err = errors.New("empty secret")
-			}
-			return fmt.Errorf("add-secret reads the secret from standard input: %w", err)
+		line, err := readSecret(io, strings.ToLower(name))
+		if err != nil {
+			return err
 		}
 		if err := reg.SetSecret(name, secret.New(line)); err != nil {
 			return err
@@ -188,19 +199,30 @@ func runXMPPCallBridge(ctx context.Context, args []string, io stdio) error {
 		return nil
 	case "list":
 		links, lerr := liveLinks(ctx, cfg.Listen.Admin)
+		// The component address is <name>.<the XMPP server's domain>: the running server's
+		// (`confab up -domain example.com` writes no file that says it), else the file's.
+		domain := cfg.Domain
+		if live, err := serverDomain(ctx, cfg.Listen.Admin); err == nil && live != "" {
+			if !strings.EqualFold(live, cfg.Domain) {
+				fmt.Fprintf(io.err, "(the XMPP server at %s serves %s; the configuration says %s: listing the server's)\n", cfg.Listen.Admin, live, cfg.Domain)
+			}
+			domain = live
+		}
 		tw := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tCOMPONENT JID\tSTATE\tSINCE\tFROM")
 		for _, e := range reg.List() {
 			state, since, from := "not connected", "-", "-"
+			jid := strings.ToLower(e.Name + "." + domain)
 			if lerr != nil {
 				state = "unknown"
 			}
 			for _, l := range links {
 				if strings.EqualFold(l.Name, e.Name) {
 					state, since, from = "connected", l.ConnectedSince.Local().Format(time.RFC3339), l.RemoteAddr
+					jid = l.JID
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s.%s\t%s\t%s\t%s\n", e.Name, e.Name, cfg.Domain, state, since, from)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, jid, state, since, from)
 		}
 		tw.Flush()
 		if blocks, err := blockedSources(ctx, cfg.Listen.Admin); err == nil {
@@ -215,6 +237,50 @@ func runXMPPCallBridge(ctx context.Context, args []string, io stdio) error {
 		return nil
 	}
 	return &exitError{2, fmt.Errorf("unknown verb %q\n%s", verb, usage)}
+}
+
+// readSecret reads the secret for add-secret: at a terminal, a prompt without echo, twice;
+// otherwise one line of standard input.
+func readSecret(io stdio, name string) (string, error) {
+	if f, ok := io.in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		read := func(prompt string) (string, error) {
+			s, err := readHidden(f, io.err, prompt)
+			return strings.TrimSpace(s), err
+		}
+		first, err := read("Shared secret for " + name + ": ")
+		if err != nil {
+			return "", fmt.Errorf("add-secret: read the secret: %w", err)
+		}
+		if first == "" {
+			return "", &exitError{1, errors.New("add-secret: empty secret; nothing changed")}
+		}
+		again, err := read("Again, to confirm: ")
+		if err != nil {
+			return "", fmt.Errorf("add-secret: read the secret: %w", err)
+		}
+		if again != first {
+			return "", &exitError{1, errors.New("add-secret: the two secrets differ; nothing changed")}
+		}
+		return first, nil
+	}
+	line, err := bufio.NewReader(io.in).ReadString('\n')
+	line = strings.TrimSpace(line)
+	if line == "" {
+		if err == nil {
+			err = errors.New("empty secret")
+		}
+		return "", fmt.Errorf("add-secret reads the secret from standard input: %w", err)
+	}
+	return line, nil
+}
+
+// serverDomain asks the running server's admin listener which XMPP domain it serves.
+func serverDomain(ctx context.Context, admin string) (string, error) {
+	var h struct {
+		Domain string `json:"domain"`
+	}
+	err := adminCall(ctx, http.MethodGet, admin, "/healthz", &h)
+	return h.Domain, err
 }
 
 // liveLinks asks the running server's admin listener which Call Bridges are connected.

@@ -80,11 +80,10 @@ func (b *Bridge) responderFor(c conn) *loginrelay.Responder {
 		OnLogin: func(jid string, ok bool, reason string) {
 			onLogin(jid, ok, reason)
 			b.Meetings.LoginResult(jid, ok, reason)
-			outcome := linkstate.Failed
-			if ok {
-				outcome = linkstate.OK
-			}
-			b.Link.Record(linkstate.Event{Step: linkstate.StepLogin, Target: jid, Start: time.Now(), Outcome: outcome, Cause: reason})
+			// Step 12 is the link's use for a login: the request came over the link and is
+			// answered. A wrong password is such a use, and says nothing against the link;
+			// only an answer that cannot be sent fails the step (see sendAt).
+			b.Link.Record(linkstate.Event{Step: linkstate.StepLogin, Target: jid, Start: time.Now(), Outcome: linkstate.OK, Detail: loginDetail(jid, ok, reason)})
 		},
 		OnSessionEnd:  b.Meetings.SessionEnded,
 		OnLoginSource: b.Meetings.LoginFrom,
@@ -99,6 +98,9 @@ func (b *Bridge) sendAt(c conn, reply []byte, at time.Time) {
 	write := func() {
 		if err := c.Write(reply); err != nil {
 			b.log.Warn("login relay: answer not sent", "err", err)
+			b.Link.Record(linkstate.Event{Step: linkstate.StepLogin, Outcome: linkstate.Failed, Cause: "relay-failed",
+				Detail: "the answer to a login request could not be sent over the link: " + err.Error(),
+				Remedy: "the link to the XMPP server failed while the login was decided; the user logs in again once the link is back (see step 11)"})
 		}
 	}
 	d := time.Until(at)
@@ -111,4 +113,19 @@ func (b *Bridge) sendAt(c conn, reply []byte, at time.Time) {
 		defer b.wg.Done()
 		write()
 	})
+}
+
+// loginDetail says how a relayed login was answered, for step 12's event.
+func loginDetail(jid string, ok bool, reason string) string {
+	who := jid
+	if who == "" {
+		who = "(no user name)"
+	}
+	switch {
+	case ok:
+		return "login request of " + who + " relayed over the link and answered: success"
+	case reason == loginrelay.CondNotAuthorized:
+		return "login request of " + who + " relayed over the link and answered: refused (not-authorized, a wrong user name or password): the link works"
+	}
+	return "login request of " + who + " relayed over the link and answered: refused (" + reason + "): the link works"
 }

@@ -49,10 +49,10 @@ type AcceptConfig struct {
 // not-authorized) and replies <handshake/>. AcceptConfig.Screen and Admit may refuse the
 // component on the way.
 //
-// On failure Accept has already sent the stream error (when the peer could still be told)
-// and closed conn, and it returns a *stream.Error whose Condition says what went wrong:
-// connection-timeout when the negotiation ran out of time, not-well-formed (wrapping io.EOF)
-// when the peer hung up, system-shutdown (wrapping ctx.Err()) when ctx was cancelled.
+// On failure Accept has closed conn. It returns a *stream.Error whose Condition says what
+// went wrong when it could send that error (connection-timeout when the negotiation ran out
+// of time, system-shutdown wrapping ctx.Err() when ctx was cancelled), or a *ClosedError
+// when the peer closed the connection (or it failed) first and nothing was sent.
 func Accept(ctx context.Context, conn net.Conn, cfg AcceptConfig) (*Conn, error) {
 	timeout := cfg.Timeout
 	if timeout <= 0 {
@@ -67,9 +67,42 @@ func Accept(ctx context.Context, conn net.Conn, cfg AcceptConfig) (*Conn, error)
 		return c, nil
 	}
 	se, tell := a.classify(ctx, err)
+	if se == nil {
+		// The peer is gone: nothing to tell it, nothing sent.
+		a.fail(nil, false)
+		return nil, &ClosedError{HeaderRead: a.headerSent, JID: a.c.jid, Err: err}
+	}
 	a.fail(se, tell)
 	return nil, se
 }
+
+// OutcomeClosed names a negotiation the peer ended by closing the connection, as a server
+// counts and logs it (beside the stream error conditions it sends).
+const OutcomeClosed = "closed-before-handshake"
+
+// A ClosedError is a negotiation that ended because the peer closed the connection (or the
+// connection failed) before the handshake completed. No stream error was sent: nobody was
+// left to read one. After TLS and before any stream header it is what a Call Bridge that
+// rejected the server's certificate does, and `confab diagnose -no-register`, and a TLS
+// health check.
+type ClosedError struct {
+	// HeaderRead says whether the peer's stream header had been read (and answered).
+	HeaderRead bool
+	// JID is the component the header named, if it was read.
+	JID string
+	// Err is what the read returned (io.EOF, a reset).
+	Err error
+}
+
+func (e *ClosedError) Error() string {
+	if e.HeaderRead {
+		return fmt.Sprintf("the peer closed the connection after its stream header (to %q), before the handshake: %v", e.JID, e.Err)
+	}
+	return fmt.Sprintf("the peer closed the connection before opening a component stream: %v", e.Err)
+}
+
+// Unwrap returns the read error.
+func (e *ClosedError) Unwrap() error { return e.Err }
 
 type acceptor struct {
 	probe      bool // the peer's header carries NSProbe's probe='true'
@@ -93,8 +126,16 @@ func (a *acceptor) run() error {
 	a.c.probe = a.probe
 	jid := strings.TrimSuffix(strings.ToLower(h.To), ".")
 	a.c.jid = jid
-	// Answer the header before judging it: a stream error must follow our own header.
-	open := stream.AppendOpen(nil, stream.Header{NS: stream.NSComponent, From: jid, ID: a.c.id})
+	foreign := a.cfg.Domain != "" && jid != "" && !strings.HasSuffix(jid, "."+strings.ToLower(a.cfg.Domain))
+	// Answer the header before judging it: a stream error must follow our own header. A
+	// component of another domain is answered from this server's domain (RFC 6120 §4.7.1:
+	// the receiving entity's name), so that it can tell a mistyped domain from an unknown
+	// name; see HandshakeError.ServerDomain.
+	from := jid
+	if foreign {
+		from = strings.ToLower(a.cfg.Domain)
+	}
+	open := stream.AppendOpen(nil, stream.Header{NS: stream.NSComponent, From: from, ID: a.c.id})
 	if err := a.send(open); err != nil {
 		return err
 	}
@@ -108,7 +149,7 @@ func (a *acceptor) run() error {
 	switch {
 	case jid == "":
 		return &stream.Error{Condition: stream.HostUnknown, Text: "the stream header names no component ('to' is missing)"}
-	case a.cfg.Domain != "" && !strings.HasSuffix(jid, "."+strings.ToLower(a.cfg.Domain)):
+	case foreign:
 		return &stream.Error{Condition: stream.HostUnknown, Text: "not a component of " + a.cfg.Domain}
 	}
 	var (
@@ -155,7 +196,7 @@ func refusal(err error) *stream.Error {
 }
 
 // classify turns whatever stopped the negotiation into the stream error to report, and says
-// whether the peer can still be told.
+// whether the peer can still be told; nil when the peer closed the connection or it failed.
 func (a *acceptor) classify(ctx context.Context, err error) (*stream.Error, bool) {
 	var se *stream.Error
 	switch {
@@ -165,10 +206,8 @@ func (a *acceptor) classify(ctx context.Context, err error) (*stream.Error, bool
 		return &stream.Error{Condition: stream.SystemShutdown, Text: "the server is shutting down", Err: ctx.Err()}, true
 	case isTimeout(err) || ctx.Err() != nil:
 		return &stream.Error{Condition: stream.ConnectionTimeout, Text: "component negotiation timed out", Err: err}, true
-	case isEOF(err):
-		return &stream.Error{Condition: stream.NotWellFormed, Text: "the peer closed the connection during negotiation", Err: err}, false
-	default: // an I/O failure: there is nobody left to tell
-		return &stream.Error{Condition: stream.NotWellFormed, Text: "negotiation failed", Err: fmt.Errorf("read: %w", err)}, false
+	default: // the peer closed the connection, or it failed: there is nobody left to tell
+		return nil, false
 	}
 }
 
@@ -180,7 +219,7 @@ func (a *acceptor) fail(se *stream.Error, tell bool) {
 	if cs, ok := c.nc.(interface{ ConnectionState() tls.ConnectionState }); ok && !cs.ConnectionState().HandshakeComplete {
 		tell = false
 	}
-	if tell {
+	if tell && se != nil {
 		var b []byte
 		if !a.headerSent {
 			b = stream.AppendOpen(b, stream.Header{NS: stream.NSComponent, From: c.jid, ID: c.id})

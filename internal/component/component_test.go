@@ -573,3 +573,49 @@ func TestRemoteError(t *testing.T) {
 		t.Error("RemoteError accepted a non-error element")
 	}
 }
+
+// TestAcceptPeerClosed: a peer that closes the connection during the negotiation (a Call
+// Bridge that rejected the server's certificate right after TLS, confab diagnose
+// -no-register) is reported as closed, not as a stream error that was never sent.
+func TestAcceptPeerClosed(t *testing.T) {
+	const ns = `xmlns:stream='http://etherx.jabber.org/streams'`
+	p := newTestPKI(t)
+	for _, tc := range []struct {
+		name       string
+		send       string
+		headerRead bool
+		jid        string
+	}{
+		{"right after TLS", "", false, ""},
+		{"after the stream header", fmt.Sprintf(`<stream:stream xmlns='jabber:component:accept' %s to='cb1.example.com'>`, ns), true, "cb1.example.com"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln := p.listen(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res := serveOne(ctx, ln, testConfig())
+			nc := p.dial(t, ln.Addr().String())
+			if tc.send != "" {
+				fmt.Fprint(nc, tc.send)
+				// Read the server's header, so that the close follows it.
+				_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := stream.NewReader(nc, stream.Limits{}).ReadOpen(""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			nc.Close()
+			r := wait(t, res)
+			var ce *ClosedError
+			if !errors.As(r.err, &ce) || r.c != nil {
+				t.Fatalf("Accept = %v, %v (%T); want a *ClosedError", r.c, r.err, r.err)
+			}
+			if ce.HeaderRead != tc.headerRead || ce.JID != tc.jid {
+				t.Errorf("ClosedError %+v, want header read %v, JID %q", ce, tc.headerRead, tc.jid)
+			}
+			var se *stream.Error
+			if errors.As(r.err, &se) {
+				t.Errorf("Accept reports a stream error %v it never sent", se)
+			}
+		})
+	}
+}

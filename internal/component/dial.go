@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"net"
+	"strings"
 	"time"
 
 	"confab.dev/confab/internal/secret"
@@ -22,6 +23,11 @@ type HandshakeError struct {
 	Text string
 	// Err is the underlying error for local conditions (a timeout, an I/O or TLS error).
 	Err error
+	// ServerDomain is the domain the server answered the stream header from, when it is
+	// neither the component's JID nor a parent of it: the server serves another domain (a
+	// Confab XMPP server answers a component of a foreign domain so). It tells a mistyped
+	// domain from an unregistered name.
+	ServerDomain string
 }
 
 func (e *HandshakeError) Error() string {
@@ -97,6 +103,27 @@ func dial(c *Conn, n *negotiation, s secret.Secret) error {
 	if err != nil {
 		return err
 	}
+	foreign := foreignDomain(h.From, c.jid)
+	err = dialStream(c, s, h, wt)
+	var he *HandshakeError
+	if foreign != "" && errors.As(err, &he) {
+		he.ServerDomain = foreign
+	}
+	return err
+}
+
+// foreignDomain returns from, the 'from' of the server's stream header, when it is neither
+// the component's JID nor a domain it belongs to; else "".
+func foreignDomain(from, jid string) string {
+	from = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(from), "."))
+	jid = strings.ToLower(jid)
+	if from == "" || from == jid || strings.HasSuffix(jid, "."+from) {
+		return ""
+	}
+	return from
+}
+
+func dialStream(c *Conn, s secret.Secret, h stream.Header, wt func() time.Duration) error {
 	if h.ID == "" {
 		// A server that refuses the stream at once (Prosody: host-unknown for a name it does
 		// not know) opens it without an id and sends the stream error right behind it:

@@ -172,7 +172,7 @@ func ping(ctx context.Context, reg *link.Registration, s Settings, now func() ti
 		timeout = link.DefaultHandshakeTimeout
 	}
 	domain := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s.Domain), "."))
-	e := linkstate.Event{Step: linkstate.StepActive, Target: reg.Server(), Start: now()}
+	e := linkstate.Event{Step: linkstate.StepActive, Target: reg.Server(), Server: reg.Server(), Start: now()}
 	start := time.Now()
 	id := "confab-diagnose-" + strconv.FormatInt(start.UnixNano(), 36)
 	err := exchangePing(ctx, c, id, domain, timeout)

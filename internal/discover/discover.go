@@ -114,3 +114,29 @@ func LookupAddrs(ctx context.Context, r *net.Resolver, host string) ([]netip.Add
 	}
 	return addrs, nil
 }
+
+// DomainExists reports whether domain exists in DNS (it has records of some type, or names
+// below it do), and whether the answer is known at all: only a resolver from NewResolver
+// tells NXDOMAIN from NODATA, and a lookup that failed otherwise (a timeout) says nothing.
+// It is used to tell a mistyped domain (NXDOMAIN) from a domain without an SRV record.
+func DomainExists(ctx context.Context, r *net.Resolver, domain string) (exists, known bool) {
+	domain = strings.TrimSuffix(strings.TrimSpace(domain), ".")
+	if domain == "" {
+		return false, false
+	}
+	_, err := LookupAddrs(ctx, r, domain+".")
+	if err == nil {
+		return true, true
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return false, false
+	}
+	switch e.Kind {
+	case KindNoRecords:
+		return true, true
+	case KindNXDomain:
+		return false, true
+	}
+	return false, false
+}

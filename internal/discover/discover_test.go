@@ -338,9 +338,13 @@ func TestServerGone(t *testing.T) {
 	defer cancel()
 	_, err := discover.Targets(ctx, r, "example.com", "")
 	var e *discover.Error
-	// Loopback answers a closed UDP port with ICMP port unreachable: a failure, not a wait.
-	if !errors.As(err, &e) || (e.Kind != discover.KindServerFailure && e.Kind != discover.KindTimeout) {
-		t.Fatalf("Targets with the server gone: %v, want kind server-failure", err)
+	// Loopback answers a closed UDP port with ICMP port unreachable: a failure, not a wait,
+	// and one that says nothing listens there (not a failing zone).
+	if !errors.As(err, &e) || e.Kind != discover.KindConnRefused {
+		t.Fatalf("Targets with the server gone: %v, want kind %s", err, discover.KindConnRefused)
+	}
+	if !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("error %q does not say the connection was refused", err)
 	}
 	if !strings.Contains(err.Error(), srv.Addr) {
 		t.Errorf("error %q does not name the server %s", err, srv.Addr)

@@ -26,10 +26,14 @@ const (
 	// KindTimeout: no answer in time.
 	KindTimeout = "timeout"
 	// KindServerFailure: the DNS server failed (SERVFAIL or another error code), answered
-	// nonsense, or could not be reached.
+	// nonsense, or could not be reached in a way not covered by the other kinds.
 	KindServerFailure = "server-failure"
 	// KindRefused: the DNS server refused the query (REFUSED), e.g. recursion not allowed.
 	KindRefused = "refused"
+	// KindConnRefused: nothing listens at the DNS server's address: the connection to it
+	// was refused (ICMP port unreachable on UDP, RST on TCP). Known only for resolvers from
+	// NewResolver; the system resolver's refusal is a KindServerFailure.
+	KindConnRefused = "connection-refused"
 	// KindUnavailable: the SRV record's only target is ".": the service is decidedly not
 	// available at the domain (RFC 2782).
 	KindUnavailable = "unavailable"
@@ -85,6 +89,8 @@ func (e *Error) reason() string {
 		return "no answer from " + server + " (timeout)"
 	case KindRefused:
 		return server + " refused the query (REFUSED)"
+	case KindConnRefused:
+		return "nothing answers at " + server + " (connection refused): no DNS server runs at that address and port"
 	case KindUnavailable:
 		return `the service is decidedly not available at this domain (SRV target ".")`
 	case KindCanceled:
@@ -106,6 +112,11 @@ func (e *Error) reason() string {
 
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
+
+// RCode returns the mnemonic of the DNS server's error response code ("SERVFAIL",
+// "REFUSED", ...), or "" when none was seen (a timeout, a transport error, the system
+// resolver).
+func (e *Error) RCode() string { return rcodeName(e.rcode) }
 
 // rcodeName returns the mnemonic (RFC 1035 §4.1.1) of an error response code, or "".
 func rcodeName(rcode int) string {
@@ -146,6 +157,9 @@ func classify(op, name string, err error, log *lookupLog) *Error {
 		default:
 			e.Kind = KindNotFound
 		}
+	case log.sawRefused():
+		// Before the timeout: a resolver that was refused retries until its deadline.
+		e.Kind = KindConnRefused
 	case isDNS && de.IsTimeout, errors.Is(err, context.DeadlineExceeded):
 		e.Kind = KindTimeout
 	case e.rcode == rcodeRefused:

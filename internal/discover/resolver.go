@@ -2,10 +2,12 @@ package discover
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
@@ -47,13 +49,14 @@ type dnsDialer struct {
 // dial connects to the configured server whatever address the resolver asks for (that one
 // comes from resolv.conf).
 func (d *dnsDialer) dial(ctx context.Context, network, _ string) (net.Conn, error) {
+	log, _ := ctx.Value(lookupLogKey{}).(*lookupLog)
+	log.setServer(d.server)
 	nd := net.Dialer{Timeout: d.timeout}
 	c, err := nd.DialContext(ctx, network, d.server)
 	if err != nil {
+		log.transportError(err)
 		return nil, err
 	}
-	log, _ := ctx.Value(lookupLogKey{}).(*lookupLog)
-	log.setServer(d.server)
 	var limit time.Time
 	if d.timeout > 0 {
 		limit = time.Now().Add(d.timeout)
@@ -79,6 +82,9 @@ func (c *packetConn) Read(b []byte) (int, error) {
 	if n > 0 {
 		c.log.record(b[:n])
 	}
+	if err != nil {
+		c.log.transportError(err)
+	}
 	return n, err
 }
 
@@ -99,6 +105,9 @@ type streamConn struct {
 
 func (c *streamConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
+	if err != nil {
+		c.log.transportError(err)
+	}
 	if n > 0 && c.log != nil {
 		c.buf = append(c.buf, b[:n]...)
 		for len(c.buf) >= 2 {
@@ -134,6 +143,7 @@ type lookupLog struct {
 	server    string
 	noError   bool // some response was NOERROR (so a not-found is NODATA)
 	lastError int  // the last error response code
+	refused   bool // the server's address refused the connection (nothing listens there)
 }
 
 type lookupLogKey struct{}
@@ -174,6 +184,27 @@ func (l *lookupLog) record(msg []byte) {
 	} else {
 		l.lastError = int(h.RCode)
 	}
+}
+
+// transportError notes an error of the connection to the DNS server: a refused connection
+// (TCP RST, or ICMP port unreachable on UDP) means nothing listens at the server's address,
+// which the resolver reports only as text.
+func (l *lookupLog) transportError(err error) {
+	if l == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+		return
+	}
+	l.mu.Lock()
+	l.refused = true
+	l.mu.Unlock()
+}
+
+func (l *lookupLog) sawRefused() bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refused
 }
 
 func (l *lookupLog) serverAddr() string {

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +19,7 @@ import (
 
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/config"
+	"confab.dev/confab/internal/discover"
 	"confab.dev/confab/internal/xmppd"
 	"confab.dev/confab/internal/xmppd/callbridges"
 	"confab.dev/confab/internal/xmppd/roster"
@@ -36,9 +39,10 @@ type XMPP struct {
 	// Roster keeps the users' rosters, in data_dir/roster.db.
 	Roster *roster.SQLite
 
-	g      *group
-	cancel context.CancelFunc
-	log    *slog.Logger
+	g       *group
+	cancel  context.CancelFunc
+	log     *slog.Logger
+	keyFile string // the configured certificate's key
 }
 
 // RegistryPath returns where the Call Bridge registry of cfg lives.
@@ -62,19 +66,37 @@ func ServerTLS(cfg config.XMPP, hosts []string) (*certs.Local, certs.ServerOptio
 	return l, certs.ServerOptions{CertFile: l.CertFile, KeyFile: l.KeyFile, ClientCAFile: cfg.TLS.ClientCA, RequireClientCert: cfg.TLS.RequireClientCert}, nil
 }
 
+// XMPPOptions are the settings of `confab xmpp` that are not in its file.
+type XMPPOptions struct {
+	// Hosts are extra names for a generated certificate (the domain, the host name,
+	// localhost, 127.0.0.1 and ::1 are always there): the names Call Bridges connect to.
+	Hosts []string
+	// DNSServer answers the certificate self-check's SRV lookup ("" is the system's).
+	DNSServer string
+	// NoSRVCheck skips the SRV part of the certificate self-check.
+	NoSRVCheck bool
+}
+
 // StartXMPP starts the XMPP server of cfg: it returns once every listener is bound. A
 // listener whose address is "-" is not started (`confab up` mounts the WebSocket handler on
 // its web listener instead).
 func StartXMPP(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg prometheus.Registerer) (*XMPP, error) {
+	return StartXMPPWith(ctx, cfg, log, reg, XMPPOptions{})
+}
+
+// StartXMPPWith is StartXMPP with the options of o. Once started, the server checks its own
+// certificate (see CheckCertificate) and says what it found in its log and on /healthz.
+func StartXMPPWith(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg prometheus.Registerer, o XMPPOptions) (*XMPP, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	x := &XMPP{g: newGroup(), log: log}
-	local, topts, err := ServerTLS(cfg, nil)
+	local, topts, err := ServerTLS(cfg, o.Hosts)
 	if err != nil {
 		return nil, err
 	}
+	x.keyFile = topts.KeyFile
 	if local != nil {
 		x.Local, x.CAFile = local, local.CAFile
 		if local.Created() {
@@ -201,7 +223,92 @@ func StartXMPP(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg prome
 	})
 	log.Info("XMPP server started", "domain", cfg.Domain, "c2s", x.Addrs.C2S, "component", x.Addrs.Component,
 		"websocket", x.Addrs.WebSocket, "admin", x.Addrs.Admin, "registry", x.Registry.Path())
+	x.checkCertificate(wctx, cfg.Domain, topts.CertFile, o)
 	return x, nil
+}
+
+// certCheckTimeout bounds the self-check's SRV lookup and the A/AAAA lookups behind it.
+const certCheckTimeout = 5 * time.Second
+
+// checkCertificate checks the server's own certificate: at once for the XMPP domain, then,
+// on a goroutine of the group (bounded by certCheckTimeout), for the names the domain's SRV
+// records point Call Bridges to. Each missing name is a warning in the log and on /healthz.
+func (x *XMPP) checkCertificate(ctx context.Context, domain, certFile string, o XMPPOptions) {
+	pair, err := tls.LoadX509KeyPair(certFile, x.keyFile)
+	var leaf *x509.Certificate
+	if err == nil && len(pair.Certificate) > 0 {
+		leaf, err = x509.ParseCertificate(pair.Certificate[0])
+	}
+	if err != nil {
+		x.log.Warn("certificate self-check: cannot read the server's certificate", "cert", certFile, "err", err)
+		return
+	}
+	c := CheckCertificate(ctx, leaf, domain, nil, true)
+	x.report(c, certFile)
+	if o.NoSRVCheck {
+		return
+	}
+	x.g.run("certificate check", func() error {
+		cctx, cancel := context.WithTimeout(ctx, certCheckTimeout)
+		defer cancel()
+		c := CheckCertificate(cctx, leaf, domain, discover.NewResolver(o.DNSServer, 2*time.Second), false)
+		x.report(c, certFile)
+		return nil
+	})
+}
+
+func (x *XMPP) report(c xmppd.CertCheck, certFile string) {
+	x.Server.SetCertCheck(c)
+	for _, w := range c.Warnings {
+		x.log.Warn("certificate self-check: "+w, "cert", certFile)
+	}
+	if c.OK && c.SRV != "" {
+		x.log.Info("certificate self-check: ok", "cert", certFile, "names", strings.Join(c.Names, ", "), "srv", c.SRV)
+	} else if c.SRV != "" {
+		x.log.Info("certificate self-check: SRV", "srv", c.SRV)
+	}
+}
+
+// CheckCertificate checks that leaf names domain and, unless skipSRV, every target of the
+// SRV record _xmpp-component._tcp.<domain> that r finds: the names Call Bridges check at
+// their step 8. A failed lookup only says that the targets could not be checked.
+func CheckCertificate(ctx context.Context, leaf *x509.Certificate, domain string, r *net.Resolver, skipSRV bool) xmppd.CertCheck {
+	c := xmppd.CertCheck{Checked: time.Now(), OK: true}
+	for _, n := range leaf.DNSNames {
+		c.Names = append(c.Names, "DNS:"+n)
+	}
+	for _, ip := range leaf.IPAddresses {
+		c.Names = append(c.Names, "IP:"+ip.String())
+	}
+	var ms *certs.MissingSANError
+	if err := certs.CheckSANs(leaf, domain); errors.As(err, &ms) {
+		c.OK = false
+		c.Warnings = append(c.Warnings, fmt.Sprintf("the certificate lacks the XMPP domain %s: every Call Bridge refuses it (step 8, missing-san); reissue it with subjectAltName %s", domain, ms.Remedy()))
+	}
+	if skipSRV {
+		return c
+	}
+	name := discover.SRVName(domain)
+	targets, err := discover.Targets(ctx, r, domain, "")
+	var de *discover.Error
+	switch {
+	case errors.As(err, &de) && (de.Kind == discover.KindNXDomain || de.Kind == discover.KindNoRecords || de.Kind == discover.KindNotFound):
+		c.SRV = fmt.Sprintf("no SRV record %s: Call Bridges can find this server only through serverAddressOverride (the certificate must then name that host)", name)
+		return c
+	case err != nil:
+		c.SRV = fmt.Sprintf("could not check the names the SRV records give: %v", err)
+		return c
+	}
+	var seen []string
+	for _, t := range targets {
+		seen = append(seen, t.Addr())
+		if err := certs.CheckSANs(leaf, t.Host); errors.As(err, &ms) {
+			c.OK = false
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s points Call Bridges to %s, which the certificate lacks: those that connect there refuse it (step 8, missing-san) if it is this server; reissue it with subjectAltName %s", name, t.Host, ms.Remedy()))
+		}
+	}
+	c.SRV = fmt.Sprintf("%s: %s", name, strings.Join(seen, ", "))
+	return c
 }
 
 // Failed is closed when a listener stops unexpectedly; Err then says why.

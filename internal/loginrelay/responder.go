@@ -332,9 +332,10 @@ func (r *Responder) fail(id, username, cond, text string) failurePayload {
 	if username != "" {
 		jid = r.Dir.JID(username)
 	}
-	r.logger().Info("login failed", "jid", jid, "condition", cond, "text", text)
 	if r.OnLogin != nil {
-		r.OnLogin(jid, false, cond)
+		r.OnLogin(jid, false, cond) // the Call Bridge logs it there, once, in its own words
+	} else {
+		r.logger().Info("login failed", "jid", jid, "condition", cond, "text", text)
 	}
 	return failurePayload{Session: id, Condition: cond, Text: text}
 }

@@ -12,7 +12,8 @@ import (
 // trusts (it is not authenticated):
 //
 //	GET /metrics      Prometheus metrics
-//	GET /healthz      {"status":"ok","callBridges":N} (503 and "shutting-down" during Shutdown)
+//	GET /healthz      {"status":"ok","domain":D,"callBridges":N,"certificate":{...}} (503 and
+//	                  "shutting-down" during Shutdown; certificate: see CertCheck)
 //	GET /callbridges  the connected Call Bridges: name, jid, remoteAddress, connectedSince
 //	GET /callbridges/blocked   the component port's blocked sources: source, name, until
 //	POST /callbridges/unblock?target=NAME|ADDRESS   clears them: {"unblocked":[sources]}
@@ -29,7 +30,11 @@ func (s *Server) AdminHandler() http.Handler {
 		if s.closing() {
 			status, code = "shutting-down", http.StatusServiceUnavailable
 		}
-		writeJSON(w, code, map[string]any{"status": status, "callBridges": s.relay.Bridges()})
+		doc := map[string]any{"status": status, "domain": s.domain, "callBridges": s.relay.Bridges()}
+		if c := s.CertificateCheck(); c != nil {
+			doc["certificate"] = c
+		}
+		writeJSON(w, code, doc)
 	})
 	mux.HandleFunc("GET /callbridges", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Components())

@@ -150,6 +150,21 @@ func (s *Server) acceptComponent(ctx context.Context, nc net.Conn, log *slog.Log
 		Timeout:      s.cfg.OpenTimeout,
 		WriteTimeout: s.cfg.WriteTimeout,
 	})
+	var closed *component.ClosedError
+	if errors.As(err, &closed) {
+		// Nothing was sent: the peer hung up. After TLS and before any stream header, that
+		// is a Call Bridge that rejected this server's certificate (its step 8), or
+		// `confab diagnose -no-register`, or a health check: not a protocol error.
+		s.m.handshakes.WithLabelValues(component.OutcomeClosed).Inc()
+		attrs := []any{"outcome", component.OutcomeClosed, "err", err}
+		if closed.HeaderRead {
+			attrs = append(attrs, "jid", closed.JID)
+		} else {
+			attrs = append(attrs, "hint", "after TLS, before a stream header: a Call Bridge that rejected this server's certificate closes so (its step 8 says why), and so does confab diagnose -no-register")
+		}
+		log.Info("component connection closed by the peer before the handshake", attrs...)
+		return nil, secret.Secret{}, err
+	}
 	if err != nil {
 		outcome := "error"
 		var se *stream.Error

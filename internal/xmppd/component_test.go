@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -476,5 +477,40 @@ func TestComponentNotACallBridgeTakesNoLogins(t *testing.T) {
 	}
 	if n := relayed.Load(); n != 1 {
 		t.Errorf("irc got %d login relay requests, want 1 (the probe)", n)
+	}
+}
+
+// TestComponentClosedBeforeHandshake: a peer that completes TLS and hangs up (a Call Bridge
+// that rejected the server's certificate names at its step 8, or confab diagnose
+// -no-register) is logged and counted as closed-before-handshake, not as a not-well-formed
+// stream error the server never sent.
+func TestComponentClosedBeforeHandshake(t *testing.T) {
+	logs := &logBuffer{}
+	h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	nc, err := net.DialTimeout("tcp", h.ComponentAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := tls.Client(nc, h.ClientTLS(h.Domain))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	tc.Close()
+	xmppdtest.Eventually(t, 5*time.Second, "the close counted", func() bool {
+		return metricValue(t, h, `confab_xmpp_component_handshakes_total{outcome="closed-before-handshake"}`) == 1
+	})
+	if got := metricValue(t, h, `confab_xmpp_stream_errors_total{condition="not-well-formed"}`); got > 0 {
+		t.Errorf("stream errors not-well-formed counted: %v, want none (none was sent)", got)
+	}
+	if got := metricValue(t, h, `confab_xmpp_component_handshakes_total{outcome="not-well-formed"}`); got > 0 {
+		t.Errorf("handshakes not-well-formed counted: %v, want none", got)
+	}
+	out := logs.String()
+	if !strings.Contains(out, `msg="component connection closed by the peer before the handshake" transport=component`) ||
+		!strings.Contains(out, "outcome=closed-before-handshake") || !strings.Contains(out, "rejected this server's certificate") {
+		t.Errorf("log:\n%s\nwant the close, its outcome and a hint", out)
+	}
+	if strings.Contains(out, "not-well-formed") {
+		t.Errorf("log says not-well-formed:\n%s", out)
 	}
 }

@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, prometheus.Gatherer, error
 		}),
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "confab", Subsystem: "xmpp", Name: "component_handshakes_total",
-			Help: "Component connections, by outcome (success, tls, or the stream error condition).",
+			Help: "Component connections, by outcome: success, tls-error (the TLS handshake failed), closed-before-handshake (the peer closed the connection during negotiation; nothing was sent), or the stream error condition sent.",
 		}, []string{"outcome"}),
 		routed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "confab", Subsystem: "xmpp", Name: "stanzas_routed_total",

@@ -192,8 +192,10 @@ type Server struct {
 	domain  string
 	log     *slog.Logger
 	tlsComp *tls.Config
-	relay   *loginrelay.Client
-	router  router
+	// certCheck is the check of the server's own certificate (see CertCheck).
+	certCheck certCheckBox
+	relay     *loginrelay.Client
+	router    router
 	// smIDs maps XEP-0198 resumption ids to their sessions; smMu is a leaf.
 	smMu  sync.Mutex
 	smIDs map[string]*session

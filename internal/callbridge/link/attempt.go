@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -54,6 +55,10 @@ type AttemptOptions struct {
 	// no Conn. It lets `confab diagnose` check everything up to registration without
 	// displacing a running Call Bridge of the same name.
 	NoRegister bool
+	// KnownDomains are XMPP domains this Call Bridge registered with before (the Link keeps
+	// them): a domain DNS does not know that looks like one of them is reported as a likely
+	// typo of the Domain field.
+	KnownDomains []string
 	// Probe marks the handshake as a test (component.Probe): a Confab XMPP server then never
 	// lets it replace a live Call Bridge of the same name, whatever its duplicate policy,
 	// and refuses it with <conflict/> instead. confab diagnose sets it.
@@ -127,6 +132,11 @@ func (f *Failure) Alarm() linkstate.Alarm {
 	}
 }
 
+// CauseDomainMismatch is the cause of a failure at step 8 or 10 that the Domain field
+// explains: the XMPP server presents (in its certificate, or in its answer to the stream
+// header) another domain than the one configured.
+const CauseDomainMismatch = "domain-mismatch"
+
 // AlarmType is the CMS alarm type for a failed XMPP registration.
 const AlarmType = "xmppRegistrationFailure"
 
@@ -198,6 +208,8 @@ type attempt struct {
 	o    AttemptOptions
 	cfg  store.XMPPConfig
 	best *Failure
+	// server is the target steps 5 to 10 are running against (host:port).
+	server string
 }
 
 // clock marks the start of a step.
@@ -210,6 +222,9 @@ func (a *attempt) start() clock { return clock{wall: a.o.Now(), mono: time.Now()
 
 func (a *attempt) emit(e linkstate.Event, c clock) {
 	e.Start = c.wall
+	if e.Step >= linkstate.StepResolve && e.Step <= linkstate.StepActive {
+		e.Server = a.server
+	}
 	if !c.mono.IsZero() {
 		e.Duration = time.Since(c.mono)
 	}
@@ -278,7 +293,7 @@ func (a *attempt) run(ctx context.Context) (*Registration, *Failure) {
 			err = &discover.Error{Op: discover.OpSRV, Name: srvName(domain), Kind: discover.KindNoRecords}
 		}
 		if err != nil {
-			return nil, a.fail(srvFailure(domain, err), c)
+			return nil, a.fail(a.srvFailure(ctx, domain, err), c)
 		}
 		a.ok(linkstate.StepSRV, srvName(domain), c, describeTargets(domain, ts))
 		targets = ts
@@ -417,7 +432,11 @@ func dnsCause(err error) string {
 	return discover.KindServerFailure
 }
 
-func srvFailure(domain string, err error) *Failure {
+// srvFailure classifies a failed SRV lookup. A name DNS does not know may be a mistyped
+// domain rather than a missing record, so its remedy asks to check the Domain field first,
+// with what is known: the domains registered with before, and whether the domain itself
+// exists (one more lookup, within the same DNS timeout).
+func (a *attempt) srvFailure(ctx context.Context, domain string, err error) *Failure {
 	kind := dnsCause(err)
 	name := srvName(domain)
 	f := &Failure{Step: linkstate.StepSRV, Reason: linkstate.ReasonDNS, Cause: kind, Target: name, Err: err}
@@ -425,19 +444,43 @@ func srvFailure(domain string, err error) *Failure {
 	f.Detail = "looked up " + describeDNSError(err, "SRV "+name)
 	switch kind {
 	case discover.KindNXDomain, discover.KindNoRecords, discover.KindNotFound:
-		f.Remedy = create
-	case discover.KindTimeout:
-		f.Remedy = "check that the DNS server is up and reachable from the Call Bridge (UDP and TCP port 53), or set serverAddressOverride"
-	case discover.KindServerFailure:
-		f.Remedy = "check the zone for " + domain + " on the DNS server (it may be broken, or its DNSSEC signatures invalid)"
-	case discover.KindRefused:
-		f.Remedy = "allow the Call Bridge to query the DNS server (recursion), or configure another DNS server"
-	case discover.KindUnavailable:
-		f.Remedy = "replace the \".\" SRV record with one naming the XMPP server, for example `" + exampleSRV(domain) + "`"
+		exists, known := true, false
+		if kind != discover.KindNoRecords {
+			dctx, cancel := context.WithTimeout(ctx, a.o.DNSTimeout)
+			exists, known = discover.DomainExists(dctx, a.o.Resolver, domain)
+			cancel()
+		}
+		f.Remedy = checkDomainFirst(domain, a.o.KnownDomains, exists, known) + "; if it is right, " + create
 	default:
-		f.Remedy = "check the DNS server and the zone for " + domain + ", or set serverAddressOverride"
+		f.Remedy = dnsRemedy(kind, err, "the zone for "+domain, domain) + ", or set serverAddressOverride"
+		if kind == discover.KindUnavailable {
+			f.Remedy = "replace the \".\" SRV record with one naming the XMPP server, for example `" + exampleSRV(domain) + "`"
+		}
 	}
 	return f
+}
+
+// dnsRemedy is the remedy for a lookup the DNS server itself failed: it names the server
+// and its port, as configured, and says what that server did.
+// zone says which zone a SERVFAIL points at; name is what was looked up.
+func dnsRemedy(kind string, err error, zone, name string) string {
+	server := dnsServer(err)
+	who := dnsServerWords(server)
+	switch kind {
+	case discover.KindTimeout:
+		return fmt.Sprintf("%s does not answer: check that it is running and reachable from the Call Bridge (UDP and TCP port %s)", who, dnsPort(server))
+	case discover.KindConnRefused:
+		return fmt.Sprintf("nothing listens at %s: start the DNS server, or correct the Call Bridge's DNS server ([xmpp] dns_server) to the address and port of a running one", server)
+	case discover.KindRefused:
+		return fmt.Sprintf("%s refuses to answer: allow the Call Bridge to query it (its access list, or recursion for a zone it does not hold), or use a DNS server that answers for %s", who, name)
+	case discover.KindServerFailure:
+		var de *discover.Error
+		if errors.As(err, &de) && de.RCode() == "SERVFAIL" {
+			return fmt.Sprintf("%s answers SERVFAIL: check %s on it (it may be broken, or its DNSSEC signatures invalid)", who, zone)
+		}
+		return fmt.Sprintf("the lookup through %s failed (see the detail): check that server and the network path to it", who)
+	}
+	return fmt.Sprintf("check %s and %s", who, zone)
 }
 
 func resolveFailure(t discover.Target, err error) *Failure {
@@ -446,14 +489,10 @@ func resolveFailure(t discover.Target, err error) *Failure {
 	create := fmt.Sprintf("create an A (IPv4) or AAAA (IPv6) record for %s, or correct the name in the SRV record or serverAddressOverride", t.Host)
 	f.Detail = "looked up " + describeDNSError(err, "A/AAAA "+t.Host)
 	switch kind {
-	case discover.KindTimeout:
-		f.Remedy = "check that the DNS server is up and reachable from the Call Bridge (UDP and TCP port 53)"
-	case discover.KindServerFailure:
-		f.Remedy = "check the zone holding " + t.Host + " on the DNS server"
-	case discover.KindRefused:
-		f.Remedy = "allow the Call Bridge to query the DNS server (recursion), or configure another DNS server"
-	default:
+	case discover.KindNXDomain, discover.KindNoRecords, discover.KindNotFound:
 		f.Remedy = create
+	default:
+		f.Remedy = dnsRemedy(kind, err, "the zone holding "+t.Host, t.Host)
 	}
 	return f
 }
@@ -462,6 +501,7 @@ func resolveFailure(t discover.Target, err error) *Failure {
 func (a *attempt) target(ctx context.Context, t discover.Target, domain, componentJID string) *Registration {
 	host := strings.TrimSuffix(t.Host, ".")
 	t.Host = host
+	a.server = t.Addr()
 	c := a.start()
 	var addrs []netip.Addr
 	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
@@ -564,6 +604,17 @@ func (a *attempt) secure(ctx context.Context, nc net.Conn, t discover.Target, ap
 		if errors.As(err, &ms) {
 			f.Detail = fmt.Sprintf("checked that the certificate covers %s and %s: %v", domain, t.Host, ms)
 			f.Remedy = "reissue the XMPP server's certificate with subjectAltName " + ms.Remedy()
+			if other := presentedDomain(leaf, domain, t.Host); other != "" && slices.Contains(ms.Missing, domain) {
+				// The server is for another domain: most likely the Domain field is wrong,
+				// and adding the typo to the certificate would be the wrong fix.
+				f.Cause = CauseDomainMismatch
+				f.Detail += fmt.Sprintf(": the XMPP server presents the domain %s, not %s", other, domain)
+				f.Remedy = fmt.Sprintf("the XMPP server presents %s: is the Domain field (%s) right? If the XMPP domain is %s, set domain to %s (the certificate is then fine)", other, domain, other, other)
+				if len(ms.Missing) > 1 || !strings.EqualFold(ms.Missing[0], domain) {
+					f.Remedy += fmt.Sprintf(" and check that %s is this server's name", t.Host)
+				}
+				f.Remedy += fmt.Sprintf("; only if %s is the right domain, reissue the certificate with subjectAltName %s", domain, ms.Remedy())
+			}
 		} else {
 			f.Detail = fmt.Sprintf("checked that the certificate covers %s and %s: %v", domain, t.Host, err)
 			f.Remedy = fmt.Sprintf("reissue the XMPP server's certificate with subjectAltName DNS:%s, DNS:%s", domain, t.Host)
@@ -591,7 +642,7 @@ func (a *attempt) secure(ctx context.Context, nc net.Conn, t discover.Target, ap
 	conn, err := handshake(hctx, tc, componentJID, a.cfg.SharedSecret, a.o.Limits)
 	cancel()
 	if err != nil {
-		a.handshakeFailure(err, t, componentJID, c)
+		a.handshakeFailure(err, t, domain, componentJID, c)
 		return nil
 	}
 	a.ok(linkstate.StepHandshake, t.Addr(), c, fmt.Sprintf("opened a component stream to %s (stream id %s) and sent the handshake hex(SHA-1(stream id + sharedSecret))",
@@ -727,7 +778,7 @@ func isVerdict(condition string) bool {
 	return false
 }
 
-func (a *attempt) handshakeFailure(err error, t discover.Target, componentJID string, c clock) {
+func (a *attempt) handshakeFailure(err error, t discover.Target, domain, componentJID string, c clock) {
 	var he *component.HandshakeError
 	if !errors.As(err, &he) {
 		he = &component.HandshakeError{Condition: "eof", Text: err.Error(), Err: err}
@@ -762,6 +813,12 @@ func (a *attempt) handshakeFailure(err error, t discover.Target, componentJID st
 		case stream.HostUnknown:
 			f.Detail = fmt.Sprintf("the XMPP server refused %s with <host-unknown/>%s: it does not know this Call Bridge name", componentJID, said)
 			f.Remedy = fmt.Sprintf("register the Call Bridge on the XMPP server with `confab xmpp callbridge add %s` (MMP `xmpp callbridge add %s`), and check that domain is the XMPP server's domain", name, name)
+			if other := he.ServerDomain; other != "" && !strings.EqualFold(other, domain) {
+				// Not an unknown name: a component of a domain the server does not serve.
+				f.Cause = CauseDomainMismatch
+				f.Detail = fmt.Sprintf("the XMPP server refused %s with <host-unknown/>%s: it serves the domain %s, not %s", componentJID, said, other, domain)
+				f.Remedy = fmt.Sprintf("the XMPP server presents %s: is the Domain field (%s) right? If the XMPP domain is %s, set domain to %s (the Call Bridge then registers as %s.%s)", other, domain, other, other, name, other)
+			}
 		case stream.Conflict:
 			f.Reason = linkstate.ReasonDuplicateName
 			f.Detail = fmt.Sprintf("the XMPP server refused %s with <conflict/>%s: another Call Bridge with this name is connected", componentJID, said)

@@ -118,6 +118,8 @@ type Link struct {
 	alarm   *linkstate.Alarm
 	conn    *component.Conn
 	changed chan struct{} // closed and replaced at every change
+	// known is the domain of the last registration, for the advice on a mistyped domain.
+	known string
 }
 
 // New returns a Link for cfg. It does nothing until Run.
@@ -485,8 +487,15 @@ func (l *Link) attempt(ctx context.Context, cfg store.XMPPConfig) (*Registration
 		s.NextAttempt = time.Time{}
 		s.ComponentJID = componentJIDOf(cfg)
 	})
+	var known []string
+	l.mu.Lock()
+	if l.known != "" {
+		known = []string{l.known}
+	}
+	l.mu.Unlock()
 	reg, err := Attempt(ctx, cfg, AttemptOptions{
-		Resolver: l.o.Resolver, RootCAs: l.o.RootCAs, ClientCert: l.o.ClientCert,
+		KnownDomains: known,
+		Resolver:     l.o.Resolver, RootCAs: l.o.RootCAs, ClientCert: l.o.ClientCert,
 		DNSTimeout: l.o.DNSTimeout, ConnectTimeout: l.o.ConnectTimeout, TLSTimeout: l.o.TLSTimeout,
 		HandshakeTimeout: l.o.HandshakeTimeout, Limits: l.o.Limits, Now: l.o.Now,
 		Emit: func(e linkstate.Event) { l.record(n, e) },
@@ -503,11 +512,12 @@ func (l *Link) attempt(ctx context.Context, cfg store.XMPPConfig) (*Registration
 		l.setState(linkstate.Connecting, func(s *linkstate.Status) { s.LastError = err.Error() })
 		return nil, err
 	}
-	l.record(n, linkstate.Event{Step: linkstate.StepActive, Target: reg.Server(), Outcome: linkstate.OK, Start: l.o.Now(),
+	l.record(n, linkstate.Event{Step: linkstate.StepActive, Target: reg.Server(), Server: reg.Server(), Outcome: linkstate.OK, Start: l.o.Now(),
 		Detail: fmt.Sprintf("registered as %s on %s (%s); XEP-0199 ping every %s, dead after %d missed",
 			reg.Conn.JID(), reg.Server(), reg.Address, l.o.KeepAlive, l.o.Missed)})
 	l.mu.Lock()
 	l.conn = reg.Conn
+	l.known = domainOf(cfg)
 	l.mu.Unlock()
 	l.clear()
 	l.m.up.Set(1)
@@ -577,7 +587,11 @@ func (l *Link) raise(f *Failure) {
 		a.ID, a.ActiveSince = l.alarm.ID, l.alarm.ActiveSince
 	} else {
 		a.ID, a.ActiveSince = uuid.NewString(), l.o.Now()
-		l.log.Warn("alarm raised", "type", a.Type, "failureReason", a.FailureReason, "tlsCause", a.TLSCause, "detail", a.Detail)
+		attrs := []any{"type", a.Type, "failureReason", a.FailureReason}
+		if a.TLSCause != "" {
+			attrs = append(attrs, "tlsCause", a.TLSCause)
+		}
+		l.log.Warn("alarm raised", append(attrs, "detail", a.Detail)...)
 	}
 	l.alarm = &a
 	l.notifyLocked()
@@ -662,7 +676,7 @@ func (l *Link) serve(ctx context.Context, reg *Registration, domain string) erro
 	l.m.up.Set(0)
 	up := time.Since(start)
 	cause, detail, remedy := lossCause(why, l.o)
-	ev := linkstate.Event{Step: linkstate.StepActive, Target: reg.Server(), Outcome: linkstate.Failed, Start: l.o.Now(),
+	ev := linkstate.Event{Step: linkstate.StepActive, Target: reg.Server(), Server: reg.Server(), Outcome: linkstate.Failed, Start: l.o.Now(),
 		Duration: up, Cause: cause, Detail: fmt.Sprintf("link to %s (%s) ended after %s: %s", reg.Server(), reg.Address, up.Round(time.Millisecond), detail), Remedy: remedy}
 	if errors.Is(why, errApplied) || ctx.Err() != nil {
 		ev.Outcome = linkstate.Skipped // not a failure: we closed it

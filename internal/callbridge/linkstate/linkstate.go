@@ -114,11 +114,15 @@ const (
 
 // Event is what one step of one attempt did.
 type Event struct {
-	Seq      uint64        `json:"seq" xml:"seq,attr"`
-	Attempt  uint64        `json:"attempt" xml:"attempt,attr"`
-	Step     Step          `json:"-" xml:"-"`
-	StepName string        `json:"step" xml:"step"`
-	Target   string        `json:"target,omitempty" xml:"target,omitempty"`
+	Seq      uint64 `json:"seq" xml:"seq,attr"`
+	Attempt  uint64 `json:"attempt" xml:"attempt,attr"`
+	Step     Step   `json:"-" xml:"-"`
+	StepName string `json:"step" xml:"step"`
+	Target   string `json:"target,omitempty" xml:"target,omitempty"`
+	// Server is the XMPP server (host:port, from the override or an SRV target) that steps
+	// 5 to 11 were run against, so that an attempt that tried several SRV targets can be
+	// read one server at a time. Empty for the other steps.
+	Server   string        `json:"server,omitempty" xml:"server,omitempty"`
 	Start    time.Time     `json:"start" xml:"start"`
 	Duration time.Duration `json:"-" xml:"-"`
 	Millis   float64       `json:"durationMs" xml:"durationMs"`

@@ -73,6 +73,8 @@ type StepView struct {
 	Cause    string `json:"cause,omitempty"`
 	Detail   string `json:"detail,omitempty"`
 	Remedy   string `json:"remedy,omitempty"`
+	// Server is the XMPP server of steps 5 to 11.
+	Server string `json:"server,omitempty"`
 	// Summary and Note are the two lines beside the row in the diagram.
 	Summary string `json:"summary"`
 	Note    string `json:"note,omitempty"`
@@ -106,18 +108,77 @@ func join(sep string, parts ...string) string {
 
 // flowSteps returns the twelve steps coloured by their outcome in the link's latest
 // attempt: a step the latest attempt did not reach is grey even if an earlier attempt ran
-// it, so that the diagram never shows a stale green after a failure.
+// it, so that the diagram never shows a stale green after a failure. Steps 5 to 11 are
+// those of one XMPP server (see flowServers): never a mix of two SRV targets'.
 func flowSteps(st linkstate.Status, events []linkstate.Event) []StepView {
+	steps, _ := flow(st, events)
+	return steps
+}
+
+// latestAttempt returns the events of the link's latest attempt (and the logins since).
+func latestAttempt(events []linkstate.Event) []linkstate.Event {
 	var latest uint64
 	for _, e := range events {
 		if e.Step >= linkstate.StepConfig && e.Step <= linkstate.StepActive && e.Attempt > latest {
 			latest = e.Attempt
 		}
 	}
-	last := make(map[linkstate.Step]linkstate.Event)
+	var out []linkstate.Event
 	for _, e := range events {
 		if e.Attempt == latest {
-			last[e.Step] = e // events are oldest first: the last one wins
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// perServer reports whether step is run once per XMPP server tried.
+func perServer(step linkstate.Step) bool {
+	return step >= linkstate.StepResolve && step <= linkstate.StepActive
+}
+
+// serverRun is what the latest attempt did against one XMPP server.
+type serverRun struct {
+	server   string
+	last     map[linkstate.Step]linkstate.Event
+	furthest linkstate.Step
+	ok       bool // registered (or, for a test, got through)
+}
+
+// flow returns the ladder's twelve steps, for the XMPP server the attempt registered with or
+// that got furthest (the one the alarm speaks of), and every server tried, in order.
+func flow(st linkstate.Status, events []linkstate.Event) ([]StepView, []serverRun) {
+	shared := make(map[linkstate.Step]linkstate.Event)
+	var runs []*serverRun
+	byServer := make(map[string]*serverRun)
+	for _, e := range latestAttempt(events) { // oldest first: the last one of a step wins
+		if !perServer(e.Step) || e.Server == "" {
+			shared[e.Step] = e
+			continue
+		}
+		r := byServer[e.Server]
+		if r == nil {
+			r = &serverRun{server: e.Server, last: make(map[linkstate.Step]linkstate.Event)}
+			byServer[e.Server] = r
+			runs = append(runs, r)
+		}
+		r.last[e.Step] = e
+		r.furthest = max(r.furthest, e.Step)
+		if e.Outcome == linkstate.OK && (e.Step == linkstate.StepVerdict || e.Step == linkstate.StepActive) {
+			r.ok = true
+		}
+	}
+	// The server shown: the one that registered, else the first that got furthest, as the
+	// attempt's failure (and so the alarm) is chosen.
+	var primary *serverRun
+	for _, r := range runs {
+		switch {
+		case primary == nil:
+			primary = r
+		case r.ok && !primary.ok:
+			primary = r
+		case !primary.ok && r.furthest > primary.furthest:
+			primary = r
 		}
 	}
 	out := make([]StepView, 0, len(ladder))
@@ -140,15 +201,116 @@ func flowSteps(st linkstate.Status, events []linkstate.Event) []StepView {
 			continue
 		}
 		v.Name, v.Title = d.step.String(), d.step.Title()
-		if e, ok := last[d.step]; ok {
-			v.Class, v.Outcome = outcomeClass(e.Outcome)
-			v.Time, v.Stamp = clock(e.Start), stamp(e.Start)
-			v.Duration = duration(e.Duration, e.Millis)
-			v.Attempt = e.Attempt
-			v.Target, v.Cause, v.Detail, v.Remedy = e.Target, e.Cause, e.Detail, e.Remedy
+		e, ok := shared[d.step]
+		if perServer(d.step) && primary != nil {
+			e, ok = primary.last[d.step]
+		}
+		if ok {
+			v.fill(e)
 		}
 		v.finish()
 		out = append(out, v)
+	}
+	servers := make([]serverRun, len(runs))
+	for i, r := range runs {
+		servers[i] = *r
+	}
+	return out, servers
+}
+
+// fill sets the outcome of a step from its event.
+func (v *StepView) fill(e linkstate.Event) {
+	v.Class, v.Outcome = outcomeClass(e.Outcome)
+	v.Time, v.Stamp = clock(e.Start), stamp(e.Start)
+	v.Duration = duration(e.Duration, e.Millis)
+	v.Attempt = e.Attempt
+	v.Target, v.Cause, v.Detail, v.Remedy = e.Target, e.Cause, e.Detail, e.Remedy
+	v.Server = e.Server
+}
+
+// ServerView is one XMPP server the latest attempt tried: its steps 5 to 11 on their own.
+type ServerView struct {
+	Order  int        `json:"order"` // 1 for the first tried
+	Server string     `json:"server"`
+	Shown  bool       `json:"shown"` // the server the ladder shows
+	Result string     `json:"result"`
+	Class  string     `json:"class"`
+	Steps  []StepView `json:"steps"`
+}
+
+// serverViews describes each server tried, when there were several.
+func serverViews(runs []serverRun, shown string) []ServerView {
+	if len(runs) < 2 {
+		return nil
+	}
+	out := make([]ServerView, 0, len(runs))
+	for i, r := range runs {
+		sv := ServerView{Order: i + 1, Server: r.server, Shown: r.server == shown, Class: classOK, Result: "registered"}
+		for _, d := range ladder {
+			if !perServer(d.step) {
+				continue
+			}
+			v := StepView{N: d.n, Name: d.step.String(), Title: d.step.Title(), Label: d.label, Class: classNone, Outcome: "Not run"}
+			if e, ok := r.last[d.step]; ok {
+				v.fill(e)
+				if v.Class == classFailed && sv.Class != classFailed {
+					sv.Class, sv.Result = classFailed, fmt.Sprintf("failed at step %d (%s)", v.N, v.Cause)
+				}
+			}
+			v.finish()
+			sv.Steps = append(sv.Steps, v)
+		}
+		if sv.Class == classOK && !r.ok {
+			sv.Class, sv.Result = classNone, "not finished"
+		}
+		out = append(out, sv)
+	}
+	return out
+}
+
+// FailureView is one line of "What went wrong".
+type FailureView struct {
+	N      int    `json:"n"`
+	Title  string `json:"title"`
+	Server string `json:"server,omitempty"`
+	Cause  string `json:"cause,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	Remedy string `json:"remedy,omitempty"`
+}
+
+// failures lists every failed step of the latest attempt, the first step first, and for a
+// step run against several servers, each server's failure on its own line, in the order
+// the servers were tried.
+func failures(steps []StepView, servers []ServerView) []FailureView {
+	type item struct {
+		f     FailureView
+		order int
+	}
+	var items []item
+	add := func(v StepView, order int) {
+		items = append(items, item{FailureView{N: v.N, Title: v.Title, Server: v.Server, Cause: v.Cause, Detail: v.Detail, Remedy: v.Remedy}, order})
+	}
+	for _, v := range steps {
+		if v.Class == classFailed && (len(servers) == 0 || v.Server == "") {
+			add(v, 0)
+		}
+	}
+	for _, sv := range servers {
+		for _, v := range sv.Steps {
+			if v.Class == classFailed {
+				add(v, sv.Order)
+			}
+		}
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		if items[i].f.N != items[j].f.N {
+			return items[i].f.N < items[j].f.N
+		}
+		return items[i].order < items[j].order
+	})
+	out := make([]FailureView, len(items))
+	for i, it := range items {
+		out[i] = it.f
 	}
 	return out
 }
@@ -437,21 +599,45 @@ func eventViews(events []linkstate.Event) []EventView {
 
 // SignalFlow is the JSON of /admin/api/signal-flow and the data of the status page.
 type SignalFlow struct {
-	Status  StatusView  `json:"status"`
-	Steps   []StepView  `json:"steps"`
-	Alarms  []AlarmView `json:"alarms"`
-	Events  []EventView `json:"events"`
-	Updated string      `json:"updated"`
+	Status StatusView `json:"status"`
+	// Steps are the ladder: steps 5 to 11 of the server Shown.
+	Steps []StepView `json:"steps"`
+	// Shown is the XMPP server whose steps 5 to 11 the ladder shows; Servers are all those
+	// the latest attempt tried, each on its own, when it tried several.
+	Shown    string        `json:"shown,omitempty"`
+	Servers  []ServerView  `json:"servers"`
+	Failures []FailureView `json:"failures"`
+	Alarms   []AlarmView   `json:"alarms"`
+	Events   []EventView   `json:"events"`
+	Updated  string        `json:"updated"`
 }
 
 func (s *server) signalFlow(now time.Time) SignalFlow {
 	st := s.b.LinkStatus()
 	events := s.b.Trace(0)
+	return buildFlow(st, events, s.b.Alarms(), now)
+}
+
+func buildFlow(st linkstate.Status, events []linkstate.Event, alarms []linkstate.Alarm, now time.Time) SignalFlow {
+	steps, runs := flow(st, events)
+	shown := ""
+	for _, v := range steps {
+		if v.Server != "" {
+			shown = v.Server
+		}
+	}
+	servers := serverViews(runs, shown)
+	if servers == nil {
+		servers = []ServerView{}
+	}
 	return SignalFlow{
-		Status:  statusView(st, now),
-		Steps:   flowSteps(st, events),
-		Alarms:  alarmViews(s.b.Alarms(), now),
-		Events:  eventViews(events),
-		Updated: now.Format("15:04:05"),
+		Status:   statusView(st, now),
+		Steps:    steps,
+		Shown:    shown,
+		Servers:  servers,
+		Failures: failures(steps, servers),
+		Alarms:   alarmViews(alarms, now),
+		Events:   eventViews(events),
+		Updated:  now.Format("15:04:05"),
 	}
 }

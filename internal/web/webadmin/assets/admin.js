@@ -58,7 +58,11 @@
       setText($(".summary", g), s.summary);
       setText($(".note", g), s.note || "");
     }
-    const failed = steps.filter((s) => s.class === "failed");
+  }
+
+  // The failures of the latest attempt, first step first, one line per server for the steps
+  // run against each SRV target.
+  function updateFailures(failed) {
     const wrap = $("#failures-wrap");
     const list = $("#failures");
     if (!wrap || !list) return;
@@ -67,10 +71,41 @@
       ...failed.map((s) =>
         el(
           "li",
-          { "data-step": s.n },
-          el("p", { class: "failure-title" }, el("span", { class: "pill failed" }, `Step ${s.n}`), " ", s.title, s.cause ? " " : "", s.cause ? el("span", { class: "mono small" }, `(${s.cause})`) : ""),
+          { "data-step": s.n, "data-server": s.server || undefined },
+          el(
+            "p",
+            { class: "failure-title" },
+            el("span", { class: "pill failed" }, `Step ${s.n}`),
+            " ",
+            s.title,
+            s.server ? " " : "",
+            s.server ? el("span", { class: "mono small" }, `on ${s.server}`) : "",
+            s.cause ? " " : "",
+            s.cause ? el("span", { class: "mono small" }, `(${s.cause})`) : "",
+          ),
           s.detail ? el("p", {}, s.detail) : "",
           s.remedy ? el("p", { class: "remedy" }, el("strong", {}, "Remedy:"), " ", s.remedy) : "",
+        ),
+      ),
+    );
+  }
+
+  // Each XMPP server the latest attempt tried, with its own steps 5 to 11.
+  function updateServers(servers, shown) {
+    const wrap = $("#servers-wrap");
+    const tbody = $("#servers");
+    if (!wrap || !tbody) return;
+    wrap.hidden = servers.length === 0;
+    setText($("#shown-server"), shown || "");
+    tbody.replaceChildren(
+      ...servers.map((sv) =>
+        el(
+          "tr",
+          { "data-server": sv.server, "data-shown": sv.shown ? "true" : undefined },
+          el("td", {}, sv.order),
+          el("td", { class: "mono" }, sv.server),
+          el("td", {}, ...sv.steps.flatMap((s) => [el("span", { class: `pill ${s.class}`, title: s.tooltip, "data-step": s.n }, s.n), " "])),
+          el("td", {}, el("span", { class: `pill ${sv.class}` }, sv.result)),
         ),
       ),
     );
@@ -172,6 +207,8 @@
       const flow = await res.json();
       updateStatus(flow.status);
       updateSteps(flow.steps);
+      updateFailures(flow.failures || []);
+      updateServers(flow.servers || [], flow.shown);
       updateAlarms(flow.alarms || []);
       updateEvents(flow.events || []);
       setText($("#updated"), flow.updated);
