@@ -70,7 +70,9 @@
 // frame and audio level detection, the rewrite and the write to pion) allocates nothing
 // (TestForwardAllocatesNothing, BenchmarkForward). pion's interceptors do the rest per
 // PeerConnection: NACK generation towards publishers and NACK answers with RTX towards
-// subscribers; RTCP sender and receiver reports; transport-wide congestion control
+// subscribers, from the last 256 packets of each stream and within a budget per subscriber
+// (nackbudget.go: retransmissions up to a fifth of what it was sent, so that a subscriber
+// that falls behind cannot crowd out everyone's media with its NACKs); RTCP sender and receiver reports; transport-wide congestion control
 // feedback for what the client sends; and for what it receives the transport-cc header
 // extension with a send-side bandwidth estimator (pion's GCC, interceptor/pkg/gcc, with
 // no pacer), whose estimate (capped by SetMaxBitrate) chooses the simulcast layers:
