@@ -13,11 +13,14 @@
 //
 // # Goroutines
 //
-// Handle runs on the caller's goroutine (the link's dispatcher); the SFU calls each leg's
-// Signal from a goroutine of its own. The Service starts, per leg with media, one goroutine
-// that waits for the SFU participant to end (to forget it and tell the client), and one per
-// ended leg that waits for the SFU to release it; all are counted in Service.wg, which
-// Shutdown waits for. Service.mu guards the legs and is a leaf: it is never held while
+// Handle runs on the caller's goroutine (the link's dispatcher) and does only what is quick
+// there (parsing, the leg lookup, <session/>); a leg's other requests (descriptions,
+// candidates, mute, view, hangup) run in order on a worker goroutine of that leg's, started
+// with its first request and ended when it has nothing queued. The SFU calls each leg's
+// Signal from a goroutine of its own. The Service also starts, per leg with media, one
+// goroutine that waits for the SFU participant to end (to forget it and tell the client),
+// and one per ended leg that waits for the SFU to release it. All are counted in
+// Service.wg, which Shutdown waits for. Service.mu guards the legs and is a leaf: it is never held while
 // calling the SFU or writing to the link.
 package media
 
@@ -65,9 +68,10 @@ type Service struct {
 	log *slog.Logger
 	wg  sync.WaitGroup
 
-	mu     sync.Mutex
-	legs   map[string]*leg // by call leg id
-	closed bool
+	mu      sync.Mutex
+	legs    map[string]*leg    // by call leg id
+	workers map[string]*worker // by call leg id: see enqueue
+	closed  bool
 }
 
 // New returns a Service.
@@ -75,7 +79,7 @@ func New(o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{o: o, log: o.Logger.With("component", "media"), legs: map[string]*leg{}}
+	return &Service{o: o, log: o.Logger.With("component", "media"), legs: map[string]*leg{}, workers: map[string]*worker{}}
 }
 
 // leg is one participant's media: its SFU participant, and where its stanzas go.
@@ -145,7 +149,6 @@ func (s *Service) Handle(ctx context.Context, conn Sender, e *stream.Element) bo
 		reply(stream.StanzaError{Type: stream.ErrCancel, Condition: "not-acceptable", Text: "Join the space before sending media"})
 		return true
 	}
-	spaceJID := to.Bare().String()
 	switch {
 	case req.Session == nil && req.Description == nil && req.Candidate == nil && req.Mute == nil &&
 		req.View == nil && req.Hangup == nil:
@@ -157,19 +160,35 @@ func (s *Service) Handle(ctx context.Context, conn Sender, e *stream.Element) bo
 	case typ != "set":
 		reply(stream.StanzaError{Type: stream.ErrModify, Condition: "bad-request", Text: "Use type='set'"})
 		return true
+	}
+	// Descriptions take pion milliseconds (SDP with one section per track); done here they
+	// held the link's dispatcher, and every login behind it, while 50 people joined. They run
+	// on the leg's own worker instead, in the order they came.
+	if !s.enqueue(cl.ID, func() { s.handleSet(conn, e, &req, cl, to.Bare().String(), from.String()) }) {
+		reply(stream.StanzaError{Type: stream.ErrWait, Condition: "resource-constraint", Text: "Too many media requests at once; slow down"})
+	}
+	return true
+}
+
+// handleSet does a media request of type set, on the leg's worker.
+func (s *Service) handleSet(conn Sender, e *stream.Element, req *request, cl meeting.CallLeg, spaceJID, full string) {
+	reply := func(se stream.StanzaError) {
+		s.write(conn, stream.ErrorReply(e, se))
+	}
+	switch {
 	case req.Description != nil:
-		err := s.description(cl, spaceJID, from.String(), conn, sfu.Description{Type: sfu.SDPType(req.Description.Type), SDP: req.Description.SDP})
+		err := s.description(cl, spaceJID, full, conn, sfu.Description{Type: sfu.SDPType(req.Description.Type), SDP: req.Description.SDP})
 		s.answer(conn, e, err)
-		return true
+		return
 	}
 	l := s.leg(cl.ID, conn)
 	if l == nil {
 		if req.Hangup != nil {
 			s.write(conn, stream.Result(e))
-			return true
+			return
 		}
 		reply(stream.StanzaError{Type: stream.ErrCancel, Condition: "item-not-found", Text: "No media session: send an offer first"})
-		return true
+		return
 	}
 	var err error
 	switch {
@@ -188,7 +207,58 @@ func (s *Service) Handle(ctx context.Context, conn Sender, e *stream.Element) bo
 		s.end(l, "hung up")
 	}
 	s.answer(conn, e, err)
-	return true
+}
+
+// workerQueue bounds the media requests of one leg waiting for its worker.
+const workerQueue = 64
+
+// worker runs one leg's media requests in order.
+type worker struct {
+	jobs chan func()
+}
+
+// enqueue hands f to the worker of leg id, starting it if there is none; false when its
+// queue is full or the Service is shut down.
+func (s *Service) enqueue(id string, f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	w := s.workers[id]
+	if w == nil {
+		w = &worker{jobs: make(chan func(), workerQueue)}
+		s.workers[id] = w
+		s.wg.Add(1)
+		go s.work(id, w)
+	}
+	select {
+	case w.jobs <- f:
+		return true
+	default:
+		return false
+	}
+}
+
+// work runs w's jobs until there are none left, then ends (a leg's next request starts a
+// new worker): an idle participant holds no goroutine.
+func (s *Service) work(id string, w *worker) {
+	defer s.wg.Done()
+	for {
+		select {
+		case f := <-w.jobs:
+			f()
+			continue
+		default:
+		}
+		s.mu.Lock()
+		if len(w.jobs) == 0 {
+			delete(s.workers, id)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
 }
 
 // description starts the leg's media at its first offer, and hands the description to the
