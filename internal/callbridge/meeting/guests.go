@@ -54,6 +54,11 @@ type Grant struct {
 	SpaceJID  string        // <coSpaceId>@<callBridgeJid>
 	SpaceName string
 	Name      string // the display name, as cleaned up
+	// Rejoin is the guest's rejoin credential (see RejoinGuest), good until RejoinExpires:
+	// with it the guest gets back into the space without the call ID and passcode after its
+	// session or the Call Bridge was lost.
+	Rejoin        secret.Secret
+	RejoinExpires time.Time
 }
 
 // guest is a temporary account.
@@ -70,6 +75,10 @@ type guest struct {
 	source       string // the throttle key of addr
 	created      time.Time
 	loggedIn     bool
+	// issued is when the current one-time password was made: at the account's creation, or
+	// when a rejoin credential asked for a new one so that the guest's session could be
+	// resumed (RejoinGuest).
+	issued time.Time
 }
 
 // guestDigits is how many random digits follow "guest" in a guest's username.
@@ -173,12 +182,39 @@ func (s *Service) JoinAsGuest(ctx context.Context, callID, passcode, name, remot
 	if name = CleanName(name); name == "" {
 		name = "Guest"
 	}
-	password := secret.New(rand.Text())
 	s.mu.Lock()
 	s.throttle.Reset(key)
+	g, err := s.addGuestLocked(domain, sp.ID, am, name, remoteAddr, key, now)
+	var username, jidStr string
+	var password secret.Secret
+	if g != nil {
+		username, jidStr, password = g.username, g.jid, g.password
+	}
+	s.mu.Unlock()
+	if err != nil {
+		var te *ThrottledError
+		if errors.As(err, &te) {
+			log.Warn("guest join refused: too many unused guest accounts from this source", "retryAfterSeconds", te.Seconds())
+		}
+		return Grant{}, err
+	}
+	log.Info("guest account created", "jid", jidStr, "space", sp.ID, "accessMethod", am, "name", name)
+	token, expires, err := s.rejoinCredential(ctx, rejoinClaims{User: username, Space: sp.ID, Access: am, Name: name}, passcode, now.Add(s.rejoinTTL))
+	if err != nil {
+		// The guest can still join; it only could not come back by itself after a restart.
+		log.Error("guest rejoin credential not made", "jid", jidStr, "err", err)
+	}
+	return Grant{JID: jidStr, Password: password, SpaceJID: sp.ID + "@" + cb, SpaceName: sp.Name, Name: name,
+		Rejoin: token, RejoinExpires: expires}, nil
+}
+
+// addGuestLocked makes a guest account for a space, unless the source (a throttle key)
+// already holds maxPendingGuests accounts nobody has logged in with (a *ThrottledError).
+// The caller holds mu.
+func (s *Service) addGuestLocked(domain, spaceID, accessMethod, name, addr, source string, now time.Time) (*guest, error) {
 	pending, oldest := 0, now
 	for _, o := range s.guests {
-		if o.source == key && !o.loggedIn && now.Sub(o.created) < s.guestTTL {
+		if o.source == source && !o.loggedIn && now.Sub(o.created) < s.guestTTL {
 			pending++
 			if o.created.Before(oldest) {
 				oldest = o.created
@@ -186,27 +222,20 @@ func (s *Service) JoinAsGuest(ctx context.Context, callID, passcode, name, remot
 		}
 	}
 	if pending >= maxPendingGuests {
-		s.mu.Unlock()
-		te := &ThrottledError{RetryAfter: max(oldest.Add(s.guestTTL).Sub(now), time.Second)}
-		log.Warn("guest join refused: too many unused guest accounts from this source", "pending", pending)
-		return Grant{}, te
+		return nil, &ThrottledError{RetryAfter: max(oldest.Add(s.guestTTL).Sub(now), time.Second)}
 	}
-	var g *guest
-	for g == nil {
+	for {
 		u, err := guestUsername()
 		if err != nil {
-			s.mu.Unlock()
-			return Grant{}, err
+			return nil, err
 		}
 		if _, taken := s.guests[u]; !taken {
-			g = &guest{username: u, jid: u + "@" + domain, password: password, spaceID: sp.ID,
-				accessMethod: am, name: name, addr: remoteAddr, source: key, created: now}
+			g := &guest{username: u, jid: u + "@" + domain, password: secret.New(rand.Text()), spaceID: spaceID,
+				accessMethod: accessMethod, name: name, addr: addr, source: source, created: now, issued: now}
 			s.guests[u] = g
+			return g, nil
 		}
 	}
-	s.mu.Unlock()
-	log.Info("guest account created", "jid", g.jid, "space", sp.ID, "accessMethod", am, "name", name)
-	return Grant{JID: g.jid, Password: password, SpaceJID: sp.ID + "@" + cb, SpaceName: sp.Name, Name: name}, nil
 }
 
 // matchCallID finds the way into a space that a call ID and passcode name: the space's own
@@ -258,8 +287,14 @@ func (s *Service) GuestPassword(username string) (secret.Secret, bool) {
 	u, _, _ := strings.Cut(strings.ToLower(username), "@")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g := s.liveGuestLocked(u, s.now())
+	now := s.now()
+	g := s.liveGuestLocked(u, now)
 	if g == nil || g.password.IsZero() {
+		return secret.Secret{}, false
+	}
+	if g.loggedIn && now.Sub(g.issued) >= s.guestTTL {
+		// A password made for a resumption that never came.
+		g.password = secret.Secret{}
 		return secret.Secret{}, false
 	}
 	return g.password, true
@@ -279,7 +314,7 @@ func (s *Service) LoginResult(jidStr string, ok bool, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.liveGuestLocked(j.Localpart(), s.now())
-	if g == nil || g.jid != j.Bare().String() || g.loggedIn {
+	if g == nil || g.jid != j.Bare().String() || g.loggedIn && g.password.IsZero() {
 		return
 	}
 	g.loggedIn = true

@@ -79,6 +79,9 @@ type Options struct {
 	LinkUp func() bool
 	// GuestTTL is how long a guest account waits for its login (DefaultGuestTTL if zero).
 	GuestTTL time.Duration
+	// RejoinTTL is how long a guest's rejoin credential is good for (DefaultRejoinTTL if
+	// zero).
+	RejoinTTL time.Duration
 	// MaxFailures wrong call IDs or passcodes from one source within FailureWindow block it
 	// for Block, doubling with each further block up to MaxBlock (defaults above).
 	MaxFailures     int
@@ -97,7 +100,11 @@ type Service struct {
 	addresses func(ctx context.Context) (string, string, error)
 	linkUp    func() bool
 	guestTTL  time.Duration
+	rejoinTTL time.Duration
 	events    EventSink
+
+	keyMu sync.Mutex // guards key; a leaf, held while the store makes the key
+	key   []byte     // signs guests' rejoin credentials (rejoin.go)
 
 	spaceMu sync.RWMutex // see the package comment
 
@@ -135,6 +142,7 @@ func New(o Options) *Service {
 		addresses: o.Addresses,
 		linkUp:    o.LinkUp,
 		guestTTL:  o.GuestTTL,
+		rejoinTTL: o.RejoinTTL,
 		events:    o.Events,
 		calls:     map[string]*call{},
 		callByID:  map[string]*call{},
@@ -153,6 +161,9 @@ func New(o Options) *Service {
 	}
 	if s.guestTTL <= 0 {
 		s.guestTTL = DefaultGuestTTL
+	}
+	if s.rejoinTTL <= 0 {
+		s.rejoinTTL = DefaultRejoinTTL
 	}
 	s.throttle = throttle.New(
 		throttle.Config{MaxFailures: o.MaxFailures, Window: o.FailureWindow, Block: o.Block, MaxBlock: o.MaxBlock},

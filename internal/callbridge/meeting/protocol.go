@@ -151,7 +151,12 @@ func (s *Service) listSpaces(ctx context.Context, conn Sender, e *stream.Element
 	x := iqResult(e)
 	x.Open("spaces", "xmlns", NS)
 	for _, sp := range spaces {
-		x.Empty("space", "jid", sp.ID+"@"+cb, "name", sp.Name, "callId", sp.CallID, "uri", sp.URI)
+		// The owner may invite others: it is told the passcode too.
+		passcode := ""
+		if g == nil && sp.OwnerJID == bare {
+			passcode = sp.Passcode.Reveal()
+		}
+		x.Empty("space", "jid", sp.ID+"@"+cb, "name", sp.Name, "callId", sp.CallID, "uri", sp.URI, "passcode", passcode)
 	}
 	x.End("spaces").End("iq")
 	s.mu.Lock()
@@ -258,6 +263,8 @@ func (s *Service) handleSpace(ctx context.Context, conn Sender, e *stream.Elemen
 		s.reply(conn, e, "cancel", "feature-not-implemented", "Send groupchat messages to the space")
 	case kind == "iq" && typ == "set" && to.Resourcepart() != "" && e.Payload() == xml.Name{Space: NS, Local: "control"}:
 		s.control(conn, e, from, to)
+	case kind == "iq" && typ == "get" && to.Resourcepart() != "" && e.Payload() == xml.Name{Space: NS, Local: "ping"}:
+		s.selfPing(conn, e, spaceID, full, to.Resourcepart())
 	case typ == "get" || typ == "set":
 		s.reply(conn, e, "cancel", "service-unavailable", "")
 	}
@@ -338,9 +345,11 @@ func (s *Service) join(ctx context.Context, conn Sender, e *stream.Element, from
 		if gName != "" {
 			name = gName
 		}
-	} else if u, err := s.st.UserByJID(ctx, bare); err == nil && u.Name != "" {
-		// A user is shown with the name of their account, not one the client chose.
-		name = u.Name
+	} else if CleanName(name) == "" {
+		// A user who gives no name is shown with the name of their account.
+		if u, err := s.st.UserByJID(ctx, bare); err == nil && u.Name != "" {
+			name = u.Name
+		}
 	}
 	if name = CleanName(name); name == "" {
 		name = gName
