@@ -4,7 +4,9 @@
 //
 //   - GET  /api/webapp/config: the XMPP domain, the WebSocket URL and the Call Bridge's JID;
 //   - POST /api/webapp/guest: a guest joins with call ID and passcode and gets a one-time
-//     XMPP account for the meeting.
+//     XMPP account for the meeting, and a rejoin credential;
+//   - POST /api/webapp/guest/rejoin: a guest gives its rejoin credential, after its session
+//     or the Call Bridge was lost, and gets an account for the same meeting again.
 //
 // The meeting itself (spaces, join, participants, chat, leave) is XMPP, in the namespace
 // urn:confab:meeting:1, between the browser and the Call Bridge; this package only serves the
@@ -52,6 +54,11 @@ type GuestGrant struct {
 	SpaceJID  string // <coSpaceId>@<callBridgeJid>
 	SpaceName string // the space's name, for the page's title
 	Name      string // the display name the guest gave
+	// Rejoin is the guest's rejoin credential, good until RejoinExpires ("" when none could
+	// be made): the app keeps it for the browser tab's session and presents it to
+	// /api/webapp/guest/rejoin to get back into the meeting without the call ID and passcode.
+	Rejoin        string
+	RejoinExpires time.Time
 }
 
 // GuestJoiner creates guest accounts; the Call Bridge's meeting service implements it.
@@ -61,6 +68,26 @@ type GuestJoiner interface {
 	// It returns ErrInvalidCallID, a *ThrottledError, ErrNoCallBridge or another error.
 	JoinAsGuest(ctx context.Context, callID, passcode, name, remoteAddr string) (GuestGrant, error)
 }
+
+// GuestRejoiner lets a guest back into its meeting with its rejoin credential; the Call
+// Bridge's meeting service implements it. A GuestJoiner that is also a GuestRejoiner serves
+// POST /api/webapp/guest/rejoin.
+type GuestRejoiner interface {
+	// RejoinGuest checks a rejoin credential and returns a grant for the same space and name:
+	// the same account with a new one-time password while it lives, else a new one. It
+	// returns ErrRejoinExpired, ErrRejoinChanged, ErrRejoinInvalid, a *ThrottledError,
+	// ErrNoCallBridge or another error.
+	RejoinGuest(ctx context.Context, credential, remoteAddr string) (GuestGrant, error)
+}
+
+// Refusals of a rejoin credential, answered with HTTP 403 and a reason the app tells apart:
+// the credential expired, the meeting's passcode changed since it was issued (or the space is
+// gone), or it is not a credential at all.
+var (
+	ErrRejoinExpired = errors.New("the rejoin credential has expired")
+	ErrRejoinChanged = errors.New("the meeting's passcode has changed")
+	ErrRejoinInvalid = errors.New("not a valid rejoin credential")
+)
 
 // ErrInvalidCallID is returned by a GuestJoiner for an unknown call ID or a wrong passcode
 // (which of the two is not told to the guest). It is answered with HTTP 403.
@@ -114,6 +141,7 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /assets/{name}", a.asset)
 	mux.HandleFunc("GET /api/webapp/config", a.config)
 	mux.HandleFunc("POST /api/webapp/guest", a.guest)
+	mux.HandleFunc("POST /api/webapp/guest/rejoin", a.rejoin)
 	a.mux = mux
 	return a
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -24,6 +25,17 @@ type fakeGuests struct {
 }
 
 type guestCall struct{ callID, passcode, name, remote string }
+
+// RejoinGuest records the credential in a call's callID field.
+func (f *fakeGuests) RejoinGuest(_ context.Context, credential, remoteAddr string) (webapp.GuestGrant, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, guestCall{callID: credential, remote: remoteAddr})
+	if f.err != nil {
+		return webapp.GuestGrant{}, f.err
+	}
+	return f.grant, nil
+}
 
 func (f *fakeGuests) JoinAsGuest(_ context.Context, callID, passcode, name, remoteAddr string) (webapp.GuestGrant, error) {
 	f.mu.Lock()
@@ -101,7 +113,12 @@ type guestResult struct {
 
 func postGuest(t *testing.T, h http.Handler, form url.Values, mutate func(*http.Request)) guestResult {
 	t.Helper()
-	r := httptest.NewRequest("POST", "https://meet.test:8443/api/webapp/guest", strings.NewReader(form.Encode()))
+	return postForm(t, h, "/api/webapp/guest", form, mutate)
+}
+
+func postForm(t *testing.T, h http.Handler, path string, form url.Values, mutate func(*http.Request)) guestResult {
+	t.Helper()
+	r := httptest.NewRequest("POST", "https://meet.test:8443"+path, strings.NewReader(form.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	r.Header.Set("Origin", "https://meet.test:8443")
 	if mutate != nil {
@@ -181,6 +198,66 @@ func TestGuestJoin(t *testing.T) {
 				t.Errorf("JoinAsGuest(%q, %q, %q, %q), want (100200300, 4321, Ada, the remote address)", c.callID, c.passcode, c.name, c.remote)
 			}
 			want := map[string]string{"jid": grant.JID, "password": grant.Password, "spaceJid": grant.SpaceJID, "spaceName": grant.SpaceName, "name": "Ada"}
+			for k, v := range want {
+				if res.body[k] != v {
+					t.Errorf("%s = %q, want %q", k, res.body[k], v)
+				}
+			}
+		})
+	}
+}
+
+// TestGuestRejoin: the rejoin credential is passed on, and each refusal is answered with its
+// own status, reason and words.
+func TestGuestRejoin(t *testing.T) {
+	expires := time.Date(2026, 3, 1, 14, 0, 0, 0, time.UTC)
+	grant := webapp.GuestGrant{JID: "guest482914@example.com", Password: "one-time-pw-2", SpaceJID: "c0ffee@cb1.example.com",
+		SpaceName: "Demo space", Name: "Ada", Rejoin: "payload.sig2", RejoinExpires: expires}
+	good := url.Values{"credential": {"payload.sig"}}
+	tests := []struct {
+		name       string
+		err        error
+		form       url.Values
+		mutate     func(*http.Request)
+		wantCode   int
+		wantReason string
+		wantError  string
+		wantCalls  int
+	}{
+		{name: "granted", form: good, wantCode: 200, wantCalls: 1},
+		{name: "expired", err: webapp.ErrRejoinExpired, form: good, wantCode: 403, wantReason: "expired",
+			wantError: "Your place in this meeting has expired: join again with the call ID and passcode", wantCalls: 1},
+		{name: "passcode changed", err: fmt.Errorf("space: %w", webapp.ErrRejoinChanged), form: good, wantCode: 403, wantReason: "changed",
+			wantError: "The meeting's passcode has changed: join again with the new passcode", wantCalls: 1},
+		{name: "forged", err: webapp.ErrRejoinInvalid, form: good, wantCode: 403, wantReason: "invalid", wantError: "Join again with the call ID and passcode", wantCalls: 1},
+		{name: "empty", form: url.Values{}, wantCode: 403, wantReason: "invalid", wantError: "Join again with the call ID and passcode"},
+		{name: "too long", form: url.Values{"credential": {strings.Repeat("x", 3000)}}, wantCode: 403, wantReason: "invalid", wantError: "Join again with the call ID and passcode"},
+		{name: "throttled", err: &webapp.ThrottledError{RetryAfter: 5 * time.Second}, form: good, wantCode: 429, wantError: "Too many attempts; try again in 5 seconds", wantCalls: 1},
+		{name: "no call bridge", err: webapp.ErrNoCallBridge, form: good, wantCode: 503, wantError: "No Call Bridge is available", wantCalls: 1},
+		{name: "foreign origin", form: good, mutate: func(r *http.Request) { r.Header.Set("Origin", "https://evil.test") }, wantCode: 403, wantError: "This request must come from the meeting page"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &fakeGuests{grant: grant, err: tt.err}
+			res := postForm(t, newApp(t, g, nil), "/api/webapp/guest/rejoin", tt.form, tt.mutate)
+			if res.code != tt.wantCode || res.body["reason"] != tt.wantReason {
+				t.Errorf("status %d reason %q, want %d %q (body %v)", res.code, res.body["reason"], tt.wantCode, tt.wantReason, res.body)
+			}
+			if tt.wantError != "" && res.body["error"] != tt.wantError {
+				t.Errorf("error = %q, want %q", res.body["error"], tt.wantError)
+			}
+			calls := g.Calls()
+			if len(calls) != tt.wantCalls {
+				t.Fatalf("RejoinGuest called %d times, want %d", len(calls), tt.wantCalls)
+			}
+			if tt.wantCode != 200 {
+				return
+			}
+			if calls[0].callID != "payload.sig" || calls[0].remote == "" {
+				t.Errorf("RejoinGuest(%q, %q), want the credential and the remote address", calls[0].callID, calls[0].remote)
+			}
+			want := map[string]string{"jid": grant.JID, "password": grant.Password, "spaceJid": grant.SpaceJID, "name": "Ada",
+				"rejoin": "payload.sig2", "rejoinExpires": "2026-03-01T14:00:00Z"}
 			for k, v := range want {
 				if res.body[k] != v {
 					t.Errorf("%s = %q, want %q", k, res.body[k], v)
