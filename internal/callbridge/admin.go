@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"confab.dev/confab/internal/callbridge/link"
 	"confab.dev/confab/internal/callbridge/linkstate"
@@ -386,4 +387,51 @@ func (a adminBackend) LogRecords() []webadmin.LogRecord {
 		out = append(out, v)
 	}
 	return out
+}
+
+// ---- the web admin's sessions, kept in the store so that they survive a restart ----------
+
+// adminSessionKey names the store's key of the web admin's sign-in tokens.
+const adminSessionKey = "admin-signin"
+
+func (a adminBackend) SessionKey(ctx context.Context) ([]byte, error) {
+	return a.b.Store.Secret(ctx, adminSessionKey, 32)
+}
+
+func (a adminBackend) AddSession(ctx context.Context, s webadmin.StoredSession) error {
+	return a.b.Store.AddAdminSession(ctx, store.AdminSession{IDHash: s.IDHash, User: s.User, CSRF: s.CSRF, Created: s.Created, Seen: s.Seen})
+}
+
+func (a adminBackend) Session(ctx context.Context, idHash string) (webadmin.StoredSession, error) {
+	s, err := a.b.Store.AdminSessionByHash(ctx, idHash)
+	if errors.Is(err, store.ErrNotFound) {
+		return webadmin.StoredSession{}, fmt.Errorf("%w: %w", webadmin.ErrNotFound, err)
+	}
+	if err != nil {
+		return webadmin.StoredSession{}, err
+	}
+	return webadmin.StoredSession{IDHash: s.IDHash, User: s.User, CSRF: s.CSRF, Created: s.Created, Seen: s.Seen}, nil
+}
+
+func (a adminBackend) TouchSession(ctx context.Context, idHash string, seen time.Time) error {
+	err := a.b.Store.TouchAdminSession(ctx, idHash, seen)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %w", webadmin.ErrNotFound, err)
+	}
+	return err
+}
+
+func (a adminBackend) DeleteSession(ctx context.Context, idHash string) error {
+	return a.b.Store.DeleteAdminSession(ctx, idHash)
+}
+
+func (a adminBackend) PruneSessions(ctx context.Context, idleBefore, createdBefore time.Time, keep int) error {
+	if _, err := a.b.Store.DeleteExpiredAdminSessions(ctx, idleBefore, createdBefore); err != nil {
+		return err
+	}
+	n, err := a.b.Store.CountAdminSessions(ctx)
+	if err != nil {
+		return err
+	}
+	return a.b.Store.DeleteOldestAdminSessions(ctx, n-keep)
 }

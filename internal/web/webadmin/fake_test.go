@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,6 +275,9 @@ type adminEnv struct {
 	srv    *httptest.Server
 	client *http.Client
 	clock  *clocktest.Clock
+	st     *store.Store
+	log    *slog.Logger
+	h      atomic.Value // http.Handler: the web admin now serving (start)
 }
 
 func newAdminEnv(t *testing.T) *adminEnv {
@@ -284,19 +288,29 @@ func newAdminEnv(t *testing.T) *adminEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	e.st = st
 	e.b.checker = accounts.New(accounts.Options{Store: st, Now: e.clock.Now})
 	for name, pw := range e.b.accounts {
 		if err := e.b.checker.Add(context.Background(), name, pw); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mux := http.NewServeMux()
-	log := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	mux.Handle(webadmin.Prefix, webadmin.New(webadmin.Options{Backend: e.b, Now: e.clock.Now, Logger: log}))
-	e.srv = httptest.NewTLSServer(mux)
+	e.log = slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.start(nil)
+	e.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.h.Load().(http.Handler).ServeHTTP(w, r)
+	}))
 	t.Cleanup(e.srv.Close)
 	e.client = e.newClient(t)
 	return e
+}
+
+// start serves a new web admin, as a restarted Call Bridge would, keeping its sessions in
+// sessions (nil: in memory, as without a store).
+func (e *adminEnv) start(sessions webadmin.SessionStore) {
+	mux := http.NewServeMux()
+	mux.Handle(webadmin.Prefix, webadmin.New(webadmin.Options{Backend: e.b, Now: e.clock.Now, Logger: e.log, Sessions: sessions}))
+	e.h.Store(http.Handler(mux))
 }
 
 func (e *adminEnv) newClient(t *testing.T) *http.Client {

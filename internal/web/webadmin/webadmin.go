@@ -19,7 +19,9 @@
 //
 // A session is a random 256-bit identifier in a cookie that is HttpOnly, Secure,
 // SameSite=Strict and limited to /admin/, with an idle and an absolute expiry; the identifier
-// is replaced at sign-in. Every state-changing request (sign-in, sign-out, saving settings)
+// is replaced at sign-in. Sessions are kept in the Call Bridge's store (SessionStore), only
+// the identifier's SHA-256, so an administrator stays signed in across a restart, and signing
+// out ends the session for good. Every state-changing request (sign-in, sign-out, saving settings)
 // must pass two checks: its Origin (or Referer) must be this server's own origin, and it
 // must carry the synchronizer token of its session (before sign-in, a token bound to a
 // pre-session cookie). Pages are sent with a Content Security Policy that allows this
@@ -291,6 +293,19 @@ type Options struct {
 	// SessionIdle and SessionMax bound a session: it ends after SessionIdle without a
 	// request (default 30 minutes) or SessionMax after sign-in (default 12 hours).
 	SessionIdle, SessionMax time.Duration
+	// Sessions keeps the sessions; nil uses the Backend when it is a SessionStore, else
+	// memory (sessions then end with the process).
+	Sessions SessionStore
+}
+
+func sessionStoreOf(o Options) SessionStore {
+	if o.Sessions != nil {
+		return o.Sessions
+	}
+	if st, ok := o.Backend.(SessionStore); ok {
+		return st
+	}
+	return nil
 }
 
 // Prefix is the path under which New's handler serves the web admin.
@@ -318,7 +333,7 @@ func New(o Options) http.Handler {
 		b:        o.Backend,
 		log:      o.Logger,
 		now:      o.Now,
-		sessions: newSessions(o.Now, o.SessionIdle, o.SessionMax),
+		sessions: newSessions(sessionStoreOf(o), o.Now, o.SessionIdle, o.SessionMax, o.Logger),
 	}
 	assets, err := fs.Sub(embedded, "assets")
 	if err != nil {
