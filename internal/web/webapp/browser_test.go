@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/xml"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -56,11 +57,13 @@ func startAppEnv(t *testing.T, o xmppdtest.Options) *appEnv {
 // space "Design review"; it creates the guest in the test Call Bridge's directory, as the
 // meeting service creates it in the store.
 type harnessGuests struct {
-	h    *xmppdtest.Harness
-	mu   sync.Mutex
-	n    int
-	err  error
-	jids []string
+	h         *xmppdtest.Harness
+	mu        sync.Mutex
+	n         int
+	err       error
+	jids      []string
+	rejoins   []string
+	rejoinErr error
 }
 
 func (g *harnessGuests) JoinAsGuest(_ context.Context, callID, passcode, name, _ string) (webapp.GuestGrant, error) {
@@ -72,6 +75,11 @@ func (g *harnessGuests) JoinAsGuest(_ context.Context, callID, passcode, name, _
 	if callID != "100" || passcode != "4321" {
 		return webapp.GuestGrant{}, webapp.ErrInvalidCallID
 	}
+	return g.newGrantLocked(name)
+}
+
+// newGrantLocked makes a guest account for "Design review", with a rejoin credential.
+func (g *harnessGuests) newGrantLocked(name string) (webapp.GuestGrant, error) {
 	g.n++
 	user := fmt.Sprintf("guest%06d", 482912+g.n)
 	password := fmt.Sprintf("one-time-%d", g.n)
@@ -80,7 +88,20 @@ func (g *harnessGuests) JoinAsGuest(_ context.Context, callID, passcode, name, _
 	}
 	jid := user + "@" + g.h.Domain
 	g.jids = append(g.jids, jid)
-	return webapp.GuestGrant{JID: jid, Password: password, SpaceJID: "design@" + xmppdtest.DefaultCallBridge + "." + g.h.Domain, SpaceName: "Design review", Name: name}, nil
+	return webapp.GuestGrant{JID: jid, Password: password, SpaceJID: "design@" + xmppdtest.DefaultCallBridge + "." + g.h.Domain, SpaceName: "Design review", Name: name,
+		Rejoin: fmt.Sprintf("rejoin-%d", g.n), RejoinExpires: time.Now().Add(2 * time.Hour)}, nil
+}
+
+func (g *harnessGuests) failRejoin(err error) {
+	g.mu.Lock()
+	g.rejoinErr = err
+	g.mu.Unlock()
+}
+
+func (g *harnessGuests) rejoinsSeen() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.rejoins...)
 }
 
 func (g *harnessGuests) fail(err error) {
@@ -160,8 +181,8 @@ func TestSignInErrors(t *testing.T) {
 	}{
 		{"foreign domain", "alice@elsewhere.org", "alice-secret-1", "Username is not recognized"},
 		{"not a localpart", "ali ce", "alice-secret-1", "Username is not recognized"},
-		{"wrong password", "alice", "wrong", "Sign in failed"},
-		{"unknown user", "mallory", "whatever", "Sign in failed"},
+		{"wrong password", "alice", "wrong", "Wrong username or password"},
+		{"unknown user", "mallory", "whatever", "Wrong username or password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,16 +232,25 @@ func answerSpaces(t *testing.T, cb *xmppdtest.CallBridge, spaces string) string 
 
 // nextStanza returns the next stanza called name the test Call Bridge receives, skipping
 // the others and the media signalling (urn:confab:media:1), which this Call Bridge does not
-// speak: the page goes on without media.
+// speak: the page goes on without media. The page's meeting checks (self-pings) are answered
+// as a Call Bridge that has the page in the meeting would.
 func nextStanza(t *testing.T, cb *xmppdtest.CallBridge, name string) *stream.Element {
 	t.Helper()
 	for {
 		e := cb.Next(t, 20*time.Second)
+		if isSelfPing(e) {
+			cb.Send(t, `<iq type="result" id="`+stream.Escape(e.Get("id"))+`" from="`+stream.Escape(e.Get("to"))+`" to="`+stream.Escape(e.Get("from"))+`"/>`)
+			continue
+		}
 		if e.Name.Local == name && e.Payload().Space != "urn:confab:media:1" {
 			return e
 		}
 		t.Logf("call bridge: skipping %s", e.String())
 	}
+}
+
+func isSelfPing(e *stream.Element) bool {
+	return e.Name.Local == "iq" && e.Get("type") == "get" && e.Payload() == xml.Name{Space: "urn:confab:meeting:1", Local: "ping"}
 }
 
 // TestSignInAndSpaces signs in with SCRAM-SHA-1 (alice) and, for a user without SCRAM keys

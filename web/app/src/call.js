@@ -135,9 +135,10 @@ export class Call {
   participant(p) {
     this.person(p.id);
     const t = this.tile(p.id, "camera");
-    t.querySelector(".tile-name").textContent = p.self ? `${p.name} (you)` : p.name;
+    const shown = p.self ? `${p.name} (you)` : p.label || p.name; // label: "Ada (2)" beside another Ada
+    t.querySelector(".tile-name").textContent = shown;
     t.querySelector(".tile-initials").textContent = initialsOf(p.name);
-    t.setAttribute("aria-label", p.self ? `${p.name} (you)` : p.name);
+    t.setAttribute("aria-label", shown);
     t.dataset.self = p.self ? "true" : "false";
     if (p.self) this.showSelf();
     this.refresh(p.id);
@@ -685,6 +686,28 @@ export class Call {
   // resumed: the XMPP session came back after a drop; the media may need an ICE restart.
   resumed() {
     this.media?.resumed();
+  }
+
+  // handover ends the media but keeps the camera and the microphone running, and returns
+  // them with their state as a pre-join choice for the next Call: the meeting was lost and
+  // is being rejoined, and the person should not be asked for the devices again. A screen
+  // share ends.
+  handover() {
+    const cam = this.on.video ? this.cam : null;
+    if (!cam) this.cam?.stop();
+    const choice = {
+      chatOnly: !!this.choice.chatOnly,
+      audio: this.mic,
+      video: cam,
+      micOn: this.on.audio,
+      cameraOn: !!cam,
+      hasMic: this.has.audio,
+      hasCamera: this.has.video,
+      prefs: this.prefs,
+    };
+    this.mic = this.cam = null; // close stops what it still holds: not these
+    this.close();
+    return choice;
   }
 
   // close releases everything: every track stopped, the connection closed. Leaving the

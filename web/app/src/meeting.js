@@ -8,6 +8,11 @@ export const NS = "urn:confab:meeting:1";
 const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const JOIN_TIMEOUT = 15000;
 const IQ_TIMEOUT = 15000;
+const PING_TIMEOUT = 10000;
+
+// Stanza errors that mean the Call Bridge cannot be reached (the XMPP server answers them
+// for a component that is not connected): the meeting is interrupted, not refused.
+export const UNREACHABLE = new Set(["remote-server-not-found", "service-unavailable", "recipient-unavailable", "remote-server-timeout"]);
 
 // listSpaces asks the Call Bridge for the spaces the user may join.
 export async function listSpaces(xmpp, callBridgeJid) {
@@ -22,6 +27,7 @@ export async function listSpaces(xmpp, callBridgeJid) {
     name: s.attrs.name || s.attrs.jid || "",
     callId: s.attrs.callId || "",
     uri: s.attrs.uri || "",
+    passcode: s.attrs.passcode || "",
   }));
 }
 
@@ -39,7 +45,10 @@ export async function lookup(xmpp, callBridgeJid, callId, passcode) {
 }
 
 // Meeting is one joined space: it tracks the participants and the chat, and tells the page
-// through callbacks. Events: onParticipant(p, isNew), onParticipantLeft(p), onChat(m), onEnded(msg).
+// through callbacks. Events: onParticipant(p, isNew), onParticipantLeft(p), onChat(m),
+// onChatError(id, text, condition), onEnded(msg, reason) when the Call Bridge ended our
+// participation (reason "ended" or "removed"), and onInterrupted(why) when the meeting was
+// lost without anyone ending it (the Call Bridge went away, or forgot us): the page rejoins.
 export class Meeting {
   constructor(xmpp, spaceJid, name, handlers) {
     this.xmpp = xmpp;
@@ -91,26 +100,39 @@ export class Meeting {
     const from = this.fromSpace(stanza.attrs.from);
     if (!from) return;
     if (stanza.is("presence")) this.presence(stanza, from.resource || "");
-    else if (stanza.is("message") && stanza.attrs.type === "groupchat") this.message(stanza, from.resource || "");
+    else if (stanza.is("message") && (stanza.attrs.type === "groupchat" || stanza.attrs.type === "error")) this.message(stanza, from.resource || "");
   }
 
   presence(stanza, id) {
     const type = stanza.attrs.type;
     if (type === "error") {
-      const err = stanza.getChild("error");
-      const text = err && err.getChildText("text", NS_STANZAS);
-      const forbidden = err && err.getChild("forbidden", NS_STANZAS);
-      const msg = text || (forbidden ? MSG.joinRefused : MSG.joinFailed);
-      if (this.joinWaiter) this.failJoin(new UserError(msg));
+      const e = stanzaError(stanza);
+      if (this.joinWaiter) {
+        const msg = e.text || (e.condition === "forbidden" ? MSG.joinRefused : MSG.joinFailed);
+        const err = new UserError(msg);
+        err.condition = e.condition;
+        err.type = e.type;
+        this.failJoin(err);
+      } else if (this.joined && UNREACHABLE.has(e.condition)) {
+        this.interrupt(`presence error ${e.condition}`);
+      }
       return;
     }
     const p = stanza.getChild("participant", NS);
     const pid = (p && p.attrs.id) || id;
     if (type === "unavailable") {
-      if (pid === this.selfId) {
-        // The Call Bridge ended our participation (the meeting was closed, or we were
-        // removed).
-        this.end(MSG.connectionLost);
+      if (this.joined && (pid === this.selfId || (!p && (!id || id === this.nick)))) {
+        // From our own address: the Call Bridge ended our participation, and says why. With
+        // no reason, or without a <participant/> (the XMPP server speaking for a Call Bridge
+        // that went away, from the space or the address we joined at), the meeting was lost
+        // under us.
+        const reason = p && p.attrs.reason;
+        if (reason === "ended" || reason === "removed") {
+          const status = stanza.getChildText("status");
+          this.end(status || (reason === "ended" ? MSG.endedByOrganiser : MSG.removed), reason);
+        } else {
+          this.interrupt(p ? "own unavailable presence without a reason" : "unavailable presence from the space");
+        }
         return;
       }
       const gone = this.participants.get(pid);
@@ -140,12 +162,19 @@ export class Meeting {
   }
 
   message(stanza, id) {
+    if (stanza.attrs.type === "error") {
+      const e = stanzaError(stanza);
+      this.h.onChatError?.(stanza.attrs.id || "", e.text, e.condition);
+      if (this.joined && UNREACHABLE.has(e.condition)) this.interrupt(`message error ${e.condition}`);
+      return;
+    }
     const body = stanza.getChildText("body");
     if (body === null || body === undefined) return;
     const p = stanza.getChild("participant", NS);
     const pid = (p && p.attrs.id) || id;
     const known = this.participants.get(pid);
     this.h.onChat?.({
+      id: stanza.attrs.id || "",
       from: pid,
       name: (p && p.attrs.name) || (known && known.name) || pid,
       body,
@@ -154,9 +183,31 @@ export class Meeting {
     });
   }
 
-  // say sends a chat message to everyone in the space (the Call Bridge echoes it back).
-  async say(body) {
-    await this.xmpp.send(xml("message", { type: "groupchat", to: this.space }, xml("body", {}, body)));
+  // say sends a chat message to everyone in the space with the given id (the Call Bridge
+  // echoes it back with the same id, which tells the page it was sent).
+  async say(body, id) {
+    await this.xmpp.send(xml("message", { type: "groupchat", to: this.space, id }, xml("body", {}, body)));
+  }
+
+  // ping asks the Call Bridge whether it still has us in the meeting (a self-ping to our own
+  // address, docs/protocol.md): "ok"; "gone" when it does not; "unreachable" when the XMPP
+  // server says the Call Bridge cannot be reached; "timeout" without an answer.
+  async ping() {
+    if (!this.selfId || this.left) return "gone";
+    try {
+      await this.xmpp.iqCaller.request(xml("iq", { type: "get", to: `${this.space}/${this.selfId}` }, xml("ping", { xmlns: NS })), PING_TIMEOUT);
+      return "ok";
+    } catch (err) {
+      if (err && err.name === "TimeoutError") return "timeout";
+      if (err && UNREACHABLE.has(err.condition)) return "unreachable";
+      if (err && err.condition) return "gone";
+      return "timeout"; // not sent: the connection is down
+    }
+  }
+
+  // leavePresence is the unavailable presence that leaves the space.
+  leavePresence() {
+    return xml("presence", { type: "unavailable", to: `${this.space}/${this.nick}` });
   }
 
   // leave sends the unavailable presence.
@@ -165,16 +216,37 @@ export class Meeting {
     this.left = true;
     this.xmpp.removeListener("stanza", this.onStanza);
     try {
-      await this.xmpp.send(xml("presence", { type: "unavailable", to: `${this.space}/${this.nick}` }));
+      await this.xmpp.send(this.leavePresence());
     } catch {
       // The connection is gone; the XMPP server leaves for us (docs/protocol.md, "Leaving").
     }
   }
 
-  end(msg) {
-    if (this.left) return;
+  // detach stops listening, without telling the Call Bridge anything: the meeting is over
+  // for this object (a rejoin makes a new one).
+  detach() {
     this.left = true;
+    clearTimeout(this.joinTimer);
     this.xmpp.removeListener("stanza", this.onStanza);
-    this.h.onEnded?.(msg);
   }
+
+  end(msg, reason) {
+    if (this.left) return;
+    this.detach();
+    this.h.onEnded?.(msg, reason);
+  }
+
+  interrupt(why) {
+    if (this.left) return;
+    this.detach();
+    this.h.onInterrupted?.(why);
+  }
+}
+
+// stanzaError reads a stanza's <error/>: its condition, type and text.
+function stanzaError(stanza) {
+  const err = stanza.getChild("error");
+  if (!err) return { condition: "", type: "", text: "" };
+  const cond = err.getChildElements().find((c) => c.attrs.xmlns === NS_STANZAS && c.name !== "text");
+  return { condition: cond ? cond.name : "", type: err.attrs.type || "", text: err.getChildText("text", NS_STANZAS) || "" };
 }

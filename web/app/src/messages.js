@@ -2,11 +2,33 @@
 export const MSG = Object.freeze({
   usernameNotRecognized: "Username is not recognized",
   signInFailed: "Sign in failed",
+  wrongPassword: "Wrong username or password",
+  accountDisabled: "This account is disabled",
+  callBridgeSlow: "The Call Bridge did not answer in time; try again",
+  callBridgeDropped: "The Call Bridge was interrupted while signing you in; try again",
+  directoryUnavailable: "The user directory is unavailable; try again later",
+  signInTooSlow: "Signing in took too long; try again",
+  signInUnchecked: "Your sign-in could not be checked; try again later",
+  signInTemporary: "Signing in failed for a moment; try again",
+  signInAgain: "Your session ended. Sign in again to go back in.",
   invalidCall: "Invalid call ID or passcode",
   noCallBridge: "No Call Bridge is available",
   unreachable: "The meeting server cannot be reached",
   noAnswer: "The meeting server did not answer in time",
   connectionLost: "The connection to the meeting server was lost",
+  connectionInterrupted: "The connection was interrupted; reconnecting…",
+  // A meeting the Call Bridge lost (its link to the XMPP server dropped, it restarted), and
+  // getting back into it.
+  meetingInterrupted: "The meeting was interrupted; reconnecting…",
+  meetingBack: "You are back in the meeting.",
+  meetingNotBack: "The meeting could not be rejoined. Try again, or leave.",
+  endedByOrganiser: "The meeting was ended by the organiser",
+  removed: "You were removed from the meeting",
+  spaceGone: "This meeting's space no longer exists",
+  // Chat messages that did not reach the meeting.
+  chatNotSentInterrupted: "Not sent: the meeting is reconnecting",
+  chatNoAnswer: "Not sent: the meeting server did not answer",
+  chatNotSent: "Not sent",
   joinRefused: "You cannot join this meeting",
   joinFailed: "The meeting could not be joined; try again later",
   enterUsername: "Enter your username",
@@ -33,14 +55,23 @@ export const MSG = Object.freeze({
 });
 
 // signInMessage turns a failed XMPP sign-in into a message a person understands. SASL
-// failures carry `condition` and `text` (RFC 6120 §6.5); a WebSocket that cannot connect
-// carries code ECONNERROR; a timeout is a TimeoutError.
+// failures carry `condition` and `text` (RFC 6120 §6.5): the XMPP server and the Call Bridge
+// say in the text which of several temporary failures it was (docs/signalling.md, step 1), and
+// each gets its own words; "No Call Bridge is available" is said only when none is. A
+// WebSocket that cannot connect carries code ECONNERROR; a timeout is a TimeoutError.
 export function signInMessage(err) {
   if (err && err.userMessage) return err.userMessage;
   const condition = err && err.condition;
   const text = (err && err.text) || "";
   if (err && err.name === "SASLError") {
-    if (condition === "temporary-auth-failure") return MSG.noCallBridge;
+    switch (condition) {
+      case "temporary-auth-failure":
+        return temporaryFailure(text);
+      case "not-authorized":
+        return MSG.wrongPassword;
+      case "account-disabled":
+        return MSG.accountDisabled;
+    }
     if (/username is not recognized/i.test(text)) return MSG.usernameNotRecognized;
     return MSG.signInFailed;
   }
@@ -51,6 +82,32 @@ export function signInMessage(err) {
   if (err && err.name === "TimeoutError") return MSG.noAnswer;
   if (err && err.code === "ECONNERROR") return MSG.unreachable;
   return MSG.signInFailed;
+}
+
+// temporaryFailure picks the words for a temporary-auth-failure by its text.
+function temporaryFailure(text) {
+  const wait = /try again in (\d+) seconds?/i.exec(text);
+  if (/too many failed/i.test(text) && wait) return tooManyAttempts(Number(wait[1]));
+  if (/no call bridge is connected/i.test(text)) return MSG.noCallBridge;
+  if (/did not answer in time/i.test(text)) return MSG.callBridgeSlow;
+  if (/disconnected/i.test(text)) return MSG.callBridgeDropped;
+  if (/directory is unavailable/i.test(text)) return MSG.directoryUnavailable;
+  if (/no such login in progress/i.test(text)) return MSG.signInTooSlow;
+  if (/could not be checked/i.test(text)) return MSG.signInUnchecked;
+  return MSG.signInTemporary;
+}
+
+export function tooManyAttempts(seconds) {
+  const n = Math.max(1, Math.round(seconds));
+  return `Too many failed attempts; try again in ${n} ${n === 1 ? "second" : "seconds"}`;
+}
+
+// isTemporary reports whether a failed sign-in may succeed by itself if tried again (the
+// Call Bridge is restarting, a timeout), as opposed to a refusal (wrong password).
+export function isTemporary(err) {
+  if (!err) return false;
+  if (err.name === "SASLError") return err.condition === "temporary-auth-failure" && !/too many failed/i.test(err.text || "");
+  return err.name === "TimeoutError" || err.code === "ECONNERROR" || err.name === "StreamError" || !!err.temporary;
 }
 
 // requestMessage turns a failed meeting request (an IQ error, RFC 6120 §8.3) into a message.

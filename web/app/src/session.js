@@ -1,46 +1,93 @@
 // Signing in to the XMPP server over WebSocket (RFC 7395) with @xmpp/client.
-import { client } from "@xmpp/client";
-import scramSHA1 from "@xmpp/sasl-scram-sha-1";
+import { client, xml } from "@xmpp/client";
 
-import { signInMessage, UserError } from "./messages.js";
+import { signInMessage, isTemporary, UserError } from "./messages.js";
+import { authenticate as scram, ScramClient, SCRAM_MECHANISMS, StaleKeysError } from "./scram.js";
 
-// Mechanisms in the order the app tries them. @xmpp/client leaves SCRAM-SHA-1 out of its
-// browser build; the mechanism itself runs on WebCrypto, so the app adds it back. A
-// directory (LDAP) user has no SCRAM keys: the Call Bridge answers invalid-mechanism and the
-// app tries PLAIN next, on the same stream (the link is TLS: wss://).
-const MECHANISMS = ["SCRAM-SHA-1", "PLAIN"];
+// Mechanisms in the order the app tries them: SCRAM (scram.js, on WebCrypto), strongest
+// first, then PLAIN. A directory (LDAP) user has no SCRAM keys: the Call Bridge answers
+// invalid-mechanism and the app tries the next, on the same stream (the link is TLS: wss://).
+const MECHANISMS = [...SCRAM_MECHANISMS, "PLAIN"];
 
-// connect opens an XMPP session for username on domain through the WebSocket at service,
-// and resolves with the online client. It rejects with a UserError whose message says, in
-// words, why signing in failed.
-export async function connect({ service, domain, username, password, resource, onLog }) {
+// The SCRAM mechanisms run by scram.js are named in @xmpp/client's SASL factory only so that
+// it reports them as offered; it never runs them.
+class Named {}
+
+// connect opens an XMPP session through the WebSocket at service and resolves with the online
+// client. login says who signs in and how, for the first time and for every later
+// authentication of the same client (@xmpp/client reconnects to resume the session):
+//
+//   {username, password}  a password: SCRAM keys are derived from it, handed to
+//                         onKeys(keys) and used from then on; the password is dropped
+//   {username, keys}      SCRAM keys kept from an earlier sign-in (scram.js)
+//   renew()               for a guest: called before every authentication but the first,
+//                         resolving with a fresh {username, password} (the one-time
+//                         password is spent); the username may change (a new account)
+//
+// It rejects with a UserError whose message says, in words, why signing in failed; a
+// StaleKeysError (as the UserError's cause) means the kept keys no longer fit. When a later
+// authentication fails for good, onFatal(err) is told; one that may succeed later (the Call
+// Bridge is restarting) closes the socket, so that @xmpp/client tries again.
+export async function connect({ service, domain, login, resource, onLog, onKeys, onFatal }) {
+  let attempts = 0;
   const xmpp = client({
     service,
     domain,
     resource,
-    credentials: async (authenticate, offered) => {
-      const usable = MECHANISMS.filter((m) => offered.includes(m));
-      if (usable.length === 0) {
-        throw new UserError(signInMessage({ name: "SASLError", condition: "invalid-mechanism" }));
-      }
-      let last;
-      for (const mechanism of usable) {
-        try {
-          await authenticate({ username, password }, mechanism);
-          return;
-        } catch (err) {
-          last = err;
-          if (!err || err.condition !== "invalid-mechanism") throw err;
-          onLog?.(`${mechanism} refused (invalid-mechanism); trying the next mechanism`);
+    credentials: async (authenticate, offered, _fast, entity) => {
+      attempts++;
+      if (attempts === 1) return signIn(entity, authenticate, offered);
+      try {
+        if (login.renew) Object.assign(login, await login.renew());
+        await signIn(entity, authenticate, offered);
+      } catch (err) {
+        if (isTemporary(err)) {
+          onLog?.("signing in again failed for now; the connection will retry:", err && err.message);
+          setTimeout(() => entity.disconnect().catch(() => {}), 0);
+        } else {
+          onFatal?.(err);
         }
+        throw err;
       }
-      throw last;
     },
   });
+
+  async function signIn(entity, authenticate, offered) {
+    if (login.keys) {
+      const mech = login.keys.mechanism;
+      if (!offered.includes(mech)) throw new StaleKeysError(`${mech} is not offered`);
+      await scram(entity, xml, new ScramClient(mech, login.username, { keys: login.keys }));
+      return;
+    }
+    const usable = MECHANISMS.filter((m) => offered.includes(m));
+    if (usable.length === 0) {
+      throw new UserError(signInMessage({ name: "SASLError", condition: "invalid-mechanism" }));
+    }
+    let last;
+    for (const mechanism of usable) {
+      try {
+        if (mechanism === "PLAIN") {
+          await authenticate({ username: login.username, password: login.password }, mechanism);
+        } else {
+          const keys = await scram(entity, xml, new ScramClient(mechanism, login.username, { password: login.password }));
+          login.keys = keys;
+          login.password = null;
+          onKeys?.(keys);
+        }
+        return;
+      } catch (err) {
+        last = err;
+        if (!err || err.condition !== "invalid-mechanism") throw err;
+        onLog?.(`${mechanism} refused (invalid-mechanism); trying the next mechanism`);
+      }
+    }
+    throw last;
+  }
+
   // No reconnecting while signing in: a refused sign-in is shown at once. Once online, the
   // app turns it on, for sessions that can be resumed (resumable, below).
   xmpp.reconnect.stop();
-  scramSHA1(xmpp.saslFactory);
+  for (const m of SCRAM_MECHANISMS) xmpp.saslFactory.use(m, Named);
   countEveryStanza(xmpp);
   xmpp.on("error", (err) => onLog?.(`xmpp error: ${err && err.message}`));
   try {
@@ -48,7 +95,10 @@ export async function connect({ service, domain, username, password, resource, o
   } catch (err) {
     // Close in the background: the person should see why at once, not after the close.
     xmpp.stop().catch(() => {});
-    throw new UserError(signInMessage(err), err);
+    const e = new UserError(signInMessage(err), err);
+    e.temporary = isTemporary(err);
+    e.stale = err instanceof StaleKeysError || (!!login.keys && err && err.condition === "not-authorized");
+    throw e;
   }
   return xmpp;
 }
