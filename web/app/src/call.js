@@ -48,6 +48,7 @@ export class Call {
     this.resize = new ResizeObserver((entries) => this.resized(entries));
     this.onKey = (e) => this.key(e);
     this.handlers = [];
+    this.onTrouble = null; // told when the media fails or reconnects (the page checks the meeting)
     this.bind();
   }
 
@@ -91,7 +92,10 @@ export class Call {
         onMute: (m) => this.muteChanged(m),
         onSpeaker: (id) => this.speakerChanged(id),
         onState: (st, msg) => this.mediaStateChanged(st, msg),
-        onError: (msg) => this.setNotice(msg),
+        onError: (msg) => {
+          this.setNotice(msg);
+          this.onTrouble?.();
+        },
       },
       this.log,
     );
@@ -352,6 +356,8 @@ export class Call {
 
   mediaStateChanged(st, msg) {
     if (this.closed) return;
+    // Media trouble may be the meeting's: the page that set onTrouble checks the meeting.
+    if (st === "reconnecting" || st === "failed") this.onTrouble?.();
     const map = { connecting: "connecting", connected: "connected", reconnecting: "reconnecting", failed: "failed", closed: "off" };
     this.setMediaState(map[st] || st);
     if (st === "connected") {

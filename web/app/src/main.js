@@ -302,7 +302,7 @@ function startRejoin() {
   app.rejoiner = new Rejoiner({
     step: async (attempt) => {
       log("getting back in, attempt", attempt);
-      setBannerDetail(attempt > 1 ? `Trying again (attempt ${attempt})…` : "");
+      setBannerDetail(attempt > 1 ? `Trying again (attempt ${attempt})…` : MSG.backByItself);
       if (app.interrupted) throw new Error("the connection is being resumed");
       if (!app.xmpp) await signInAgain();
       if (!app.current) return;
@@ -324,7 +324,7 @@ function startRejoin() {
     },
     onWait: (ms, attempt, err) => {
       log("not back yet:", err && err.message, `; next attempt in ${ms} ms`);
-      setBannerDetail(ms ? `Trying again in ${Math.max(1, Math.round(ms / 1000))} s.` : "");
+      setBannerDetail(ms ? `${MSG.backByItself} Trying again in ${Math.max(1, Math.round(ms / 1000))} s.` : MSG.backByItself);
     },
     onDone: () => {
       app.rejoiner = null;
@@ -461,11 +461,21 @@ function stopMeetingCheck() {
   app.checkTimer = null;
 }
 
+// checkMeetingSoon checks the meeting now, unless it was checked a moment ago: media trouble
+// (a refused request, a connection that fails) often means the Call Bridge lost the meeting,
+// and the person should be told at once rather than at the next regular check.
+let lastCheck = 0;
+function checkMeetingSoon() {
+  if (Date.now() - lastCheck < 3000) return;
+  checkMeeting();
+}
+
 // checkMeeting asks the Call Bridge whether it still has us in the meeting: without an
 // answer, or with "no", the meeting was interrupted.
 async function checkMeeting() {
   const m = app.meeting;
   if (!m || !app.xmpp || app.interrupted || app.rejoiner) return;
+  lastCheck = Date.now();
   const r = await m.ping();
   if (r !== "ok" && app.meeting === m && !app.interrupted) meetingInterrupted(`meeting check: ${r}`);
 }
@@ -829,6 +839,7 @@ async function enterMeeting(meeting, choice, rejoin) {
   // The media connects in the background: the meeting (chat, participants) is usable at
   // once, and a meeting without media still works.
   const call = new Call(app.xmpp, m, choice || { chatOnly: true }, log);
+  call.onTrouble = checkMeetingSoon;
   app.call = call;
   call.start().catch((err) => log("media:", err));
   renderParticipants(m); // the tiles get their labels too

@@ -21,6 +21,7 @@ export const MSG = Object.freeze({
   // getting back into it.
   meetingInterrupted: "The meeting was interrupted; reconnecting…",
   meetingBack: "You are back in the meeting.",
+  backByItself: "You will be back in by yourself.",
   meetingNotBack: "The meeting could not be rejoined. Try again, or leave.",
   endedByOrganiser: "The meeting was ended by the organiser",
   removed: "You were removed from the meeting",

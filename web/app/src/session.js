@@ -70,9 +70,13 @@ export async function connect({ service, domain, login, resource, onLog, onKeys,
           await authenticate({ username: login.username, password: login.password }, mechanism);
         } else {
           const keys = await scram(entity, xml, new ScramClient(mechanism, login.username, { password: login.password }));
-          login.keys = keys;
-          login.password = null;
-          onKeys?.(keys);
+          if (!login.renew) {
+            // A user signs in again with the keys; a guest's password is spent, and renew
+            // gives the next one.
+            login.keys = keys;
+            login.password = null;
+            onKeys?.(keys);
+          }
         }
         return;
       } catch (err) {
