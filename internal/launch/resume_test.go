@@ -216,3 +216,57 @@ func (p *cutProxy) stop() {
 	p.mu.Unlock()
 	p.wg.Wait()
 }
+
+// TestBrowserGuestResume: a guest's one-time password is spent at login, so resuming its
+// session after a lost socket needs another: the app asks for one with its rejoin credential
+// (the same account, a new one-time password) and resumes. The guest never left the meeting:
+// its call leg is the same, and what was written meanwhile arrives once.
+func TestBrowserGuestResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	u := startUp(t, t.TempDir())
+	createUser(t, u, "alice", "Alice Example", "correct horse battery")
+	leaf := serverLeaf(t, u)
+	direct := "https://localhost:" + port(u.CallBridge.Addrs.Web)
+	px := startCutProxy(t, u.CallBridge.Addrs.Web)
+	proxied := "https://localhost:" + port(px.addr())
+
+	alice := browsertest.Start(t, browsertest.Options{TrustCerts: []*x509.Certificate{leaf}})
+	guest := browsertest.Start(t, browsertest.Options{TrustCerts: []*x509.Certificate{leaf}})
+	actx := alice.Context(t, 120*time.Second)
+	gctx := guest.Context(t, 120*time.Second)
+
+	signIn(t, actx, direct, "alice", "correct horse battery")
+	spaceSel := `#spaces-list button[data-space-jid^="` + u.Demo.ID + `@"]`
+	run(t, actx, "join the demo space", chromedp.WaitVisible(chromedp.CSS(spaceSel)), chromedp.Click(chromedp.CSS(spaceSel)))
+	joinNow(t, actx)
+	guestJoins(t, gctx, proxied, u, "Ada Guest")
+	run(t, actx, "Alice sees the guest", chromedp.WaitVisible(chromedp.CSS(`#participants li[data-name="Ada Guest"]`)))
+	legID := func() string {
+		for _, l := range u.CallBridge.Meetings.CallLegs() {
+			if l.Type == "guest" {
+				return l.ID + " " + l.RemoteParty
+			}
+		}
+		return ""
+	}
+	before := legID()
+
+	px.cut(true)
+	run(t, gctx, "the guest's page says it is reconnecting", chromedp.WaitVisible(chromedp.CSS("#connection")))
+	const during = "Written while the guest was away"
+	run(t, actx, "Alice writes meanwhile", chromedp.SendKeys(chromedp.CSS("#chat-input"), during), chromedp.Click(chromedp.CSS("#chat-send")))
+	px.cut(false)
+	run(t, gctx, "the session resumes", chromedp.WaitNotVisible(chromedp.CSS("#connection")))
+	if _, err := chromedp.Run(gctx, chromedp.Poll[bool](`[...document.querySelectorAll('#chat-log .chat-body')].filter(e => e.textContent === `+"`"+during+"`"+`).length === 1`)); err != nil {
+		t.Fatalf("the guest reads what was written meanwhile, once: %v", err)
+	}
+	if after := legID(); after != before || before == "" {
+		t.Errorf("the guest's call leg and account went from %q to %q; want the same (resumed, not rejoined)", before, after)
+	}
+	if st, _ := browsertest.WaitState(gctx, "in-meeting"); st != "in-meeting" {
+		t.Errorf("the guest's page is in state %q, want in-meeting", st)
+	}
+	guest.Screenshot(t, gctx, "guest-resumed")
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -195,6 +196,21 @@ func TestSignInErrors(t *testing.T) {
 			e.browser.Screenshot(t, ctx, "signin-"+tt.name)
 		})
 	}
+	// Too many wrong passwords for one name: the XMPP server refuses the next attempt for a
+	// while, and the page says for how long.
+	t.Run("throttled", func(t *testing.T) {
+		ctx := e.browser.NewTab(t, 90*time.Second)
+		var got string
+		for i := 0; i < 8 && !strings.HasPrefix(got, "Too many failed attempts"); i++ {
+			signIn(t, ctx, e.url, "bob", "wrong") // a fresh page each time
+			waitState(t, ctx, "error")
+			got = text(t, ctx, "#signin-error")
+		}
+		if !regexp.MustCompile(`^Too many failed attempts; try again in \d+ seconds?$`).MatchString(got) {
+			t.Errorf("after repeated wrong passwords the page says %q, want the wait in seconds", got)
+		}
+		e.browser.Screenshot(t, ctx, "signin-throttled")
+	})
 }
 
 func TestSignInWithoutCallBridge(t *testing.T) {

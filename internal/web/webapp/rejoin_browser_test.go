@@ -353,3 +353,65 @@ func TestInterruptionSignals(t *testing.T) {
 		})
 	}
 }
+
+// TestSignedInAgainWithoutPassword: a signed-in user's tab keeps the SCRAM keys, not the
+// password: a reload signs in again by itself. Once the password was changed (a new salt),
+// the kept keys no longer fit and the page asks for the password, the username filled in.
+// The name typed for a meeting is what the user is shown as, and is remembered.
+func TestSignedInAgainWithoutPassword(t *testing.T) {
+	e := startAppEnv(t, xmppdtest.Options{})
+	cb := e.h.CallBridge
+	ctx := e.browser.Context(t, 90*time.Second)
+	spaces := `<space jid="design@cb1.example.com" name="Design review" callId="100" passcode="4321"/>`
+	signIn(t, ctx, e.url, "alice", "alice-secret-1")
+	answerSpaces(t, cb, spaces)
+	waitState(t, ctx, "signed-in")
+	if v := evalString(t, ctx, `JSON.stringify(sessionStorage)`); strings.Contains(v, "alice-secret-1") || !strings.Contains(v, "clientKey") {
+		t.Errorf("the tab keeps %s; want SCRAM keys and never the password", v)
+	}
+
+	// The user names itself for the meeting.
+	do(t, ctx, "type a name and join", chromedp.SendKeys(chromedp.CSS("#join-name"), "Alice at home"),
+		chromedp.Click(chromedp.CSS(`#spaces-list button[data-space-jid="design@cb1.example.com"]`)))
+	joinNow(t, ctx)
+	join := nextStanza(t, cb, "presence")
+	var jp struct {
+		Join *struct {
+			Name string `xml:"name,attr"`
+		} `xml:"urn:confab:meeting:1 join"`
+	}
+	if err := join.Decode(&jp); err != nil || jp.Join == nil || jp.Join.Name != "Alice at home" {
+		t.Errorf("join %s, want the name typed", join.String())
+	}
+	me := join.Get("from")
+	cb.Send(t, `<presence from="design@cb1.example.com/p9" to="`+me+`"><participant xmlns="urn:confab:meeting:1" id="p9" name="Alice at home" jid="alice@example.com" role="owner" self="true"/></presence>`)
+	waitState(t, ctx, "in-meeting")
+	do(t, ctx, "the owner's invite offers the passcode", chromedp.Click(chromedp.CSS("#invite-toggle")), chromedp.WaitVisible(chromedp.CSS(`#invite button[data-copy="passcode"]`)))
+
+	// A reload: signed in again with the kept keys, back on the pre-join screen of the
+	// meeting, the name remembered.
+	do(t, ctx, "reload", chromedp.Reload())
+	answerSpaces(t, cb, spaces)
+	waitState(t, ctx, "prejoin")
+	if v := evalString(t, ctx, `document.getElementById("join-name").value + "|" + document.body.dataset.user`); v != "Alice at home|alice@example.com" {
+		t.Errorf("after the reload: %q, want the name remembered and alice signed in", v)
+	}
+	logins := cb.Logins()
+	if last := logins[len(logins)-1]; !last.OK || last.JID != "alice@example.com" {
+		t.Errorf("the reload's login: %+v", last)
+	}
+
+	// The password changes: the keys are out of date, and the page asks for the password.
+	if err := e.h.Directory.Add("alice", "a-new-password-2"); err != nil {
+		t.Fatal(err)
+	}
+	do(t, ctx, "reload", chromedp.Reload())
+	waitState(t, ctx, "error")
+	if got := text(t, ctx, "#signin-error"); got != "Your session ended. Sign in again to go back in." {
+		t.Errorf("error = %q", got)
+	}
+	if v := evalString(t, ctx, `document.getElementById("signin-username").value + "|" + sessionStorage.length`); v != "alice|0" {
+		t.Errorf("sign-in page: %q, want alice filled in and nothing kept", v)
+	}
+	e.browser.Screenshot(t, ctx, "signin-again")
+}
