@@ -795,7 +795,7 @@ async function enterMeeting(meeting, choice, rejoin) {
     $("participant-count").textContent = "0";
   }
   $("meeting-name").textContent = meeting.name || meeting.jid;
-  if (!app.chat) app.chat = new Chat({ send: (body, id) => sendChat(body, id), canSend: () => !!app.meeting && !app.rejoiner, log });
+  if (!app.chat) app.chat = new Chat({ send: (body, id) => sendChat(body, id), canSend: () => !!app.meeting && !app.rejoiner && !app.interrupted, log });
   const m = new Meeting(app.xmpp, meeting.jid, meeting.displayName, {
     onParticipant: (p, isNew) => {
       renderParticipants(m);
