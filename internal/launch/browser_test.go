@@ -118,6 +118,10 @@ func signIn(t *testing.T, ctx context.Context, app, user, password string) {
 func joinNow(t *testing.T, ctx context.Context) {
 	t.Helper()
 	wait(t, ctx, "prejoin")
+	// Click once the screen is laid out: the devices' answer moves the button.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.body.dataset.prejoin === "ready"`)); err != nil {
+		t.Fatalf("the pre-join screen: %v", err)
+	}
 	run(t, ctx, "join now", chromedp.Click(chromedp.CSS("#prejoin-join")))
 	wait(t, ctx, "in-meeting")
 }

@@ -229,6 +229,10 @@ func TestSignInWithoutCallBridge(t *testing.T) {
 func joinNow(t *testing.T, ctx context.Context) {
 	t.Helper()
 	waitState(t, ctx, "prejoin")
+	// Click once the screen is laid out: the devices' answer moves the button.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.body.dataset.prejoin === "ready"`)); err != nil {
+		t.Fatalf("the pre-join screen: %v", err)
+	}
 	do(t, ctx, "join from the pre-join screen", chromedp.Click(chromedp.CSS("#prejoin-join")))
 }
 

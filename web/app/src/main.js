@@ -731,7 +731,14 @@ function showPrejoin(meeting) {
   setState("prejoin");
   for (const b of $("view-prejoin").querySelectorAll(".prejoin-side button")) b.disabled = false;
   $("prejoin-title").focus();
-  app.prejoin.open(app.pending.name, meeting.displayName || (app.user && app.user.name) || "").catch((err) => log("devices:", err));
+  document.body.dataset.prejoin = "opening";
+  app.prejoin
+    .open(app.pending.name, meeting.displayName || (app.user && app.user.name) || "")
+    .catch((err) => log("devices:", err))
+    .finally(() => {
+      // The devices answered and the screen is laid out (for people, and tests that click).
+      if (document.body.dataset.view === "prejoin") document.body.dataset.prejoin = "ready";
+    });
 }
 
 async function onPrejoinJoin(chatOnly) {

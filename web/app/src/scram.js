@@ -191,13 +191,25 @@ function saslError(el) {
 export function authenticate(entity, xml, client) {
   return new Promise((resolve, reject) => {
     let sentFinal = false;
+    let over = false;
     const done = (err) => {
+      if (over) return;
+      over = true;
       entity.removeListener("nonza", onNonza);
+      entity.removeListener("disconnect", onDisconnect);
       if (err) reject(err);
       else resolve(client.keys);
     };
+    // A socket lost in the middle ends this exchange: left listening, it would take the next
+    // connection's challenge for its own, and refuse it.
+    function onDisconnect() {
+      const err = new Error("the connection was lost while signing in");
+      err.temporary = true;
+      done(err);
+    }
+    entity.on("disconnect", onDisconnect);
     async function onNonza(el) {
-      if (el.attrs.xmlns !== NS_SASL) return;
+      if (over || el.attrs.xmlns !== NS_SASL) return;
       try {
         if (el.name === "challenge") {
           if (!sentFinal) {

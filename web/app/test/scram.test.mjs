@@ -83,3 +83,18 @@ test("names with = and , are escaped", () => {
   const c = new ScramClient("SCRAM-SHA-256", "a=b,c", { password: "x", nonce: "n" });
   assert.equal(c.first(), "n,,n=a=3Db=2Cc,r=n");
 });
+
+test("an exchange cut by a lost socket ends, and does not take the next one's challenge", async () => {
+  const { EventEmitter } = await import("node:events");
+  const { authenticate } = await import("../src/scram.js");
+  const entity = new EventEmitter();
+  const sent = [];
+  entity.send = async (el) => sent.push(el);
+  const xml = (name, attrs, text) => ({ name, attrs, text });
+  const p = authenticate(entity, xml, new ScramClient("SCRAM-SHA-256", "user", { password: "pencil", nonce: "abc" }));
+  entity.emit("disconnect");
+  await assert.rejects(p, (err) => err.temporary === true);
+  assert.equal(entity.listenerCount("nonza"), 0);
+  assert.equal(entity.listenerCount("disconnect"), 0);
+  assert.equal(sent.length, 1, "only the <auth/>");
+});
