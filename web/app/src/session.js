@@ -30,16 +30,22 @@ class Named {}
 // Bridge is restarting) closes the socket, so that @xmpp/client tries again.
 export async function connect({ service, domain, login, resource, onLog, onKeys, onFatal }) {
   let attempts = 0;
+  let authed = false; // the current stream has signed in
   const xmpp = client({
     service,
     domain,
     resource,
     credentials: async (authenticate, offered, _fast, entity) => {
       attempts++;
-      if (attempts === 1) return signIn(entity, authenticate, offered);
+      if (attempts === 1) {
+        await signIn(entity, authenticate, offered);
+        authed = true;
+        return;
+      }
       try {
         if (login.renew) Object.assign(login, await login.renew());
         await signIn(entity, authenticate, offered);
+        authed = true;
       } catch (err) {
         if (isTemporary(err)) {
           onLog?.("signing in again failed for now; the connection will retry:", err && err.message);
@@ -88,6 +94,22 @@ export async function connect({ service, domain, login, resource, onLog, onKeys,
     throw last;
   }
 
+  // The app's stanzas wait for the stream to be signed in: the page's modules (the media
+  // above all) go on sending while the socket is being reopened, and a stanza written
+  // between the new stream's start and its sign-in (a guest's renew takes a request) is a
+  // stream error that ends the session the reconnection was to resume. Refused here, they
+  // fail as they do while the socket is down; stream management resends what it held.
+  const send = xmpp.send.bind(xmpp);
+  xmpp.on("disconnect", () => {
+    authed = false;
+  });
+  xmpp.send = (el, ...args) => {
+    if (!authed && ["iq", "message", "presence"].includes(el.name) && !isBind(el)) {
+      return Promise.reject(new Error("not signed in (yet): the connection is being reopened"));
+    }
+    return send(el, ...args);
+  };
+
   // No reconnecting while signing in: a refused sign-in is shown at once. Once online, the
   // app turns it on, for sessions that can be resumed (resumable, below).
   xmpp.reconnect.stop();
@@ -105,6 +127,11 @@ export async function connect({ service, domain, login, resource, onLog, onKeys,
     throw e;
   }
   return xmpp;
+}
+
+// isBind reports whether el is the resource binding request, sent once signed in anyway.
+function isBind(el) {
+  return el.name === "iq" && !!el.getChild("bind", "urn:ietf:params:xml:ns:xmpp-bind");
 }
 
 // resumable reports whether the server enabled stream management with resumption for this
