@@ -416,6 +416,7 @@ func (l *componentSession) run() {
 		l.up.Store(true)
 		l.known.Store(true)
 		l.log.Info("call bridge connected")
+		s.componentBack(l.jid)
 	}()
 
 	err := l.readLoop()

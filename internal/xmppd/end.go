@@ -204,6 +204,7 @@ func (s *Server) componentGone(domain string) {
 	var text stream.Builder
 	text.Elem("status", "The Call Bridge "+domain+" is no longer connected to the XMPP server")
 	told := 0
+	waiting := map[string]struct{}{}
 	for _, ss := range s.router.allSessions() {
 		var gone []string
 		ss.mu.Lock()
@@ -223,8 +224,48 @@ func (s *Server) componentGone(domain string) {
 			ss.deliver(newStanza("presence", "unavailable", "", from, ss.full, text.B))
 			told++
 		}
+		if len(gone) > 0 {
+			waiting[ss.full] = struct{}{}
+		}
+	}
+	if len(waiting) > 0 {
+		s.orphansMu.Lock()
+		if s.orphans == nil {
+			s.orphans = map[string]map[string]struct{}{}
+		}
+		if len(s.orphans) < maxOrphanedComponents {
+			s.orphans[domain] = waiting
+		}
+		s.orphansMu.Unlock()
 	}
 	if told > 0 {
 		s.log.Info("told the sessions in meetings of a component that left", "component", domain, "presences", told)
+	}
+}
+
+// maxOrphanedComponents bounds the components whose departure the server remembers.
+const maxOrphanedComponents = 64
+
+// componentBack tells the sessions that were told a component went away (componentGone),
+// and are still there, that it is back: available presence from its domain, so that a
+// browser rejoins its meeting at once rather than at its next retry.
+func (s *Server) componentBack(domain string) {
+	s.orphansMu.Lock()
+	waiting := s.orphans[domain]
+	delete(s.orphans, domain)
+	s.orphansMu.Unlock()
+	told := 0
+	for full := range waiting {
+		j, err := jid.Parse(full)
+		if err != nil {
+			continue
+		}
+		if ss := s.router.session(j.Bare().String(), j.Resourcepart()); ss != nil {
+			ss.deliver(newStanza("presence", "", "", domain, full, nil))
+			told++
+		}
+	}
+	if told > 0 {
+		s.log.Info("told the sessions of a component's meetings that it is back", "component", domain, "sessions", told)
 	}
 }

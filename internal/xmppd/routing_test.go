@@ -291,4 +291,12 @@ func TestCallBridgeGoneTellsItsMeetings(t *testing.T) {
 	}
 	// Bob was in no meeting: the next thing he gets is the answer to his ping.
 	ping(t, bob, "b2")
+
+	// The Call Bridge comes back: alice is told at once (available presence from it), so
+	// her browser rejoins without waiting for its next retry; bob, again, is not.
+	back := h.ConnectCallBridge(t, xmppdtest.DefaultCallBridge)
+	got = alice.Expect(t, "the Call Bridge back", func(e *stream.Element) bool {
+		return e.Name.Local == "presence" && e.Get("type") == "" && e.Get("from") == back.JID
+	})
+	ping(t, bob, "b3")
 }

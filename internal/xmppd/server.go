@@ -188,6 +188,11 @@ type tracked interface {
 
 // Server is an XMPP server. Its methods are safe for concurrent use.
 type Server struct {
+	// orphans are, per component domain that left, the sessions told so (componentGone),
+	// to be told when it is back (componentBack). orphansMu is a leaf.
+	orphansMu sync.Mutex
+	orphans   map[string]map[string]struct{}
+
 	cfg     Config
 	domain  string
 	log     *slog.Logger

@@ -258,13 +258,17 @@ func TestBrowserEventLog(t *testing.T) {
 	}
 	run(t, ctx, "search", chromedp.Navigate(e.url+"/admin/logs"), chromedp.WaitVisible(chromedp.CSS("#log-q")),
 		chromedp.SendKeys(chromedp.CSS("#log-q"), "ice"), chromedp.Click(chromedp.CSS("#log-search")),
+		// The result page, not the one before it (which has such rows too).
+		chromedp.WaitVisible(chromedp.CSS(`#log-q[value="ice"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#log-records tr[data-component="media"]`)))
 	if got := textOf(t, ctx, "#log-total"); got != "1 record" {
 		t.Errorf("search ice: %q", got)
 	}
 	run(t, ctx, "filter by level and component", chromedp.Navigate(e.url+"/admin/logs"), chromedp.WaitVisible(chromedp.CSS("#log-level")),
 		chromedp.SetValue(chromedp.CSS("#log-level"), "warn"), chromedp.SetValue(chromedp.CSS("#log-component"), "link"),
-		chromedp.Click(chromedp.CSS("#log-search")), chromedp.WaitVisible(chromedp.CSS(`#log-records tr[data-level="error"]`)))
+		chromedp.Click(chromedp.CSS("#log-search")),
+		chromedp.WaitReady(chromedp.CSS(`#log-level option[value="warn"][selected]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#log-records tr[data-level="error"]`)))
 	if got := eval[string](t, ctx, `Array.from(document.querySelectorAll("#log-records tr[data-level]")).map(r => r.dataset.level + "/" + r.dataset.component).join(",")`); got != "error/link" {
 		t.Errorf("warn+ in link: %s, want error/link", got)
 	}

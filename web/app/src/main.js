@@ -154,6 +154,14 @@ async function openSession(login) {
   xmpp.on("online", () => {
     if (app.interrupted && app.interrupted.xmpp === xmpp) newSession(xmpp);
   });
+  // The XMPP server says the Call Bridge is back (available presence from it, to those it
+  // told it had gone): rejoin now rather than at the next retry.
+  xmpp.on("stanza", (st) => {
+    if (st.is("presence") && !st.attrs.type && st.attrs.from === app.config.callBridgeJid && app.rejoiner) {
+      log("the Call Bridge is back");
+      app.rejoiner.retryNow();
+    }
+  });
   return xmpp;
 }
 
