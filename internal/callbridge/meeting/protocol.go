@@ -274,10 +274,10 @@ func (s *Service) handleSpace(ctx context.Context, conn Sender, e *stream.Elemen
 func (s *Service) join(ctx context.Context, conn Sender, e *stream.Element, from, to jid.JID, name string) {
 	full, bare := from.String(), from.Bare().String()
 	spaceID, spaceJID := to.Localpart(), to.Bare().String()
-	refuse := func(typ, condition, text string) {
+	refuse := func(r *refusal) {
 		var x stream.Builder
 		x.Open("presence", "type", "error", "id", e.Get("id"), "from", spaceJID, "to", e.Get("from"))
-		stream.StanzaError{Type: typ, Condition: condition, Text: text}.Append(&x)
+		stream.StanzaError{Type: r.typ, Condition: r.condition, Text: r.text}.Append(&x)
 		x.End("presence")
 		s.mu.Lock()
 		s.queue(conn, x.B)
@@ -289,98 +289,132 @@ func (s *Service) join(ctx context.Context, conn Sender, e *stream.Element, from
 	sp, err := s.st.CoSpace(ctx, spaceID)
 	if errors.Is(err, store.ErrNotFound) {
 		s.log.Info("meeting: join refused: no such space", "jid", full, "space", spaceID)
-		refuse("cancel", "item-not-found", "There is no such space")
+		refuse(&refusal{"cancel", "item-not-found", "There is no such space"})
 		return
 	}
 	if err != nil {
 		s.log.Error("meeting: join: read space", "space", spaceID, "err", err)
-		refuse("wait", "internal-server-error", "")
+		refuse(errInternal)
 		return
 	}
 
 	s.mu.Lock()
-	g := s.guestLocked(bare)
-	var gSpace, gName, gAccess string
-	if g != nil {
-		gSpace, gName, gAccess = g.spaceID, g.name, g.accessMethod
+	var g guestInfo
+	if gl := s.guestLocked(bare); gl != nil {
+		g = guestInfo{ok: true, space: gl.spaceID, name: gl.name, access: gl.accessMethod}
 	}
 	s.mu.Unlock()
 
-	role := ""
-	switch {
-	case g != nil && gSpace == sp.ID:
-		role = RoleGuest
-	case g != nil:
-		s.log.Warn("meeting: join refused: a guest may join only its own space", "jid", full, "space", sp.ID, "guestSpace", gSpace)
-		refuse("auth", "forbidden", "This guest account is for another space")
+	role, r := s.admit(ctx, sp, from, g)
+	if r != nil {
+		refuse(r)
 		return
+	}
+	name = s.displayName(ctx, role, name, g.name, from)
+	settings, r := s.joinSettings(ctx, sp, g.access)
+	if r != nil {
+		refuse(r)
+		return
+	}
+	if r := s.enter(conn, sp, spaceJID, from, role, name, g.access, settings); r != nil {
+		refuse(r)
+	}
+}
+
+// refusal is why a join is refused: the stanza error of the error presence.
+type refusal struct{ typ, condition, text string }
+
+// errInternal refuses a join the store could not decide.
+var errInternal = &refusal{"wait", "internal-server-error", ""}
+
+// guestInfo is what a join needs of the joiner's guest account, if it has one.
+type guestInfo struct {
+	ok                  bool
+	space, name, access string
+}
+
+// admit decides who the joiner is in the space: a guest of its own space, the owner, a
+// member, or a user let in by non-member access; or why it may not join.
+func (s *Service) admit(ctx context.Context, sp store.CoSpace, from jid.JID, g guestInfo) (string, *refusal) {
+	full, bare := from.String(), from.Bare().String()
+	switch {
+	case g.ok && g.space == sp.ID:
+		return RoleGuest, nil
+	case g.ok:
+		s.log.Warn("meeting: join refused: a guest may join only its own space", "jid", full, "space", sp.ID, "guestSpace", g.space)
+		return "", &refusal{"auth", "forbidden", "This guest account is for another space"}
 	case IsGuestUsername(from.Localpart()):
 		s.log.Warn("meeting: join refused: no such guest account (expired or removed)", "jid", full, "space", sp.ID)
-		refuse("auth", "forbidden", "This guest account has expired")
-		return
+		return "", &refusal{"auth", "forbidden", "This guest account has expired"}
 	case sp.OwnerJID == bare:
-		role = RoleOwner
-	default:
-		m, err := s.st.CoSpaceMemberByJID(ctx, sp.ID, bare)
-		switch {
-		case err == nil && m.Role == RoleOwner:
-			role = RoleOwner
-		case err == nil:
-			role = RoleMember
-		case !errors.Is(err, store.ErrNoCoSpaceMember):
-			s.log.Error("meeting: join: read membership", "space", sp.ID, "jid", bare, "err", err)
-			refuse("wait", "internal-server-error", "")
-			return
-		case sp.NonMemberAccess:
-			role = RoleMember
-		default:
-			s.log.Warn("meeting: join refused: not a member", "jid", full, "space", sp.ID)
-			refuse("auth", "forbidden", "You are not a member of this space")
-			return
-		}
+		return RoleOwner, nil
 	}
+	m, err := s.st.CoSpaceMemberByJID(ctx, sp.ID, bare)
+	switch {
+	case err == nil && m.Role == RoleOwner:
+		return RoleOwner, nil
+	case err == nil:
+		return RoleMember, nil
+	case !errors.Is(err, store.ErrNoCoSpaceMember):
+		s.log.Error("meeting: join: read membership", "space", sp.ID, "jid", bare, "err", err)
+		return "", errInternal
+	case sp.NonMemberAccess:
+		return RoleMember, nil
+	}
+	s.log.Warn("meeting: join refused: not a member", "jid", full, "space", sp.ID)
+	return "", &refusal{"auth", "forbidden", "You are not a member of this space"}
+}
 
+// displayName is the name the participant is shown with: a guest's from its call ID join, a
+// user's as given or, given none, its account's; the JID's local part as the last resort.
+func (s *Service) displayName(ctx context.Context, role, name, guestName string, from jid.JID) string {
 	if role == RoleGuest {
-		// A guest is known by the name it gave when it joined with the call ID.
-		if gName != "" {
-			name = gName
+		if guestName != "" {
+			name = guestName
 		}
 	} else if CleanName(name) == "" {
-		// A user who gives no name is shown with the name of their account.
-		if u, err := s.st.UserByJID(ctx, bare); err == nil && u.Name != "" {
+		if u, err := s.st.UserByJID(ctx, from.Bare().String()); err == nil && u.Name != "" {
 			name = u.Name
 		}
 	}
 	if name = CleanName(name); name == "" {
-		name = gName
+		name = guestName
 	}
 	if name == "" {
 		name = from.Localpart()
 	}
+	return name
+}
 
-	// The settings of the profiles: the access method the guest came in by, the space's, the
-	// system's.
+// joinSettings resolves the profiles that apply: the access method the guest came in by, the
+// space's, the system's.
+func (s *Service) joinSettings(ctx context.Context, sp store.CoSpace, access string) (resolved, *refusal) {
 	var am *store.AccessMethod
-	if gAccess != "" {
-		a, err := s.st.AccessMethod(ctx, sp.ID, gAccess)
+	if access != "" {
+		a, err := s.st.AccessMethod(ctx, sp.ID, access)
 		switch {
 		case err == nil:
 			am = &a
 		case !errors.Is(err, store.ErrNoAccessMethod):
-			s.log.Error("meeting: join: read access method", "space", sp.ID, "accessMethod", gAccess, "err", err)
-			refuse("wait", "internal-server-error", "")
-			return
+			s.log.Error("meeting: join: read access method", "space", sp.ID, "accessMethod", access, "err", err)
+			return resolved{}, errInternal
 		}
 	}
 	settings, err := s.resolve(ctx, sp, am)
 	if err != nil {
 		s.log.Error("meeting: join: read profiles", "space", sp.ID, "err", err)
-		refuse("wait", "internal-server-error", "")
-		return
+		return resolved{}, errInternal
 	}
+	return settings, nil
+}
 
+// enter puts the admitted joiner in the space's call (starting it), unless the call's limits
+// refuse it; a joiner already in sends itself the roster again.
+func (s *Service) enter(conn Sender, sp store.CoSpace, spaceJID string, from jid.JID, role, name, access string, settings resolved) *refusal {
+	full, bare := from.String(), from.Bare().String()
 	s.mu.Lock()
-	if g != nil {
+	defer s.mu.Unlock()
+	if g := s.guestLocked(bare); g != nil {
 		// Joining proves a login (whether or not LoginResult was told): the account no
 		// longer waits for one, and its password has served.
 		g.loggedIn, g.password = true, secret.Secret{}
@@ -390,31 +424,24 @@ func (s *Service) join(ctx context.Context, conn Sender, e *stream.Element, from
 		for _, q := range p.call.parts {
 			s.queue(conn, presence(q, full, "", q == p, leaveReason{}))
 		}
-		s.mu.Unlock()
-		return
+		return nil
 	}
 	c, inCall := s.calls[sp.ID]
 	callSettings := settings.call
+	n := 0
 	if inCall {
 		c.settings = settings.call
 		callSettings = maps.Clone(settings.call)
 		maps.Copy(callSettings, c.overrides)
-	}
-	n := 0
-	if inCall {
 		n = len(c.parts)
 	}
 	if limit, err := strconv.Atoi(callSettings["participantLimit"]); err == nil && n >= limit {
-		s.mu.Unlock()
 		s.log.Warn("meeting: join refused: participant limit reached", "jid", full, "space", sp.ID, "limit", limit)
-		refuse("wait", "service-unavailable", "The meeting is full: it has reached its limit of "+strconv.Itoa(limit)+" participants")
-		return
+		return &refusal{"wait", "service-unavailable", "The meeting is full: it has reached its limit of " + strconv.Itoa(limit) + " participants"}
 	}
 	if role == RoleGuest && callSettings["locked"] == "true" {
-		s.mu.Unlock()
 		s.log.Warn("meeting: join refused: the call is locked", "jid", full, "space", sp.ID)
-		refuse("auth", "forbidden", "The meeting is locked")
-		return
+		return &refusal{"auth", "forbidden", "The meeting is locked"}
 	}
 	c = s.startCallLocked(sp, spaceJID)
 	if !inCall {
@@ -425,8 +452,8 @@ func (s *Service) join(ctx context.Context, conn Sender, e *stream.Element, from
 		leg["rxAudioMute"] = v
 	}
 	s.addLocked(c, &participant{id: uuid.NewString(), full: full, bare: bare, name: name, role: role,
-		guest: role == RoleGuest, conn: conn, joined: s.now(), accessMethod: gAccess, base: leg})
-	s.mu.Unlock()
+		guest: role == RoleGuest, conn: conn, joined: s.now(), accessMethod: access, base: leg})
+	return nil
 }
 
 // chat relays a groupchat message from a participant to every participant, sender
