@@ -86,37 +86,15 @@ func StartXMPP(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg prome
 
 // StartXMPPWith is StartXMPP with the options of o. Once started, the server checks its own
 // certificate (see CheckCertificate) and says what it found in its log and on /healthz.
-func StartXMPPWith(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg prometheus.Registerer, o XMPPOptions) (*XMPP, error) {
+func StartXMPPWith(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg prometheus.Registerer, o XMPPOptions) (x *XMPP, err error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	x := &XMPP{g: newGroup(), log: log}
-	local, topts, err := ServerTLS(cfg, o.Hosts)
+	x = &XMPP{g: newGroup(), log: log}
+	tlsCfg, clientCAs, certFile, err := x.serverTLS(cfg, o)
 	if err != nil {
 		return nil, err
-	}
-	x.keyFile = topts.KeyFile
-	if local != nil {
-		x.Local, x.CAFile = local, local.CAFile
-		if local.Created() {
-			log.Info("generated certificates", "ca", local.CAFile, "cert", local.CertFile, "reason", local.Reason)
-		}
-	}
-	tlsCfg, err := certs.ServerConfig(certs.ServerOptions{CertFile: topts.CertFile, KeyFile: topts.KeyFile})
-	if err != nil {
-		return nil, err
-	}
-	var clientCAs *x509.CertPool
-	if cfg.TLS.ClientCA != "" {
-		pem, err := os.ReadFile(cfg.TLS.ClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("tls.client_ca: %w", err)
-		}
-		clientCAs = x509.NewCertPool()
-		if !clientCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.client_ca %s: no PEM certificates", cfg.TLS.ClientCA)
-		}
 	}
 	x.Registry, err = callbridges.Open(cfg.Registry)
 	if err != nil {
@@ -133,8 +111,65 @@ func StartXMPPWith(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg p
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			x.Roster.Close()
+		}
+	}()
+	x.Server, err = xmppd.New(serverConfig(cfg, tlsCfg, clientCAs, x, log, reg))
+	if err != nil {
+		return nil, err
+	}
+	if err := x.bindAndServe(cfg, tlsCfg, log); err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	x.cancel = cancel
+	x.g.run("registry watch", func() error {
+		return x.Registry.Watch(wctx, x.Server.RegistryChanged)
+	})
+	log.Info("XMPP server started", "domain", cfg.Domain, "c2s", x.Addrs.C2S, "component", x.Addrs.Component,
+		"websocket", x.Addrs.WebSocket, "admin", x.Addrs.Admin, "registry", x.Registry.Path())
+	x.checkCertificate(wctx, cfg.Domain, certFile, o)
+	return x, nil
+}
+
+// serverTLS loads (or generates) the server's certificate and the CAs that verify Call
+// Bridges' client certificates.
+func (x *XMPP) serverTLS(cfg config.XMPP, o XMPPOptions) (*tls.Config, *x509.CertPool, string, error) {
+	local, topts, err := ServerTLS(cfg, o.Hosts)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	x.keyFile = topts.KeyFile
+	if local != nil {
+		x.Local, x.CAFile = local, local.CAFile
+		if local.Created() {
+			x.log.Info("generated certificates", "ca", local.CAFile, "cert", local.CertFile, "reason", local.Reason)
+		}
+	}
+	tlsCfg, err := certs.ServerConfig(certs.ServerOptions{CertFile: topts.CertFile, KeyFile: topts.KeyFile})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	var clientCAs *x509.CertPool
+	if cfg.TLS.ClientCA != "" {
+		pem, err := os.ReadFile(cfg.TLS.ClientCA)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("tls.client_ca: %w", err)
+		}
+		clientCAs = x509.NewCertPool()
+		if !clientCAs.AppendCertsFromPEM(pem) {
+			return nil, nil, "", fmt.Errorf("tls.client_ca %s: no PEM certificates", cfg.TLS.ClientCA)
+		}
+	}
+	return tlsCfg, clientCAs, topts.CertFile, nil
+}
+
+// serverConfig is the xmppd.Config of a configuration file's settings.
+func serverConfig(cfg config.XMPP, tlsCfg *tls.Config, clientCAs *x509.CertPool, x *XMPP, log *slog.Logger, reg prometheus.Registerer) xmppd.Config {
 	l := cfg.Limits
-	x.Server, err = xmppd.New(xmppd.Config{
+	return xmppd.Config{
 		Roster:                       x.Roster,
 		Domain:                       cfg.Domain,
 		TLS:                          tlsCfg,
@@ -160,48 +195,45 @@ func StartXMPPWith(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg p
 		MaxDetachedPerAccount:        l.DetachedPerAccount,
 		Logger:                       log,
 		Metrics:                      reg,
-	})
-	if err != nil {
-		x.Roster.Close()
-		return nil, err
 	}
+}
 
+// bindAndServe binds every listener of cfg (a "-" address is not started: `confab up`
+// mounts the WebSocket handler on its web listener instead), all or none, and serves them.
+func (x *XMPP) bindAndServe(cfg config.XMPP, tlsCfg *tls.Config, log *slog.Logger) error {
 	var lns []net.Listener
-	closeAll := func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}
 	bind := func(setting, addr string, dst *string) (net.Listener, error) {
 		if addr == "-" {
 			return nil, nil
 		}
 		ln, err := listen(setting, addr)
 		if err != nil {
-			closeAll()
 			return nil, err
 		}
 		lns = append(lns, ln)
 		*dst = ln.Addr().String()
 		return ln, nil
 	}
-	c2s, err := bind("listen.c2s", cfg.Listen.C2S, &x.Addrs.C2S)
-	if err != nil {
-		return nil, err
+	var c2s, comp, ws, admin net.Listener
+	for _, b := range []struct {
+		setting, addr string
+		dst           *string
+		ln            *net.Listener
+	}{
+		{"listen.c2s", cfg.Listen.C2S, &x.Addrs.C2S, &c2s},
+		{"listen.component", cfg.Listen.Component, &x.Addrs.Component, &comp},
+		{"listen.websocket", cfg.Listen.WebSocket, &x.Addrs.WebSocket, &ws},
+		{"listen.admin", cfg.Listen.Admin, &x.Addrs.Admin, &admin},
+	} {
+		ln, err := bind(b.setting, b.addr, b.dst)
+		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			return err
+		}
+		*b.ln = ln
 	}
-	comp, err := bind("listen.component", cfg.Listen.Component, &x.Addrs.Component)
-	if err != nil {
-		return nil, err
-	}
-	ws, err := bind("listen.websocket", cfg.Listen.WebSocket, &x.Addrs.WebSocket)
-	if err != nil {
-		return nil, err
-	}
-	admin, err := bind("listen.admin", cfg.Listen.Admin, &x.Addrs.Admin)
-	if err != nil {
-		return nil, err
-	}
-
 	if c2s != nil {
 		x.g.run("c2s", func() error { return x.Server.ServeC2S(c2s) })
 	}
@@ -216,15 +248,7 @@ func StartXMPPWith(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg p
 	if admin != nil {
 		x.g.serveHTTP("admin", admin, x.Server.AdminHandler(), nil, log)
 	}
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	x.cancel = cancel
-	x.g.run("registry watch", func() error {
-		return x.Registry.Watch(wctx, x.Server.RegistryChanged)
-	})
-	log.Info("XMPP server started", "domain", cfg.Domain, "c2s", x.Addrs.C2S, "component", x.Addrs.Component,
-		"websocket", x.Addrs.WebSocket, "admin", x.Addrs.Admin, "registry", x.Registry.Path())
-	x.checkCertificate(wctx, cfg.Domain, topts.CertFile, o)
-	return x, nil
+	return nil
 }
 
 // certCheckTimeout bounds the self-check's SRV lookup and the A/AAAA lookups behind it.
