@@ -60,7 +60,8 @@ func TestBrowserAdminManage(t *testing.T) {
 	bobLeg := legs[1].ID
 
 	b := browsertest.Start(t, browsertest.Options{TrustCerts: []*x509.Certificate{serverLeaf(t, u)}, Height: 1000})
-	ctx := b.Context(t, 150*time.Second)
+	// Generous: under -race beside the other packages' tests a step can take many seconds.
+	ctx := b.Context(t, 5*time.Minute)
 	run(t, ctx, "sign in to the web admin",
 		chromedp.Navigate(admin+"/admin/calls"),
 		chromedp.WaitVisible(chromedp.CSS("#login-form")),
@@ -117,6 +118,9 @@ func TestBrowserAdminManage(t *testing.T) {
 	run(t, ctx, "search the event log",
 		chromedp.Navigate(admin+"/admin/logs"), chromedp.WaitVisible(chromedp.CSS("#log-q")),
 		chromedp.SendKeys(chromedp.CSS("#log-q"), "web admin: call ended"), chromedp.Click(chromedp.CSS("#log-search")),
+		// The search is a GET of a new page: wait for that page (it has a Clear link), not
+		// for the records of the page the search was typed into.
+		chromedp.WaitVisible(chromedp.CSS(`#log-form a[href="/admin/logs"]`)),
 		chromedp.WaitVisible(chromedp.CSS("#log-records tr[data-level]")))
 	if got := text(t, ctx, "#log-total"); got != "1 record" {
 		t.Errorf("event log search: %q, want 1 record", got)

@@ -144,7 +144,12 @@ func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:]
 
 func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, steps...); err != nil {
+	start := time.Now()
+	err := chromedp.Do(ctx, steps...)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Logf("%s: slow, %s", what, d.Round(time.Millisecond)) // so a timeout in CI says where the time went
+	}
+	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 }
