@@ -110,3 +110,34 @@ func TestICERestart(t *testing.T) {
 		})
 	}
 }
+
+// TestRetransmissionBudget: a subscriber that NACKs far more than it lost gets no more
+// retransmissions than its budget (a burst of 200, then a fifth of what it is sent); the
+// rest of its NACK is dropped before pion's responder sees it, and counted.
+func TestRetransmissionBudget(t *testing.T) {
+	s := newSFU(t, sfu.Config{})
+	sfutest.New(t, s, "room", "a", sfutest.Options{Audio: true, Video: &sfutest.VideoTrack{}})
+	b := sfutest.New(t, s, "room", "b", sfutest.Options{})
+	b.WaitFor(wait, "a's video", func() bool { return media(b, "a", sfu.Video, "", 100) })
+	rt, _ := b.TrackOf("a", sfu.Video, "")
+	const asked = 1000
+	if err := b.SendNACK(rt.ID, asked); err != nil {
+		t.Fatal(err)
+	}
+	b.WaitFor(wait, "the NACK trimmed", func() bool { return b.P.Stats().RetransmissionsDenied > 0 })
+	denied := b.P.Stats().RetransmissionsDenied
+	// Of the 1000, the budget grants at most its burst (200, and a little more for what
+	// was sent meanwhile); the responder resends those still in its history.
+	if denied < asked-250 || denied > asked-150 {
+		t.Errorf("%d of %d NACKed packets denied, want about %d", denied, asked, asked-200)
+	}
+	b.WaitFor(wait, "the granted retransmissions", func() bool {
+		now, _ := b.Track(rt.ID)
+		return now.RTX > 0
+	})
+	now, _ := b.Track(rt.ID)
+	if now.RTX > 250 {
+		t.Errorf("%d retransmissions for a NACK of %d, want at most the budget's ~200", now.RTX, asked)
+	}
+	t.Logf("NACK of %d: %d denied, %d retransmitted so far", asked, denied, now.RTX)
+}

@@ -30,6 +30,7 @@ type Participant struct {
 	sig  Signal
 	pc   *webrtc.PeerConnection
 	bwe  cc.BandwidthEstimator
+	nack *nackBudget
 	log  *slog.Logger
 
 	out       chan outMsg   // to the Signal, drained by run
@@ -69,9 +70,9 @@ type outMsg struct {
 	ev   Event
 }
 
-func newParticipant(s *SFU, id string, sig Signal, pc *webrtc.PeerConnection, bwe cc.BandwidthEstimator) *Participant {
+func newParticipant(s *SFU, id string, sig Signal, pp peer) *Participant {
 	p := &Participant{
-		s: s, id: id, sig: sig, pc: pc, bwe: bwe,
+		s: s, id: id, sig: sig, pc: pp.pc, bwe: pp.bwe, nack: pp.nack,
 		out:       make(chan outMsg, signalQueue),
 		kick:      make(chan struct{}, 1),
 		done:      make(chan struct{}),

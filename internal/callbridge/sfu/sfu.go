@@ -227,11 +227,12 @@ func (s *SFU) Join(roomID, participantID string, sig Signal) (*Participant, erro
 	if roomID == "" || participantID == "" || sig == nil {
 		return nil, fmt.Errorf("%w: Join needs a room, a participant id and a Signal", ErrBadArgument)
 	}
-	pc, bwe, err := s.newPeerConnection()
+	pp, err := s.newPeerConnection()
 	if err != nil {
 		return nil, err
 	}
-	p := newParticipant(s, participantID, sig, pc, bwe)
+	pc := pp.pc
+	p := newParticipant(s, participantID, sig, pp)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -306,46 +307,61 @@ func (s *SFU) removeRoomIfEmpty(r *room) {
 	s.mu.Unlock()
 }
 
-// newPeerConnection builds a PeerConnection with its own interceptors: NACK generator and
-// responder (with RTX), RTCP sender and receiver reports, transport-wide congestion control
-// feedback for what the participant sends, and for what it receives the transport-cc
-// header extension with a send-side bandwidth estimator (GCC).
 // udpBufferBytes is the send and receive buffer asked for the media socket.
 const udpBufferBytes = 8 << 20
 
 // nackHistory is how many packets of each outgoing video stream are kept to answer NACKs.
 const nackHistory = 256
 
-func (s *SFU) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+// peer is a participant's PeerConnection and the per-connection state of its interceptors.
+type peer struct {
+	pc   *webrtc.PeerConnection
+	bwe  cc.BandwidthEstimator // for what the participant receives
+	nack *nackBudget           // the participant's retransmission budget
+}
+
+// newPeerConnection builds a PeerConnection with its own interceptors: NACK generator and
+// responder (with RTX) within the participant's retransmission budget, RTCP sender and
+// receiver reports, transport-wide congestion control feedback for what the participant
+// sends, and for what it receives the transport-cc header extension with a send-side
+// bandwidth estimator (GCC).
+func (s *SFU) newPeerConnection() (peer, error) {
 	me, err := newMediaEngine()
 	if err != nil {
-		return nil, nil, fmt.Errorf("sfu: media engine: %w", err)
+		return peer{}, fmt.Errorf("sfu: media engine: %w", err)
 	}
 	reg := &interceptor.Registry{}
+	// The retransmission budget (nackbudget.go): the filter is registered before pion's NACK
+	// responder, so that it reads the subscriber's NACKs first and trims them; the counter
+	// after it, so that it counts the media written, not the responder's resends (which go
+	// to the writer the responder was bound with, nearer the wire).
+	nb := newNACKBudget()
+	reg.Add(fixedFactory{&nackFilter{b: nb}})
 	// NACKs answered from the last nackHistory packets of each stream sent: 1024 (pion's
 	// default) kept ~1.5 MB per video subscription, ten times Janus's memory; 256 is still
 	// over a second and a half of the high layer, far more than a retransmission is worth.
 	if err := webrtc.ConfigureNackWithOptions(me, reg, nil, nack.ResponderSize(nackHistory)); err != nil {
-		return nil, nil, fmt.Errorf("sfu: nack: %w", err)
+		return peer{}, fmt.Errorf("sfu: nack: %w", err)
 	}
+	reg.Add(fixedFactory{&nackCounter{b: nb}})
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
-		return nil, nil, fmt.Errorf("sfu: reports: %w", err)
+		return peer{}, fmt.Errorf("sfu: reports: %w", err)
 	}
 	if err := webrtc.ConfigureTWCCSender(me, reg); err != nil {
-		return nil, nil, fmt.Errorf("sfu: twcc: %w", err)
+		return peer{}, fmt.Errorf("sfu: twcc: %w", err)
 	}
 	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
 		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(s.cfg.InitialBitrate),
 			gcc.SendSideBWEMinBitrate(50_000), gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("sfu: congestion control: %w", err)
+		return peer{}, fmt.Errorf("sfu: congestion control: %w", err)
 	}
 	var bwe cc.BandwidthEstimator
 	ccf.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { bwe = e })
 	reg.Add(ccf)
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, reg); err != nil {
-		return nil, nil, fmt.Errorf("sfu: twcc extension: %w", err)
+		return peer{}, fmt.Errorf("sfu: twcc extension: %w", err)
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s.se))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{
@@ -353,9 +369,9 @@ func (s *SFU) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("sfu: peer connection: %w", err)
+		return peer{}, fmt.Errorf("sfu: peer connection: %w", err)
 	}
-	return pc, bwe, nil
+	return peer{pc: pc, bwe: bwe, nack: nb}, nil
 }
 
 // room is a meeting: its participants by id.

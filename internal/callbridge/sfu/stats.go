@@ -109,6 +109,9 @@ type ParticipantStats struct {
 	RateLimited, MutedDropped, Malformed uint64
 	// KeyframeRequests counts the PLI/FIR the participant sent.
 	KeyframeRequests uint64
+	// RetransmissionsDenied counts the packets the participant NACKed that were not
+	// retransmitted: beyond its retransmission budget (nackbudget.go).
+	RetransmissionsDenied uint64
 }
 
 // ParticipantStats returns the statistics of one participant.
@@ -142,6 +145,9 @@ func (p *Participant) Stats() ParticipantStats {
 	}
 	st.RateLimited, st.MutedDropped = p.c.rateDropped.Load(), p.c.mutedDropped.Load()
 	st.Malformed, st.KeyframeRequests = p.c.malformed.Load(), p.c.keyframeRequests.Load()
+	if p.nack != nil {
+		st.RetransmissionsDenied = p.nack.dropped.Load()
+	}
 	for _, t := range ts {
 		m := &st.RxAudio
 		switch {

@@ -674,6 +674,26 @@ func (c *Client) SendPLI(trackID string) error {
 	return c.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: rt.SSRC}})
 }
 
+// SendNACK asks the SFU to retransmit the n sequence numbers of a received track before
+// the newest received (as a subscriber that lost them would).
+func (c *Client) SendNACK(trackID string, n int) error {
+	c.mu.Lock()
+	rt, ok := c.tracks[trackID]
+	var ssrc uint32
+	var seqs []uint16
+	if ok {
+		ssrc = rt.SSRC
+		for i := n; i > 0; i-- {
+			seqs = append(seqs, rt.maxSeq-uint16(i))
+		}
+	}
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no track %q", trackID)
+	}
+	return c.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)}})
+}
+
 func (c *Client) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	kind := sfu.Audio
 	codec := Opus
