@@ -77,9 +77,13 @@
 // extension with a send-side bandwidth estimator (pion's GCC, interceptor/pkg/gcc, with
 // no pacer), whose estimate (capped by SetMaxBitrate) chooses the simulcast layers:
 // screen shares first, then cameras, each the best layer that fits the size its
-// subscriber renders, its preference and the bandwidth left. A changed choice asks the
-// publisher for a key frame (PLI, at most one per Config.KeyframeMinGap per layer); a
-// subscriber's PLI or FIR is passed on the same way. The RFC 6464 audio levels give the
+// subscriber renders, its preference and the bandwidth left (by the layers' bit rates
+// smoothed over about a second, so that a key frame's burst does not count). The choice
+// has hysteresis (layers.go): a layer that no longer fits is left at once, but a higher
+// one is taken for bandwidth only after it has fitted with 15 % to spare for 3 s, a hold
+// that each failed attempt doubles (up to 48 s). A changed choice asks the publisher for
+// a key frame (PLI, at most one per Config.KeyframeMinGap per layer), every tick until the
+// switch; a subscriber's PLI or FIR is passed on the same way. The RFC 6464 audio levels give the
 // active speaker: the loudest (smoothed over 200 ms ticks) for Config.SpeakerHold.
 //
 // # Goroutines

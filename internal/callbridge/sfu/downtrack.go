@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -67,6 +68,13 @@ type downTrack struct {
 	lastBytes     uint64
 	bitrate       atomic.Int64
 	reportedLayer *layer
+
+	// Layer choice (choose), under sub.layerMu.
+	limited  bool          // the last choice was below what the size and preference allow
+	upSince  int64         // since when a higher layer has fitted with the margin, or 0
+	upHold   time.Duration // how long it must fit before it is taken
+	lastUpAt int64         // the last switch up for bandwidth, or 0
+	targetAt int64         // when the target last changed
 }
 
 type binding struct {

@@ -7,16 +7,41 @@ import (
 	"time"
 )
 
+// Layer choice hysteresis. Without it a subscriber whose estimate sat near a layer's rate
+// switched on every tick: the switch's key frame (four times a delta frame) raised the new
+// layer's measured rate over the budget, the next tick switched back, and so on (the bad
+// network test saw 28 switches in 17 s and a key frame request on every one).
+const (
+	// upMargin: a higher layer is taken only if it fits the budget with this much to spare.
+	upMargin = 0.15
+	// upHoldBase: ... and only after it has fitted so for this long. A lower layer is taken
+	// at once, when the one forwarded no longer fits.
+	upHoldBase = 3 * time.Second
+	// upHoldMax and upFailWindow: a switch down within upFailWindow of a switch up (the
+	// higher layer did not fit after all) doubles the hold, up to upHoldMax; a switch down
+	// later resets it.
+	upHoldMax    = 48 * time.Second
+	upFailWindow = 10 * time.Second
+	// rateWeight is the weight of the last tick in a layer's smoothed bit rate (about a
+	// second's memory at 200 ms ticks), so that a key frame's burst does not count as the
+	// layer's rate.
+	rateWeight = 0.25
+)
+
 // chooseLayers picks, for each video track the participant receives, the simulcast layer
 // to forward: the best layer that fits the size the subscriber renders (SetMaxResolution),
 // not above its preferred layer (SetPreferredLayer), and within the bandwidth estimate
 // (GCC over transport-cc feedback, capped by SetMaxBitrate) left after audio and the
-// tracks before it (screen shares first). When nothing fits, the lowest layer. A changed
-// choice asks the publisher for a key frame on the new layer; the switch happens on it.
+// tracks before it (screen shares first). When nothing fits, the lowest layer. A layer
+// that no longer fits is left at once; a higher one is taken when the size or preference
+// allows it, or when the bandwidth has allowed it with a margin for a while (see choose).
+// A changed choice asks the publisher for a key frame on the new layer, again every tick
+// (at most one per Config.KeyframeMinGap per layer) until the switch happens on one.
 func (p *Participant) chooseLayers() {
 	p.layerMu.Lock()
 	defer p.layerMu.Unlock()
-	budget, err := p.estimate()
+	est, err := p.estimate()
+	budget := est
 	if err != nil {
 		budget = math.MaxInt
 	}
@@ -45,18 +70,24 @@ func (p *Participant) chooseLayers() {
 		if dt.pt.kind != Video {
 			continue
 		}
-		l := dt.pick(budget, now)
+		l := dt.choose(budget, now)
 		if l == nil {
 			continue
 		}
-		budget -= int(l.bitrate.Load())
-		if dt.target.Swap(l) != l {
-			p.log.Debug("layer target", "track", dt.id, "rid", l.rid)
+		budget -= int(l.avgRate.Load())
+		if prev := dt.target.Swap(l); prev != l {
+			dt.targetAt = now
+			p.log.Debug("layer target", "track", dt.id, "rid", l.rid, "from", ridOf(prev), "estimate", est,
+				"rate", l.avgRate.Load(), "hold", dt.upHold)
 		}
-		if dt.current.Load() != l {
+		cur := dt.current.Load()
+		if cur != l {
 			dt.pt.requestKeyframe(l)
 		}
-		if cur := dt.current.Load(); cur != nil && cur != dt.reportedLayer {
+		if cur != nil && cur != dt.reportedLayer {
+			if cur == l && dt.targetAt != 0 {
+				p.log.Debug("layer switched", "track", dt.id, "rid", cur.rid, "after", time.Duration(now-dt.targetAt))
+			}
 			dt.reportedLayer = cur
 			if cur.rid != "" {
 				p.enqueueEvent(Event{Type: EventLayerChanged, Room: p.room.id, Participant: dt.pt.owner.id,
@@ -66,13 +97,24 @@ func (p *Participant) chooseLayers() {
 	}
 }
 
-// pick chooses dt's layer for a budget in bits/s.
-func (dt *downTrack) pick(budget int, now int64) *layer {
+func ridOf(l *layer) string {
+	if l == nil {
+		return ""
+	}
+	return l.rid
+}
+
+// choose picks dt's layer for a budget in bits/s, from the layers that sent within the
+// last second (a publisher may pause one), with hysteresis: down at once when the layer
+// forwarded no longer fits the budget; up at once when the size or preference allowed
+// no more before; up for bandwidth only once a higher layer has fitted the budget with
+// upMargin to spare for the hold (upHoldBase, doubled by each failed attempt). p.layerMu
+// held.
+func (dt *downTrack) choose(budget int, now int64) *layer {
 	all := dt.pt.sortedLayers()
 	if len(all) == 0 {
 		return nil
 	}
-	// Layers that sent within the last second (a publisher may pause one).
 	ls := make([]*layer, 0, len(all))
 	for _, l := range all {
 		if now-l.lastAt.Load() < int64(time.Second) {
@@ -82,6 +124,54 @@ func (dt *downTrack) pick(budget int, now int64) *layer {
 	if len(ls) == 0 {
 		ls = all
 	}
+	if dt.upHold == 0 {
+		dt.upHold = upHoldBase
+	}
+	cur := dt.target.Load()
+	ci := slices.Index(ls, cur)
+	fit := dt.best(ls, budget)
+	fi := slices.Index(ls, fit)
+	next := fit
+	switch {
+	case ci < 0: // the first choice, or the layer forwarded has stopped
+		dt.upSince = 0
+	case fi < ci: // it no longer fits: down at once
+		if dt.lastUpAt != 0 && now-dt.lastUpAt < int64(upFailWindow) {
+			dt.upHold = min(2*dt.upHold, upHoldMax)
+		} else {
+			dt.upHold = upHoldBase
+		}
+		dt.lastUpAt, dt.upSince = 0, 0
+	case fi == ci:
+		dt.upSince = 0
+	default: // a higher layer fits
+		up := dt.best(ls, int(float64(budget)/(1+upMargin)))
+		ui := slices.Index(ls, up)
+		switch {
+		case ui <= ci: // but not with the margin
+			next, dt.upSince = cur, 0
+		case !dt.limited: // the size or preference held it, not the bandwidth
+			dt.upSince = 0
+			next = up
+		default:
+			if dt.upSince == 0 {
+				dt.upSince = now
+			}
+			if now-dt.upSince < int64(dt.upHold) {
+				next = cur
+			} else {
+				next, dt.upSince, dt.lastUpAt = up, 0, now
+			}
+		}
+	}
+	dt.limited = slices.Index(ls, next) < slices.Index(ls, dt.best(ls, math.MaxInt))
+	return next
+}
+
+// best is the best of ls (sorted from the lowest layer) that fits the size the subscriber
+// renders, its preference and budget (by the layers' smoothed rates); the lowest when none
+// does.
+func (dt *downTrack) best(ls []*layer, budget int) *layer {
 	maxW, maxH := int(dt.maxW.Load()), int(dt.maxH.Load())
 	dt.prefMu.Lock()
 	pref := dt.preferred
@@ -92,7 +182,7 @@ func (dt *downTrack) pick(budget int, now int64) *layer {
 		if (maxW > 0 || maxH > 0) && w > 0 && (w > maxW || h > maxH) {
 			break
 		}
-		if int(l.bitrate.Load()) > budget {
+		if int(l.avgRate.Load()) > budget {
 			break
 		}
 		best = l
@@ -124,8 +214,14 @@ func (p *Participant) measure(dt float64) {
 		t.mu.Unlock()
 		for _, l := range ls {
 			b := l.bytes.Load()
-			l.bitrate.Store(int64(float64(b-l.lastBytes) * 8 / dt))
+			r := int64(float64(b-l.lastBytes) * 8 / dt)
+			l.bitrate.Store(r)
 			l.lastBytes = b
+			if avg := l.avgRate.Load(); avg == 0 {
+				l.avgRate.Store(r)
+			} else {
+				l.avgRate.Store(avg + int64(rateWeight*float64(r-avg)))
+			}
 		}
 	}
 	for _, d := range ds {

@@ -60,7 +60,8 @@ type layer struct {
 	rtx           atomic.Uint64
 	lastAt        atomic.Int64 // unix ns of the last packet
 	lastPLI       atomic.Int64
-	bitrate       atomic.Int64 // bits/s, housekeeping
+	bitrate       atomic.Int64 // bits/s over the last tick, housekeeping
+	avgRate       atomic.Int64 // bits/s, smoothed (rateWeight), housekeeping
 	lastBytes     uint64       // housekeeping
 
 	rxMu sync.Mutex
