@@ -17,77 +17,108 @@ import (
 	"confab.dev/confab/internal/netns"
 )
 
-// frameLog keeps, per receiving client, the arrival of each complete video frame.
+// frameLog keeps, per receiving client, each complete video frame as a player would see it,
+// and the repairs of its packets.
 type frameLog struct {
-	mu     sync.Mutex
-	frames map[string][]frameAt
-	repair map[string]*bench.Histogram
+	mu      sync.Mutex
+	frames  map[string][]frameAt
+	repairs map[string][]repairAt
 }
 
 type frameAt struct {
-	at    time.Time
+	src   uint32    // the publisher
+	done  time.Time // when the frame was complete
 	layer uint8
 	ok    bool
+	late  bool // completed after a newer frame of its track: a player does not show it
+}
+
+type repairAt struct {
+	at time.Time
+	d  time.Duration // from the gap to the retransmission
 }
 
 func (l *frameLog) options(name string, o sfutest.Options) sfutest.Options {
 	o.OnFrame = func(f sfutest.RecvFrame) {
 		if f.Kind != sfu.Video {
-			return // late frames count: a jitter buffer shows a frame repaired in time
+			return
 		}
 		l.mu.Lock()
-		l.frames[name] = append(l.frames[name], frameAt{at: f.First, layer: f.ID.Layer, ok: f.Verified})
+		l.frames[name] = append(l.frames[name], frameAt{src: f.ID.Src, done: time.Now(), layer: f.ID.Layer, ok: f.Verified, late: f.Late})
 		l.mu.Unlock()
 	}
 	o.OnRepair = func(d time.Duration) {
 		l.mu.Lock()
-		h := l.repair[name]
-		if h == nil {
-			h = &bench.Histogram{}
-			l.repair[name] = h
-		}
-		h.Record(d)
+		l.repairs[name] = append(l.repairs[name], repairAt{at: time.Now(), d: d})
 		l.mu.Unlock()
 	}
 	return o
 }
 
-// window summarises name's video frames since from: frames per second, the longest gap
-// between two, the share of each layer, and how many failed the check.
+// windowStats summarise what name showed of src's video in a window, as a player shows it:
+// each frame when it is complete, in the order they complete, without the frames completed
+// only after a newer one (a retransmission that came too late to be shown).
 type windowStats struct {
-	FPS         float64   `json:"fps"`
-	MaxGapMs    float64   `json:"maxGapMs"`
-	LayerShares []float64 `json:"layerShares"` // q, h, f
-	Corrupt     int       `json:"corrupt"`
-	Frames      int       `json:"frames"`
+	FPS         float64       `json:"fps"`         // frames shown per second
+	MaxGapMs    float64       `json:"maxGapMs"`    // the longest time without a new frame
+	Gaps        []string      `json:"longGaps"`    // those over 200 ms: "<ms> ms at <s> s"
+	LayerShares []float64     `json:"layerShares"` // q, h, f
+	Switches    int           `json:"switches"`    // layer changes between frames shown
+	Corrupt     int           `json:"corrupt"`
+	Frames      int           `json:"frames"`
+	Late        int           `json:"late"`    // completed too late to be shown
+	Repairs     bench.Latency `json:"repairs"` // gap to retransmission, over the window
 }
 
-func (l *frameLog) window(name string, from, to time.Time) windowStats {
+func (l *frameLog) window(name string, src uint32, from, to time.Time) windowStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var w windowStats
 	counts := make([]int, 3)
-	var prev time.Time
+	prev, last := from, -1
 	for _, f := range l.frames[name] {
-		if f.at.Before(from) || f.at.After(to) {
+		if f.src != src || f.done.After(to) {
 			continue
 		}
-		w.Frames++
-		if int(f.layer) < 3 {
-			counts[f.layer]++
+		if f.done.Before(from) {
+			continue
 		}
 		if !f.ok {
 			w.Corrupt++
 		}
-		if !prev.IsZero() {
-			w.MaxGapMs = max(w.MaxGapMs, float64(f.at.Sub(prev))/1e6)
+		if f.late {
+			w.Late++
+			continue
 		}
-		prev = f.at
+		w.Frames++
+		if int(f.layer) < len(counts) {
+			counts[f.layer]++
+		}
+		if last >= 0 && int(f.layer) != last {
+			w.Switches++
+		}
+		last = int(f.layer)
+		gap := f.done.Sub(prev)
+		if gap > 200*time.Millisecond {
+			w.Gaps = append(w.Gaps, fmt.Sprintf("%d ms at %.1f s", gap.Milliseconds(), f.done.Sub(from).Seconds()))
+		}
+		w.MaxGapMs = max(w.MaxGapMs, float64(gap)/1e6)
+		prev = f.done
+	}
+	if gap := to.Sub(prev); float64(gap)/1e6 > w.MaxGapMs {
+		w.MaxGapMs = float64(gap) / 1e6 // a freeze that lasts to the window's end
 	}
 	w.FPS = float64(w.Frames) / to.Sub(from).Seconds()
 	for _, c := range counts {
 		w.LayerShares = append(w.LayerShares, round(float64(c)/float64(max(w.Frames, 1)), 3))
 	}
+	var h bench.Histogram
+	for _, r := range l.repairs[name] {
+		if !r.at.Before(from) && !r.at.After(to) {
+			h.Record(r.d)
+		}
+	}
+	w.Repairs = h.Summary()
 	w.FPS, w.MaxGapMs = round(w.FPS, 1), round(w.MaxGapMs, 1)
 	return w
 }
@@ -112,8 +143,10 @@ func udpIn(t *testing.T) (*net.UDPConn, int) {
 //     repaired by NACK/RTX: the subscribers' frames arrive complete, and the time from a
 //     gap to its repair is measured.
 //
-// It needs root and takes about a minute, so it runs when CONFAB_BADNET=1 (bench/media.sh
-// BADNET=1 sets it, with CONFAB_BADNET_OUT for the JSON figures).
+// Frame rates and gaps are what a player would show (windowStats). It needs root and takes
+// about a minute, so it runs when CONFAB_BADNET=1 (bench/media.sh BADNET=1 sets it, with
+// CONFAB_BADNET_OUT for the JSON figures; CONFAB_MEDIA_LOG=file keeps Confab's debug log,
+// with the SFU's layer choices).
 func TestBadNetwork(t *testing.T) {
 	if os.Getenv("CONFAB_BADNET") != "1" && os.Getenv("CONFAB_BADNET_OUT") == "" {
 		t.Skip("set CONFAB_BADNET=1 to run the bad-network test (root, about a minute)")
@@ -124,7 +157,7 @@ func TestBadNetwork(t *testing.T) {
 	ns, _ := netns.Inside()
 	n := &netns.NS{Name: ns}
 	info, target := confab(t, 8, 1)
-	log := &frameLog{frames: map[string][]frameAt{}, repair: map[string]*bench.Histogram{}}
+	log := &frameLog{frames: map[string][]frameAt{}, repairs: map[string][]repairAt{}}
 	join := func(name string, user int, o sfutest.Options) *XMPPParticipant {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -163,15 +196,23 @@ func TestBadNetwork(t *testing.T) {
 		return rt.Layer == 0
 	})
 	settledAfter := time.Since(shaped)
+	plis0, dropped0 := pub.C.PLIs(), int64(0)
+	if d, err := n.Dropped(); err == nil {
+		dropped0 = d
+	}
 	from := time.Now()
 	sleep(context.Background(), 15*time.Second)
 	to := time.Now()
-	nw, ww := log.window("narrow", from, to), log.window("wide", from, to)
+	nw, ww := log.window("narrow", pub.C.Src, from, to), log.window("wide", pub.C.Src, from, to)
 	dropped, _ := n.Dropped()
-	t.Logf("narrow subscriber (500 kbit/s, 3%% loss): on the low layer %.1fs after shaping; then %+v; %d packets dropped", settledAfter.Seconds(), nw, dropped)
+	plis := pub.C.PLIs() - plis0
+	t.Logf("narrow subscriber (500 kbit/s, 3%% loss): on the low layer %.1fs after shaping; then %+v; %d packets dropped by nftables",
+		settledAfter.Seconds(), nw, dropped-dropped0)
 	t.Logf("wide subscriber: %+v", ww)
+	t.Logf("publisher: %d key frame requests in the 15 s", plis)
 	out["narrow"], out["wide"] = nw, ww
 	out["narrowSettleSeconds"] = round(settledAfter.Seconds(), 2)
+	out["narrowDropped"], out["publisherPLIs"] = dropped-dropped0, plis
 	if nw.LayerShares[0] < 0.9 {
 		t.Errorf("narrow subscriber: %.0f%% of frames on the low layer, want ≥ 90%%", 100*nw.LayerShares[0])
 	}
@@ -180,6 +221,9 @@ func TestBadNetwork(t *testing.T) {
 	}
 	if ww.LayerShares[2] < 0.9 {
 		t.Errorf("wide subscriber: %.0f%% of frames on the high layer, want ≥ 90%%", 100*ww.LayerShares[2])
+	}
+	if ww.FPS < 27 || ww.MaxGapMs > 300 {
+		t.Errorf("wide subscriber: %.1f frames/s, longest gap %.0f ms; want ≥ 27 and ≤ 300 ms", ww.FPS, ww.MaxGapMs)
 	}
 	if nw.Corrupt+ww.Corrupt > 0 {
 		t.Errorf("%d corrupt frames", nw.Corrupt+ww.Corrupt)
@@ -207,23 +251,19 @@ func TestBadNetwork(t *testing.T) {
 	}
 	before, _ := wide.C.TrackOf(lossy.ID, sfu.Video, "")
 	nacks0 := lossy.C.NACKs()
+	from = time.Now()
 	sleep(context.Background(), 15*time.Second)
+	to = time.Now()
 	if err := n.DropRandom(); err != nil {
 		t.Fatal(err)
 	}
 	sleep(context.Background(), time.Second) // the last repairs
 	after, _ := wide.C.TrackOf(lossy.ID, sfu.Video, "")
-	dropped, _ = n.Dropped()
-	log.mu.Lock()
-	rep := bench.Histogram{}
-	if h := log.repair["wide"]; h != nil {
-		rep.Merge(h)
-	}
-	log.mu.Unlock()
+	lw := log.window("wide", lossy.C.Src, from, to)
 	frames, verified := after.Frames-before.Frames, after.Verified-before.Verified
 	lossyOut := map[string]any{"frames": frames, "verified": verified, "late": after.Late - before.Late,
 		"missing": after.Missing, "repaired": after.Repaired - before.Repaired, "rtx": after.RTX - before.RTX,
-		"nacksToPublisher": lossy.C.NACKs() - nacks0, "recovery": rep.Summary()}
+		"nacksToPublisher": lossy.C.NACKs() - nacks0, "recovery": lw.Repairs, "shown": lw}
 	out["lossyPublisher"] = lossyOut
 	t.Logf("lossy publisher (5%% uplink loss, 40 ms each way): wide subscriber %+v", lossyOut)
 	if frames == 0 || float64(verified) < 0.98*float64(frames) {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,7 +31,7 @@ func confab(t *testing.T, users, spaces int) (benchserve.Info, *bench.Target) {
 	r, err := benchserve.Start(ctx, benchserve.Options{
 		Server: benchserve.Confab, Dir: filepath.Join(dir, "confab"), Domain: "bench.example",
 		CAFile: filepath.Join(dir, "certs", "ca.pem"), CertFile: filepath.Join(dir, "certs", "cert.pem"), KeyFile: filepath.Join(dir, "certs", "key.pem"),
-		Users: users, Password: "pw-test-1", ComponentName: "echo", ComponentSecret: "echo-secret", Spaces: spaces,
+		Logger: mediaLog(t), Users: users, Password: "pw-test-1", ComponentName: "echo", ComponentSecret: "echo-secret", Spaces: spaces,
 	})
 	if err != nil {
 		t.Fatalf("start Confab: %v", err)
@@ -43,6 +44,21 @@ func confab(t *testing.T, users, spaces int) (benchserve.Info, *bench.Target) {
 		}
 	})
 	return r.Info, targetOf(t, r.Info)
+}
+
+// mediaLog is Confab's logger for the tests: discarded, unless CONFAB_MEDIA_LOG names a file
+// that is to take everything at debug level (the SFU's layer choices among it).
+func mediaLog(t *testing.T) *slog.Logger {
+	p := os.Getenv("CONFAB_MEDIA_LOG")
+	if p == "" {
+		return nil
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func targetOf(t *testing.T, in benchserve.Info) *bench.Target {

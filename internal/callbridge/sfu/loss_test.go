@@ -112,32 +112,41 @@ func TestICERestart(t *testing.T) {
 }
 
 // TestRetransmissionBudget: a subscriber that NACKs far more than it lost gets no more
-// retransmissions than its budget (a burst of 200, then a fifth of what it is sent); the
-// rest of its NACK is dropped before pion's responder sees it, and counted.
+// retransmissions than its budget (a burst of 200, then a fifth of what it is sent); NACKs
+// of packets sent over a second ago, or no longer in the history, are dropped free; the
+// rest of its NACK beyond the budget is dropped before pion's responder sees it. Both are
+// counted.
 func TestRetransmissionBudget(t *testing.T) {
 	s := newSFU(t, sfu.Config{})
-	sfutest.New(t, s, "room", "a", sfutest.Options{Audio: true, Video: &sfutest.VideoTrack{}})
+	// 15 packets a frame: the history of 256 packets is the last 0.6 s.
+	sfutest.New(t, s, "room", "a", sfutest.Options{Video: &sfutest.VideoTrack{Layers: []sfutest.Layer{{Width: 640, Height: 360, FrameSize: 15000}}}})
 	b := sfutest.New(t, s, "room", "b", sfutest.Options{})
-	b.WaitFor(wait, "a's video", func() bool { return media(b, "a", sfu.Video, "", 100) })
+	b.WaitFor(wait, "a's video", func() bool { return media(b, "a", sfu.Video, "", 60) })
 	rt, _ := b.TrackOf("a", sfu.Video, "")
 	const asked = 1000
 	if err := b.SendNACK(rt.ID, asked); err != nil {
 		t.Fatal(err)
 	}
-	b.WaitFor(wait, "the NACK trimmed", func() bool { return b.P.Stats().RetransmissionsDenied > 0 })
-	denied := b.P.Stats().RetransmissionsDenied
-	// Of the 1000, the budget grants at most its burst (200, and a little more for what
-	// was sent meanwhile); the responder resends those still in its history.
-	if denied < asked-250 || denied > asked-150 {
-		t.Errorf("%d of %d NACKed packets denied, want about %d", denied, asked, asked-200)
+	b.WaitFor(wait, "the NACK trimmed", func() bool {
+		st := b.P.Stats()
+		return st.RetransmissionsDenied > 0 && st.RetransmissionsStale > 0
+	})
+	st := b.P.Stats()
+	// Of the 1000, the last 256 are in the history and fresh; the budget grants 200 of them
+	// (and a few more for what was sent meanwhile).
+	if st.RetransmissionsStale < asked-256 || st.RetransmissionsStale > asked-200 {
+		t.Errorf("%d of %d NACKed packets stale, want %d or a few more", st.RetransmissionsStale, asked, asked-256)
+	}
+	if st.RetransmissionsDenied == 0 || st.RetransmissionsDenied > 56 {
+		t.Errorf("%d of the fresh ones denied, want at most 56", st.RetransmissionsDenied)
 	}
 	b.WaitFor(wait, "the granted retransmissions", func() bool {
 		now, _ := b.Track(rt.ID)
 		return now.RTX > 0
 	})
 	now, _ := b.Track(rt.ID)
-	if now.RTX > 250 {
+	if now.RTX > 256 {
 		t.Errorf("%d retransmissions for a NACK of %d, want at most the budget's ~200", now.RTX, asked)
 	}
-	t.Logf("NACK of %d: %d denied, %d retransmitted so far", asked, denied, now.RTX)
+	t.Logf("NACK of %d: %d stale, %d denied, %d retransmitted so far", asked, st.RetransmissionsStale, st.RetransmissionsDenied, now.RTX)
 }

@@ -3,6 +3,7 @@ package sfu
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
@@ -21,6 +22,15 @@ const (
 	nackBurst = 200
 )
 
+// nackMaxAge: a packet sent longer ago than this is not retransmitted, and a NACK of it
+// costs no budget. No player waits that long for a packet (WebRTC jitter buffers hold well
+// under a second), and a client may keep asking long after it could use one: pion's NACK
+// generator asks again every 100 ms for every packet missing from its last 512. A
+// subscriber that lost hundreds of packets while its estimate came down (the high layer
+// on a 500 kbit/s link) went on NACKing them for seconds: 7 000 NACKed packets in 10 s
+// beyond the budget, starving the repair of its new losses.
+const nackMaxAge = time.Second
+
 // nackBudget is one subscriber's (one PeerConnection's) budget. Two interceptors share it:
 // nackCounter, outside pion's NACK responder, counts the packets sent (not the
 // retransmissions, which the responder writes further in); nackFilter, inside the
@@ -28,13 +38,47 @@ const (
 type nackBudget struct {
 	sent    atomic.Uint64
 	dropped atomic.Uint64 // NACKed packets not retransmitted for want of budget
+	stale   atomic.Uint64 // NACKed packets not retransmitted: older than nackMaxAge
 
 	mu       sync.Mutex
 	tokens   float64
 	lastSent uint64
+
+	logsMu sync.RWMutex
+	logs   map[uint32]*sentLog // by SSRC
 }
 
-func newNACKBudget() *nackBudget { return &nackBudget{tokens: nackBurst} }
+func newNACKBudget() *nackBudget {
+	return &nackBudget{tokens: nackBurst, logs: map[uint32]*sentLog{}}
+}
+
+// sentLog is when each of a stream's last nackHistory packets was sent: entries of the
+// sequence number (high 16 bits) and the milliseconds since base (the rest), written per
+// packet without locks.
+type sentLog struct {
+	base time.Time
+	ring [nackHistory]atomic.Uint64
+}
+
+func (l *sentLog) record(seq uint16, now time.Time) {
+	l.ring[int(seq)%nackHistory].Store(uint64(seq)<<48 | uint64(now.Sub(l.base).Milliseconds())&(1<<48-1))
+}
+
+// fresh reports whether seq was among the last nackHistory packets sent, within maxAge.
+func (l *sentLog) fresh(seq uint16, now time.Time, maxAge time.Duration) bool {
+	e := l.ring[int(seq)%nackHistory].Load()
+	if e == 0 || uint16(e>>48) != seq {
+		return false
+	}
+	sent := l.base.Add(time.Duration(e&(1<<48-1)) * time.Millisecond)
+	return now.Sub(sent) <= maxAge
+}
+
+func (b *nackBudget) log(ssrc uint32) *sentLog {
+	b.logsMu.RLock()
+	defer b.logsMu.RUnlock()
+	return b.logs[ssrc]
+}
 
 // take grants up to want retransmissions and returns how many.
 func (b *nackBudget) take(want int) int {
@@ -54,11 +98,25 @@ type nackCounter struct {
 	b *nackBudget
 }
 
-func (c *nackCounter) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+func (c *nackCounter) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	l := &sentLog{base: time.Now()}
+	c.b.logsMu.Lock()
+	c.b.logs[info.SSRC] = l
+	c.b.logsMu.Unlock()
+	ssrc := info.SSRC
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		c.b.sent.Add(1)
+		if h.SSRC == ssrc {
+			l.record(h.SequenceNumber, time.Now())
+		}
 		return w.Write(h, payload, a)
 	})
+}
+
+func (c *nackCounter) UnbindLocalStream(info *interceptor.StreamInfo) {
+	c.b.logsMu.Lock()
+	delete(c.b.logs, info.SSRC)
+	c.b.logsMu.Unlock()
 }
 
 // nackFilter trims the subscriber's NACKs to its budget.
@@ -99,11 +157,20 @@ func (f *nackFilter) read(r interceptor.RTCPReader, buf []byte, a interceptor.At
 				continue
 			}
 			var seqs []uint16
+			stale := 0
+			l, now := f.b.log(nack.MediaSSRC), time.Now()
 			for _, pair := range nack.Nacks {
-				seqs = append(seqs, pair.PacketList()...)
+				for _, seq := range pair.PacketList() {
+					if l != nil && !l.fresh(seq, now, nackMaxAge) {
+						stale++
+						continue
+					}
+					seqs = append(seqs, seq)
+				}
 			}
+			f.b.stale.Add(uint64(stale))
 			granted := f.b.take(len(seqs))
-			if granted == len(seqs) {
+			if granted == len(seqs) && stale == 0 {
 				out = append(out, p)
 				continue
 			}

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
@@ -108,5 +109,41 @@ func TestHasNACK(t *testing.T) {
 	}
 	if hasNACK([]byte{0x81, 205, 0xff, 0xff}) {
 		t.Error("a truncated packet is not a NACK")
+	}
+}
+
+// TestNACKStale: NACKs of packets sent over nackMaxAge ago, or not among the last
+// nackHistory sent, or of an SSRC never sent, are dropped and cost no budget; NACKs of
+// streams the budget does not know pass.
+func TestNACKStale(t *testing.T) {
+	b := newNACKBudget()
+	now := time.Now()
+	l := &sentLog{base: now.Add(-time.Minute)}
+	b.logs[2] = l
+	l.record(7, now.Add(-2*time.Second))
+	l.record(8, now)
+	l.record(9+nackHistory, now) // 9's slot, taken by a newer packet
+	feed := &rtcpFeed{packets: [][]rtcp.Packet{
+		{nackOf(7, 8, 9, 10)},
+		{&rtcp.TransportLayerNack{SenderSSRC: 1, MediaSSRC: 3, Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{5})}},
+	}}
+	r := (&nackFilter{b: b}).BindRTCPReader(feed)
+	buf := make([]byte, 1500)
+	n, _, err := r.Read(buf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(t, buf[:n]); len(got) != 1 || got[0] != 8 {
+		t.Errorf("NACK of 7, 8, 9, 10 let %v through, want [8]", got)
+	}
+	if s, d := b.stale.Load(), b.dropped.Load(); s != 3 || d != 0 {
+		t.Errorf("stale %d, denied %d; want 3 and 0", s, d)
+	}
+	if b.tokens != nackBurst-1 {
+		t.Errorf("budget %v left, want %d", b.tokens, nackBurst-1)
+	}
+	n, _, _ = r.Read(buf, nil)
+	if got := seqsOf(t, buf[:n]); len(got) != 1 || got[0] != 5 {
+		t.Errorf("NACK of an unknown stream: %v through, want [5]", got)
 	}
 }

@@ -115,3 +115,63 @@ func TestSimulcastBandwidthEstimate(t *testing.T) {
 	})
 	t.Logf("estimate %d bit/s unpoliced", sub.P.Stats().AvailableBitrate)
 }
+
+// cameraLayers are a browser camera's simulcast layers at 30 frames/s: 150, 500 and 1500
+// kbit/s.
+var cameraLayers = []sfutest.Layer{
+	{RID: "q", Width: 320, Height: 180, FrameSize: 600, KeyFrameSize: 2400},
+	{RID: "h", Width: 640, Height: 360, FrameSize: 2050, KeyFrameSize: 8200},
+	{RID: "f", Width: 1280, Height: 720, FrameSize: 6200, KeyFrameSize: 24800},
+}
+
+// TestNarrowSubscriber: beside an unconstrained subscriber, one whose downlink is shaped
+// to 500 kbit/s (a queue of half a second) and loses 3 % of its packets settles on the
+// low layer and stays there,
+// at the publisher's frame rate, its losses repaired within its retransmission budget,
+// while the other keeps the high layer; neither switches once settled. (TestBadNetwork in
+// internal/bench/media does the same over XMPP with tc and nftables.)
+func TestNarrowSubscriber(t *testing.T) {
+	s := newSFU(t, sfu.Config{})
+	down := sfutest.NewRelay(t, s.UDPAddr(), 0.03, 5)
+	down.DownRate.Store(500_000)
+	down.DownQueue.Store(int64(500 * time.Millisecond))
+	pub := sfutest.New(t, s, "room", "pub", sfutest.Options{Audio: true, Video: &sfutest.VideoTrack{Layers: cameraLayers, KeyEvery: 300}})
+	narrow := sfutest.New(t, s, "room", "narrow", sfutest.Options{RewriteSDP: down.RewriteSDP})
+	wide := sfutest.New(t, s, "room", "wide", sfutest.Options{})
+	on := func(c *sfutest.Client, layer uint8) func() bool {
+		return func() bool {
+			rt, ok := c.TrackOf("pub", sfu.Video, "")
+			return ok && rt.Layer == layer && rt.Verified > 30
+		}
+	}
+	narrow.WaitFor(wait, "the low layer", on(narrow, 0))
+	wide.WaitFor(wait, "the high layer", on(wide, 2))
+	n0, _ := narrow.TrackOf("pub", sfu.Video, "")
+	w0, _ := wide.TrackOf("pub", sfu.Video, "")
+	sent0 := pub.SentFrames(0)
+	denied0 := narrow.P.Stats().RetransmissionsDenied
+	time.Sleep(10 * time.Second) // the window measured, not a synchronisation
+	n1, _ := narrow.TrackOf("pub", sfu.Video, "")
+	w1, _ := wide.TrackOf("pub", sfu.Video, "")
+	sent := pub.SentFrames(0) - sent0
+	st := narrow.P.Stats()
+	t.Logf("in %d frames sent: narrow %d frames (%d late), %d switches, %d repaired, %d RTX, %d retransmissions denied, estimate %d bit/s; wide %d frames, %d switches; relay dropped %d",
+		sent, n1.Verified-n0.Verified, n1.Late-n0.Late, len(n1.Switches)-len(n0.Switches), n1.Repaired-n0.Repaired, n1.RTX-n0.RTX,
+		st.RetransmissionsDenied-denied0, st.AvailableBitrate, w1.Verified-w0.Verified, len(w1.Switches)-len(w0.Switches), down.Dropped.Load())
+	for _, c := range []struct {
+		name   string
+		a, b   sfutest.RecvTrack
+		layer  uint8
+		minPct float64
+	}{{"narrow", n0, n1, 0, 0.9}, {"wide", w0, w1, 2, 0.97}} {
+		if c.b.Layer != c.layer || len(c.b.Switches) != len(c.a.Switches) {
+			t.Errorf("%s: on layer %d after switches %+v, want layer %d throughout", c.name, c.b.Layer, c.b.Switches[len(c.a.Switches):], c.layer)
+		}
+		if got := float64(c.b.Verified - c.a.Verified); got < c.minPct*float64(sent) {
+			t.Errorf("%s: %.0f frames of %d sent, want %.0f %%", c.name, got, sent, 100*c.minPct)
+		}
+	}
+	if d := st.RetransmissionsDenied - denied0; d > 0 {
+		t.Errorf("narrow: %d retransmissions denied, want none at 3 %% loss", d)
+	}
+}

@@ -110,8 +110,9 @@ type ParticipantStats struct {
 	// KeyframeRequests counts the PLI/FIR the participant sent.
 	KeyframeRequests uint64
 	// RetransmissionsDenied counts the packets the participant NACKed that were not
-	// retransmitted: beyond its retransmission budget (nackbudget.go).
-	RetransmissionsDenied uint64
+	// retransmitted: beyond its retransmission budget (nackbudget.go). RetransmissionsStale
+	// counts those not retransmitted because they were sent over a second before.
+	RetransmissionsDenied, RetransmissionsStale uint64
 }
 
 // ParticipantStats returns the statistics of one participant.
@@ -146,7 +147,7 @@ func (p *Participant) Stats() ParticipantStats {
 	st.RateLimited, st.MutedDropped = p.c.rateDropped.Load(), p.c.mutedDropped.Load()
 	st.Malformed, st.KeyframeRequests = p.c.malformed.Load(), p.c.keyframeRequests.Load()
 	if p.nack != nil {
-		st.RetransmissionsDenied = p.nack.dropped.Load()
+		st.RetransmissionsDenied, st.RetransmissionsStale = p.nack.dropped.Load(), p.nack.stale.Load()
 	}
 	for _, t := range ts {
 		m := &st.RxAudio

@@ -37,6 +37,12 @@ type Relay struct {
 	DownRate atomic.Int64
 	bucket   float64
 	bucketAt time.Time
+	// DownQueue, when above 0 with DownRate, makes the relay shape instead of police: the
+	// RTP and RTCP from the SFU wait in a queue drained at DownRate, and are dropped when
+	// they would wait longer than DownQueue (nanoseconds): a router's queue, which delays
+	// before it drops, as tc's htb does.
+	DownQueue atomic.Int64
+	queueFree time.Time // when the queue is empty
 
 	// Delay, when above 0, holds every packet (in both directions) that long before
 	// passing it on: a long path, in user space because the kernel may lack netem. It
@@ -84,9 +90,9 @@ func newDelayLine(r *Relay) *delayLine {
 	return d
 }
 
-// pass sends b now, or after the relay's delay.
-func (r *Relay) pass(line *delayLine, b []byte, send func([]byte)) {
-	d := time.Duration(r.Delay.Load())
+// pass sends b now, or after the relay's delay and wait.
+func (r *Relay) pass(line *delayLine, b []byte, wait time.Duration, send func([]byte)) {
+	d := time.Duration(r.Delay.Load()) + wait
 	if d <= 0 {
 		send(b)
 		return
@@ -184,10 +190,10 @@ func (r *Relay) fromClients() {
 		}
 		r.Relayed.Add(1)
 		send := func(b []byte) { _, _ = u.Write(b) }
-		r.pass(r.up, buf[:n], send)
+		r.pass(r.up, buf[:n], 0, send)
 		if r.Replay.Load() && isRTP(buf[:n]) {
 			r.Replayed.Add(1)
-			r.pass(r.up, buf[:n], send)
+			r.pass(r.up, buf[:n], 0, send)
 		}
 	}
 }
@@ -200,11 +206,15 @@ func (r *Relay) fromSFU(u *net.UDPConn, client *net.UDPAddr) {
 		if err != nil {
 			return
 		}
-		if r.drop(buf[:n]) || r.police(buf[:n]) {
+		if r.drop(buf[:n]) {
+			continue
+		}
+		drop, wait := r.police(buf[:n])
+		if drop {
 			continue
 		}
 		r.Relayed.Add(1)
-		r.pass(r.down, buf[:n], func(b []byte) { _, _ = r.conn.WriteToUDP(b, client) })
+		r.pass(r.down, buf[:n], wait, func(b []byte) { _, _ = r.conn.WriteToUDP(b, client) })
 	}
 }
 
@@ -213,15 +223,31 @@ func isRTP(b []byte) bool {
 	return len(b) >= 2 && b[0] >= 128 && b[0] <= 191 && (b[1] < 192 || b[1] > 223)
 }
 
-// police applies DownRate to an RTP packet from the SFU.
-func (r *Relay) police(b []byte) bool {
+// police applies DownRate to a packet from the SFU: it drops it, or says how long it waits
+// in the queue (DownQueue).
+func (r *Relay) police(b []byte) (drop bool, wait time.Duration) {
 	rate := float64(r.DownRate.Load())
-	if rate <= 0 || !isRTP(b) {
-		return false
+	if rate <= 0 || len(b) < 2 || b[0] < 128 || b[0] > 191 { // neither RTP nor RTCP
+		return false, 0
 	}
 	r.rngMu.Lock()
 	defer r.rngMu.Unlock()
 	now := time.Now()
+	if q := time.Duration(r.DownQueue.Load()); q > 0 {
+		start := r.queueFree
+		if start.Before(now) {
+			start = now
+		}
+		if start.Sub(now) > q {
+			r.Dropped.Add(1)
+			return true, 0
+		}
+		r.queueFree = start.Add(time.Duration(float64(len(b)*8) / rate * float64(time.Second)))
+		return false, r.queueFree.Sub(now)
+	}
+	if !isRTP(b) {
+		return false, 0
+	}
 	if !r.bucketAt.IsZero() {
 		r.bucket = min(rate/4, r.bucket+now.Sub(r.bucketAt).Seconds()*rate)
 	}
@@ -229,8 +255,8 @@ func (r *Relay) police(b []byte) bool {
 	bits := float64(len(b) * 8)
 	if r.bucket < bits {
 		r.Dropped.Add(1)
-		return true
+		return true, 0
 	}
 	r.bucket -= bits
-	return false
+	return false, 0
 }
