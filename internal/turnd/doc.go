@@ -20,7 +20,8 @@
 // Config.LogInterval, and the server goes on serving: 401 for missing, unknown, expired or
 // forged credentials; 403 for a peer that is not allowed (loopback, link-local,
 // unspecified, multicast and Config.DenyPeers unless in Config.AllowPeers — pion answers a
-// denied ChannelBind with 401, not 403); 486 past a user's quota; 508 past the server's
+// denied ChannelBind with 401, not 403); a datagram to a port other than the one an exact
+// peer address (Config.AllowPeerAddrs) allows is dropped and counted as peer_port; 486 past a user's quota; 508 past the server's
 // quota or without a free relay port (and for TCP allocations, RFC 6062, which are not
 // offered: WebRTC relays over UDP); 400 for a malformed request or one over
 // Config.MaxMessageSize. pion decides some refusals itself (a malformed attribute, a stale

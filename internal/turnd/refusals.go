@@ -26,6 +26,7 @@ const (
 	CausePeerUnspecified Cause = "peer_unspecified" // 403: 0.0.0.0/8 or ::
 	CausePeerMulticast   Cause = "peer_multicast"   // 403: multicast or broadcast
 	CausePeerDenyList    Cause = "peer_deny_list"   // 403: a peer in the operator's deny list
+	CausePeerPort        Cause = "peer_port"        // dropped: a datagram to a port other than the one an exact peer address allows
 
 	CauseQuotaUser  Cause = "quota_user"  // 486: the user has its quota of allocations
 	CauseQuotaTotal Cause = "quota_total" // 508: the server has its quota of allocations
@@ -45,7 +46,7 @@ const (
 // causes lists every Cause, so that each series exists from the start.
 var causes = []Cause{
 	CauseNoCredentials, CauseUnknownUser, CauseExpired, CauseBadPassword, CauseWrongRealm, CauseStaleNonce,
-	CausePeerLoopback, CausePeerLinkLocal, CausePeerUnspecified, CausePeerMulticast, CausePeerDenyList,
+	CausePeerLoopback, CausePeerLinkLocal, CausePeerUnspecified, CausePeerMulticast, CausePeerDenyList, CausePeerPort,
 	CauseQuotaUser, CauseQuotaTotal, CauseNoPort, CauseTCPRelay, CauseCapacity,
 	CauseBadRequest, CauseMalformed, CauseOversized, CauseOtherError,
 	CauseConnections, CauseTLSHandshake,

@@ -422,3 +422,44 @@ func TestAllocateTimeout(t *testing.T) {
 		t.Errorf("refresh on the allocating connection: %d", got)
 	}
 }
+
+// TestExactPeerAddrs: an exact peer address (the Call Bridge's media port, for the
+// embedded server) is relayed to although its IP (loopback) is denied, and a datagram to
+// another port of that IP is dropped and counted; the allocation goes on serving.
+func TestExactPeerAddrs(t *testing.T) {
+	media := echoPeer(t)
+	other := echoPeer(t)
+	ts := startServer(t, func(c *Config) {
+		c.AllowPeers = nil // loopback denied, as by default
+		c.AllowPeerAddrs = []netip.AddrPort{media.(*net.UDPAddr).AddrPort()}
+	})
+	user, pass := credentials(t, "erin")
+	c := ts.newClient(t, TransportUDP, user, pass)
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatalf("allocate: %v", err)
+	}
+	defer relay.Close()
+	relayRoundTrip(t, relay, media, []byte("to the media port"))
+
+	before := ts.refusedCount(t, CausePeerPort)
+	if _, err := relay.WriteTo([]byte("to another port"), other); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	waitFor(t, "the datagram to another port to be dropped", func() bool {
+		return ts.refusedCount(t, CausePeerPort) == before+1
+	})
+	if a := ts.Allocations(); len(a) != 1 || a[0].ToPeer.Dropped != 1 {
+		t.Errorf("allocations %+v: want one, with one datagram dropped to the peer", a)
+	}
+	// Still serving the media port.
+	relayRoundTrip(t, relay, media, []byte("and again"))
+	// Another loopback IP is still refused outright.
+	raw := ts.raw(t, TransportUDP, user, pass)
+	if got := raw.allocate(); got != 0 {
+		t.Fatalf("allocate: %d", got)
+	}
+	if got := raw.permission(netip.MustParseAddrPort("127.0.0.3:5000")); got != 403 {
+		t.Errorf("CreatePermission 127.0.0.3: %d, want 403", got)
+	}
+}

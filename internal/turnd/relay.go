@@ -186,9 +186,17 @@ func (r *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
-// WriteTo sends a client's datagram to a peer, or drops it over the cap.
+// WriteTo sends a client's datagram to a peer, or drops it over the cap or to a port the
+// peer policy does not allow.
 func (r *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	m := r.s.m
+	if r.s.policy.exact != nil {
+		if ua, ok := addr.(*net.UDPAddr); ok && !r.s.policy.portAllowed(ua.AddrPort()) {
+			r.toPeer.dropped.Add(1)
+			r.s.refuse(CausePeerPort, nil, "peer", ua.String(), "user", r.userID)
+			return len(p), nil
+		}
+	}
 	if b := r.toPeer.bucket; b != nil && !b.take(len(p), time.Now()) {
 		r.toPeer.dropped.Add(1)
 		m.droppedTo.Inc()

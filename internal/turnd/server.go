@@ -64,6 +64,12 @@ type Config struct {
 	// client may relay to, beyond loopback, link-local, unspecified and multicast, which are
 	// always denied unless allowed. A denied peer gets 403 Forbidden.
 	AllowPeers, DenyPeers []netip.Prefix
+	// AllowPeerAddrs are peer transport addresses (IP and port) that may be relayed to even
+	// if their IP is denied — a Call Bridge's media port on loopback or on a denied private
+	// network, for the TURN server embedded beside it. A permission for such an IP is
+	// granted, but a datagram to another of its ports is dropped (counted as peer_port),
+	// unless AllowPeers or the absence of a denial lets the IP through anyway.
+	AllowPeerAddrs []netip.AddrPort
 	// TLSTimeout bounds a TLS handshake (default 10s), WriteTimeout a write to a TCP or TLS
 	// client (10s), IdleTimeout the silence of a TCP or TLS client before its connection is
 	// closed (10m; a live WebRTC client sends consent checks every few seconds), and
@@ -187,6 +193,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("turnd: peer prefix %v is not valid", p)
 		}
 	}
+	for _, ap := range cfg.AllowPeerAddrs {
+		if !ap.IsValid() || ap.Port() == 0 {
+			return nil, fmt.Errorf("turnd: peer address %v is not valid (an IP and a port)", ap)
+		}
+	}
 	m, err := newMetrics(cfg.Metrics)
 	if err != nil {
 		return nil, err
@@ -196,7 +207,7 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		m:         m,
 		refused:   make(map[Cause]prometheus.Counter, len(causes)),
-		policy:    peerPolicy{allow: masked(cfg.AllowPeers), deny: masked(cfg.DenyPeers)},
+		policy:    newPeerPolicy(cfg.AllowPeers, cfg.DenyPeers, cfg.AllowPeerAddrs),
 		limiter:   newLogLimiter(cfg.LogInterval),
 		pionLog:   pionLoggerFactory{log: cfg.Logger},
 		done:      make(chan struct{}),

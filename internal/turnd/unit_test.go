@@ -131,6 +131,33 @@ func TestPeerPolicy(t *testing.T) {
 	if got := p.check(addrOf(net.IP(nil))); got != CauseBadRequest {
 		t.Errorf("check(nil) = %q", got)
 	}
+
+	// The exact list: its IPs are permitted, only to its ports, unless allowed otherwise.
+	e := newPeerPolicy([]netip.Prefix{mustPrefix("10.1.2.0/24")}, []netip.Prefix{mustPrefix("10.0.0.0/8")},
+		[]netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:10000"), netip.MustParseAddrPort("10.9.9.9:10000"),
+			netip.MustParseAddrPort("10.1.2.3:10000")})
+	for _, tt := range []struct {
+		ap        string
+		permitted bool
+		port      bool
+	}{
+		{"127.0.0.1:10000", true, true},
+		{"127.0.0.1:5290", true, false},
+		{"[::ffff:127.0.0.1]:5290", true, false},
+		{"127.0.0.2:10000", false, true}, // not in the exact list: the policy decides, the port check does not
+		{"10.9.9.9:10000", true, true},
+		{"10.9.9.9:53", true, false},
+		{"10.1.2.3:53", true, true}, // allowed by the allow list anyway
+		{"192.0.2.1:53", true, true},
+	} {
+		ap := netip.MustParseAddrPort(tt.ap)
+		if got := e.check(ap.Addr()) == ""; got != tt.permitted {
+			t.Errorf("check(%s) permitted = %v, want %v", ap.Addr(), got, tt.permitted)
+		}
+		if got := e.portAllowed(ap); got != tt.port {
+			t.Errorf("portAllowed(%s) = %v, want %v", ap, got, tt.port)
+		}
+	}
 }
 
 func TestErrorCode(t *testing.T) {
@@ -258,6 +285,7 @@ func TestNewRejects(t *testing.T) {
 		{"max message too small", Config{MaxMessageSize: 100}},
 		{"empty password", Config{Users: map[string]secret.Secret{"u": {}}}},
 		{"invalid prefix", Config{DenyPeers: []netip.Prefix{{}}}},
+		{"exact peer without port", Config{AllowPeerAddrs: []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)}}},
 	}
 	for _, tt := range tests {
 		if _, err := New(tt.cfg); err == nil {
