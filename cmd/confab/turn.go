@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +20,7 @@ import (
 
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/config"
-	"confab.dev/confab/internal/secret"
+	"confab.dev/confab/internal/launch"
 	"confab.dev/confab/internal/turnd"
 )
 
@@ -127,89 +126,15 @@ func splitList(s string) []string {
 	return out
 }
 
-// turnSecret returns the shared secret of c, read from its file if it names one.
-func turnSecret(c config.TURN) (secret.Secret, error) {
-	if c.SharedSecretFile == "" {
-		return secret.New(c.SharedSecret), nil
-	}
-	b, err := os.ReadFile(c.SharedSecretFile)
-	if err != nil {
-		return secret.Secret{}, fmt.Errorf("turn shared secret: %w", err)
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	line = strings.TrimSpace(line)
-	if line == "" {
-		return secret.Secret{}, fmt.Errorf("turn shared secret: %s: empty first line", c.SharedSecretFile)
-	}
-	return secret.New(line), nil
-}
-
 // turnConfig turns the configuration file's section into the server's Config (without
-// TLS, logger and metrics).
+// TLS, logger and metrics); a server alone needs credentials.
 func turnConfig(c config.TURN) (turnd.Config, error) {
-	sec, err := turnSecret(c)
+	tc, err := launch.TURNConfig(c)
 	if err != nil {
-		return turnd.Config{}, err
-	}
-	tc := turnd.Config{
-		Realm:                 c.Realm,
-		Secret:                sec,
-		MinPort:               uint16(c.Relay.MinPort),
-		MaxPort:               uint16(c.Relay.MaxPort),
-		MaxAllocationsPerUser: c.Quotas.PerUser,
-		MaxAllocations:        c.Quotas.Total,
-		Bandwidth:             c.Quotas.Bandwidth,
-		MaxConnections:        c.Quotas.Connections,
-	}
-	if len(c.Users) > 0 {
-		tc.Users = make(map[string]secret.Secret, len(c.Users))
-		for u, p := range c.Users {
-			tc.Users[u] = secret.New(p)
-		}
+		return tc, err
 	}
 	if tc.Secret.IsZero() && len(tc.Users) == 0 {
 		return tc, errors.New("turn: no shared secret and no users: no client could authenticate (set shared_secret_file, or -secret-file)")
-	}
-	ip := func(name, s string) (netip.Addr, error) {
-		if s == "" {
-			return netip.Addr{}, nil
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return a, fmt.Errorf("turn.relay.%s: %w", name, err)
-		}
-		return a, nil
-	}
-	if tc.RelayIP, err = ip("ip", c.Relay.IP); err != nil {
-		return tc, err
-	}
-	if tc.RelayBindIP, err = ip("bind_ip", c.Relay.BindIP); err != nil {
-		return tc, err
-	}
-	prefixes := func(name string, in []string) ([]netip.Prefix, error) {
-		var out []netip.Prefix
-		for _, s := range in {
-			if !strings.Contains(s, "/") {
-				a, err := netip.ParseAddr(s)
-				if err != nil {
-					return nil, fmt.Errorf("turn.peers.%s: %q: %w", name, s, err)
-				}
-				out = append(out, netip.PrefixFrom(a, a.BitLen()))
-				continue
-			}
-			p, err := netip.ParsePrefix(s)
-			if err != nil {
-				return nil, fmt.Errorf("turn.peers.%s: %w", name, err)
-			}
-			out = append(out, p)
-		}
-		return out, nil
-	}
-	if tc.DenyPeers, err = prefixes("deny", c.Peers.Deny); err != nil {
-		return tc, err
-	}
-	if tc.AllowPeers, err = prefixes("allow", c.Peers.Allow); err != nil {
-		return tc, err
 	}
 	return tc, nil
 }
@@ -423,7 +348,7 @@ func runTURNCredentials(args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	sec, err := turnSecret(cfg.TURN)
+	sec, err := launch.TURNSecret(cfg.TURN)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,9 @@ func runUp(ctx context.Context, args []string, io stdio) error {
 	fs.StringVar(&o.API, "api", "127.0.0.1:8445", "REST API and web admin (HTTPS)")
 	fs.StringVar(&o.Admin, "admin", "127.0.0.1:5290", "XMPP server's metrics and health (HTTP)")
 	fs.StringVar(&o.Media, "media", "", `media (audio, video): one UDP and one TCP port for every participant; default port 10000 on the -web host; "off" for none`)
+	fs.StringVar(&o.TURN, "turn", "", `TURN server (UDP and TCP) for browsers that cannot reach the media port; default port 3478 on the -web host; "off" for none`)
+	fs.StringVar(&o.TURNTLS, "turn-tls", "", `TURN over TLS; default port 443 on the -web host where it is free, else 5349; "off" for none`)
+	fs.StringVar(&o.TURNHost, "turn-host", "", "the name or address browsers reach the TURN server by (default: its listener's address)")
 	fs.StringVar(&hosts, "hosts", "", "extra comma-separated names or addresses for the generated certificate")
 	fs.StringVar(&o.Log.Format, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.Log.Level, "log-level", "info", "log level: debug, info, warn, error")
@@ -75,6 +78,9 @@ func printUp(io stdio, u *launch.Up) {
 	if a := u.CallBridge.Addrs; a.MediaUDP != "" {
 		fmt.Fprintf(w, "  Media:      UDP %s, TCP %s\n", a.MediaUDP, a.MediaTCP)
 	}
+	if t := u.CallBridge.TURN; t != nil {
+		fmt.Fprintf(w, "  TURN:       %s\n", turnLine(t))
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  Your browser must trust the CA in %s\n", u.Local.CAFile)
 	fmt.Fprintf(w, "  (e.g. import it under Settings > Privacy and security > Manage certificates > Authorities).\n\n")
@@ -85,4 +91,15 @@ func printUp(io stdio, u *launch.Up) {
 		fmt.Fprintf(w, "  Admin account: %s (password in %s)\n", u.AdminUser, u.AdminPasswordFile)
 	}
 	fmt.Fprintf(w, "  Demo space \"%s\": call ID %s, passcode %s\n\n", u.Demo.Name, u.Demo.CallID, u.DemoPasscode)
+}
+
+// turnLine describes the embedded TURN server's listeners.
+func turnLine(t *launch.EmbeddedTURN) string {
+	var parts []string
+	for _, l := range []struct{ name, addr string }{{"UDP", t.UDP}, {"TCP", t.TCP}, {"TLS", t.TLS}} {
+		if l.addr != "" {
+			parts = append(parts, l.name+" "+l.addr)
+		}
+	}
+	return strings.Join(parts, ", ") + " (offered to browsers as " + t.Host + ")"
 }

@@ -32,6 +32,7 @@ import (
 	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/store"
+	"confab.dev/confab/internal/turnd"
 )
 
 // Link is the Call Bridge's link to its XMPP server, as the API sees it.
@@ -77,6 +78,10 @@ type Options struct {
 	Media Media
 	// WebBridgeURL is where browsers reach the Web Bridge (GET /webBridges); none when empty.
 	WebBridgeURL string
+	// TURN returns the embedded TURN server (nil when none runs), whose allocations
+	// /turnServers/{EmbeddedTURN}/allocations lists.
+	TURN         func() *turnd.Server
+	EmbeddedTURN string
 }
 
 // Media is the Call Bridge's media server as the API sees it (*media.Service).
@@ -108,6 +113,9 @@ type server struct {
 	webURL   string
 	media    Media // nil without media
 
+	turn         func() *turnd.Server
+	embeddedTURN string
+
 	settings *link.SettingsWriter
 }
 
@@ -138,6 +146,9 @@ func New(o Options) *Handler {
 		cdr:      o.CDR,
 		webURL:   o.WebBridgeURL,
 		media:    o.Media,
+
+		turn:         o.TURN,
+		embeddedTURN: o.EmbeddedTURN,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -3,18 +3,22 @@ package adminapi
 import (
 	"encoding/xml"
 	"errors"
+	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"confab.dev/confab/internal/callbridge/meeting"
 	"confab.dev/confab/internal/store"
+	"confab.dev/confab/internal/turnd"
 )
 
 // systemRoutes registers what CMS tools read when they start and Confab has little or none
-// of: licensing, load, the cluster's Call Bridges, the Web Bridges, tenants, and the TURN
-// servers (kept as configured, for the TURN support to come).
+// of: licensing, load, the cluster's Call Bridges, the Web Bridges, tenants; and the TURN
+// servers the browsers are given (with the embedded one's allocations).
 func (s *server) systemRoutes() {
 	s.handle("GET /api/v1/system/licensing", s.getLicensing)
 	s.handle("GET /api/v1/system/multipartyLicensing", s.getMultipartyLicensing)
@@ -30,6 +34,7 @@ func (s *server) systemRoutes() {
 	s.handle("GET /api/v1/turnServers/{id}", s.getTURNServer)
 	s.handle("PUT /api/v1/turnServers/{id}", s.updateTURNServer)
 	s.handle("DELETE /api/v1/turnServers/{id}", s.deleteTURNServer)
+	s.handle("GET /api/v1/turnServers/{id}/allocations", s.listTURNAllocations)
 }
 
 // licenseFeature is one feature of GET /system/licensing.
@@ -38,7 +43,7 @@ type licenseFeature struct {
 }
 
 // licensingDoc is GET /system/licensing: Confab needs no licence for what it does; what it
-// does not do yet (TURN, recording, streaming) is noLicense, as on a CMS without those.
+// does not do yet (recording, streaming) is noLicense, as on a CMS without those.
 type licensingDoc struct {
 	XMLName  xml.Name `xml:"licensing" json:"-"`
 	Features struct {
@@ -58,8 +63,8 @@ func (s *server) getLicensing(w http.ResponseWriter, r *http.Request) (any, erro
 	var d licensingDoc
 	on, off := licenseFeature{"activated"}, licenseFeature{"noLicense"}
 	f := &d.Features
-	f.CallBridge, f.WebBridge, f.Personal, f.Shared = on, on, on, on
-	f.Turn, f.Branding, f.Recording, f.Streaming, f.CapacityUnits = off, off, off, off, off
+	f.CallBridge, f.WebBridge, f.Personal, f.Shared, f.Turn = on, on, on, on, on
+	f.Branding, f.Recording, f.Streaming, f.CapacityUnits = off, off, off, off
 	return d, nil
 }
 
@@ -148,7 +153,9 @@ func (s *server) getTenant(w http.ResponseWriter, r *http.Request) (any, error) 
 	return nil, DoesNotExist("tenantDoesNotExist")
 }
 
-// turnFields are a TURN server's settings (CMS's); password is write-only.
+// turnFields are a TURN server's settings: CMS's, then Confab's extensions (tlsPortNumber,
+// the turns: port; sharedSecret, from which each participant's credentials are issued;
+// udpDisabled, no turn: over UDP). password and sharedSecret are write-only.
 var turnFields = []meeting.Field{
 	{Name: "serverAddress", Kind: meeting.KindString, Max: 300},
 	{Name: "clientAddress", Kind: meeting.KindString, Max: 300},
@@ -157,17 +164,55 @@ var turnFields = []meeting.Field{
 	{Name: "type", Kind: meeting.KindEnum, Values: []string{"acano", "cms", "expressway", "lyncEdge", "standard"}},
 	{Name: "numRegistrations", Kind: meeting.KindInt, Min: 0, Max: 100},
 	{Name: "tcpPortNumberOverride", Kind: meeting.KindInt, Min: 1, Max: 65535},
+	{Name: "tlsPortNumber", Kind: meeting.KindInt, Min: 1, Max: 65535},
+	{Name: "sharedSecret", Kind: meeting.KindString, Max: 300},
+	{Name: "udpDisabled", Kind: meeting.KindBool},
 }
+
+// turnEmbedded marks the TURN server the Call Bridge runs itself (read-only).
+var turnEmbedded = meeting.Field{Name: "embedded", Kind: meeting.KindBool}
 
 // turnShown are the TURN fields a GET shows.
 var turnShown = turnFields[:2:2]
 
 func turnDoc(o store.Object, detail bool) objectDoc {
-	shown := turnShown
+	shown := append(turnShown, turnEmbedded)
 	if detail {
-		shown = append(append(shown, turnFields[2]), turnFields[4:]...)
+		shown = []meeting.Field{turnFields[0], turnFields[1], turnFields[2]}
+		for _, f := range turnFields[4:] {
+			if f.Name != "sharedSecret" {
+				shown = append(shown, f)
+			}
+		}
+		shown = append(shown, turnEmbedded)
 	}
 	return docOf("turnServer", o.ID, shown, o.Fields)
+}
+
+// checkTURNAddresses refuses a serverAddress or clientAddress that is not host[:port].
+func checkTURNAddresses(f *Form, values map[string]string) error {
+	for _, name := range []string{"serverAddress", "clientAddress"} {
+		v := values[name]
+		if v == "" {
+			continue
+		}
+		if h, _, ok := splitTURNAddress(v); !ok || h == "" || strings.ContainsAny(h, "/?#@ ") {
+			f.setErr(ParameterError(name, "invalidValue", "want host or host:port"))
+		}
+	}
+	return f.Err()
+}
+
+// splitTURNAddress splits host[:port] (IPv6 in brackets when a port follows).
+func splitTURNAddress(v string) (host string, port int, ok bool) {
+	if h, p, err := net.SplitHostPort(v); err == nil {
+		n, err := strconv.Atoi(p)
+		return h, n, err == nil && n > 0 && n <= 65535
+	}
+	if strings.Count(v, ":") == 1 {
+		return "", 0, false // host:port with a bad port
+	}
+	return strings.Trim(v, "[]"), 0, true
 }
 
 func (s *server) turnFailure(err error) error {
@@ -203,6 +248,9 @@ func (s *server) createTURNServer(w http.ResponseWriter, r *http.Request) (any, 
 	if err := readSettings(f, turnFields, values); err != nil {
 		return nil, err
 	}
+	if err := checkTURNAddresses(f, values); err != nil {
+		return nil, err
+	}
 	o, err := s.store.CreateObject(r.Context(), store.Object{ID: uuid.NewString(), Kind: store.KindTURNServer, Fields: values})
 	if err != nil {
 		return nil, err
@@ -227,7 +275,10 @@ func (s *server) updateTURNServer(w http.ResponseWriter, r *http.Request) (any, 
 	}
 	id := r.PathValue("id")
 	if _, err := s.store.UpdateObject(r.Context(), store.KindTURNServer, id, func(o *store.Object) error {
-		return readSettings(f, turnFields, o.Fields)
+		if err := readSettings(f, turnFields, o.Fields); err != nil {
+			return err
+		}
+		return checkTURNAddresses(f, o.Fields)
 	}); err != nil {
 		return nil, s.turnFailure(err)
 	}
@@ -242,4 +293,79 @@ func (s *server) deleteTURNServer(w http.ResponseWriter, r *http.Request) (any, 
 	}
 	s.log.Info("turn server deleted", "user", user(r), "id", id)
 	return nil, nil
+}
+
+// allocationsDoc is GET /turnServers/{id}/allocations (Confab's): the embedded TURN
+// server's current allocations, oldest first.
+type allocationsDoc struct {
+	XMLName     xml.Name        `xml:"allocations" json:"-"`
+	Total       int             `xml:"total,attr" json:"total"`
+	TURNServer  string          `xml:"turnServer,attr" json:"turnServer"`
+	Allocations []allocationDoc `xml:"allocation" json:"allocation"`
+}
+
+// allocationDoc is one allocation: who relays (the call leg whose credentials it used),
+// how much, since when.
+type allocationDoc struct {
+	ID              string `xml:"id,attr" json:"id"` // the relayed transport address
+	UserID          string `xml:"userId" json:"userId"`
+	CallLeg         string `xml:"callLeg,omitempty" json:"callLeg,omitempty"`
+	Name            string `xml:"name,omitempty" json:"name,omitempty"`
+	Transport       string `xml:"transport" json:"transport"`
+	ClientAddress   string `xml:"clientAddress" json:"clientAddress"`
+	ServerAddress   string `xml:"serverAddress" json:"serverAddress"`
+	RelayedAddress  string `xml:"relayedAddress" json:"relayedAddress"`
+	Since           string `xml:"since" json:"since"`
+	DurationSeconds int64  `xml:"durationSeconds" json:"durationSeconds"`
+	Expires         string `xml:"credentialExpires,omitempty" json:"credentialExpires,omitempty"`
+	BytesToPeer     uint64 `xml:"bytesToPeer" json:"bytesToPeer"`
+	BytesFromPeer   uint64 `xml:"bytesFromPeer" json:"bytesFromPeer"`
+	PacketsToPeer   uint64 `xml:"packetsToPeer" json:"packetsToPeer"`
+	PacketsFromPeer uint64 `xml:"packetsFromPeer" json:"packetsFromPeer"`
+	DroppedToPeer   uint64 `xml:"droppedToPeer" json:"droppedToPeer"`
+	DroppedFromPeer uint64 `xml:"droppedFromPeer" json:"droppedFromPeer"`
+}
+
+// AllocationDocs are the allocations as the API shows them, with the call leg each
+// belongs to when its user id names a live one.
+func (s *server) allocationDocs(allocs []turnd.Allocation) []allocationDoc {
+	out := make([]allocationDoc, 0, len(allocs))
+	now := s.now()
+	for _, a := range allocs {
+		d := allocationDoc{ID: a.Relayed.String(), UserID: a.UserID, Transport: a.Transport,
+			ClientAddress: a.Client.String(), ServerAddress: a.Server.String(), RelayedAddress: a.Relayed.String(),
+			Since: a.Since.UTC().Format(time.RFC3339), DurationSeconds: seconds(now.Sub(a.Since)),
+			BytesToPeer: a.ToPeer.Bytes, BytesFromPeer: a.FromPeer.Bytes, PacketsToPeer: a.ToPeer.Packets,
+			PacketsFromPeer: a.FromPeer.Packets, DroppedToPeer: a.ToPeer.Dropped, DroppedFromPeer: a.FromPeer.Dropped}
+		if !a.Expires.IsZero() {
+			d.Expires = a.Expires.UTC().Format(time.RFC3339)
+		}
+		if l, ok := s.meetings.CallLeg(a.UserID); ok {
+			d.CallLeg, d.Name = l.ID, l.Name
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func (s *server) listTURNAllocations(w http.ResponseWriter, r *http.Request) (any, error) {
+	offset, limit, err := listWindow(r)
+	if err != nil {
+		return nil, err
+	}
+	id := r.PathValue("id")
+	if _, err := s.store.Object(r.Context(), store.KindTURNServer, id); err != nil {
+		return nil, s.turnFailure(err)
+	}
+	var srv *turnd.Server
+	if s.turn != nil {
+		srv = s.turn()
+	}
+	if id != s.embeddedTURN || srv == nil {
+		// An external TURN server (coturn) keeps its allocations to itself.
+		return nil, &Failure{Status: http.StatusBadRequest, Name: "allocationsNotAvailable",
+			Reason: "only the embedded TURN server's allocations are known to the Call Bridge"}
+	}
+	items := s.allocationDocs(srv.Allocations())
+	return allocationsDoc{Total: len(items), TURNServer: id, Allocations: sliceWindow(items, offset, limit)}, nil
 }

@@ -27,6 +27,7 @@ import (
 	"confab.dev/confab/internal/discover"
 	"confab.dev/confab/internal/loginrelay"
 	"confab.dev/confab/internal/store"
+	"confab.dev/confab/internal/turnd"
 	"confab.dev/confab/internal/web/webadmin"
 	"confab.dev/confab/internal/web/webapp"
 )
@@ -128,6 +129,7 @@ type Bridge struct {
 	respConn     conn
 	running      bool
 	closed       bool
+	turn         *turnd.Server // the embedded TURN server (AttachTURN)
 }
 
 // New returns a Bridge for cfg. It reads the XMPP settings from the store; nothing runs
@@ -199,7 +201,7 @@ func New(cfg Config) (*Bridge, error) {
 			b.Users.Close()
 			return nil, fmt.Errorf("media server: %w", err)
 		}
-		b.Media = media.New(media.Options{SFU: b.SFU, Legs: b.Meetings, Logger: cfg.Logger})
+		b.Media = media.New(media.Options{SFU: b.SFU, Legs: b.Meetings, Logger: cfg.Logger, ICEServers: b.legICEServers})
 		b.Meetings.ObserveLegs(b.Media.LegEnded)
 		events.media = b.Media
 	}
@@ -208,6 +210,7 @@ func New(cfg Config) (*Bridge, error) {
 		Logger: b.log, Version: cfg.Version, Now: cfg.Now,
 		Users: b.Users, Meetings: b.Meetings, CDR: b.CDR, WebBridgeURL: cfg.WebBridgeURL,
 		Media: mediaInfo(b.Media),
+		TURN:  b.TURN, EmbeddedTURN: EmbeddedTURNID,
 	})
 	return b, nil
 }

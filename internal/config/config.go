@@ -234,7 +234,13 @@ type CallBridge struct {
 		// host behind a 1:1 NAT (a cloud VM with a public address): forward the same ports.
 		PublicIPs []string `toml:"public_ips"`
 	} `toml:"media"`
-	Web struct {
+	// TURN, when the file has a [turn] section, runs Confab's TURN server inside the Call
+	// Bridge (see TURN; its admin listener is not used: the REST API lists the
+	// allocations), offered to the browsers through /api/v1/turnServers. Unlike `confab
+	// turn`, it relays only to this Call Bridge's media port unless [turn.peers] allow
+	// says otherwise, and a missing shared secret is generated in <data_dir>/turn-secret.
+	TURN *TURN `toml:"turn"`
+	Web  struct {
 		// WebSocketURL is where browsers open XMPP over WebSocket, e.g.
 		// "wss://xmpp.example.com:5443/xmpp-websocket". Empty: this web listener's own
 		// /xmpp-websocket (as `confab up` serves it).
@@ -257,6 +263,10 @@ func (c CallBridge) WithDefaults() CallBridge {
 	def(&c.Media.UDP, ":10000")
 	def(&c.Log.Format, "text")
 	def(&c.Log.Level, "info")
+	if c.TURN != nil {
+		t := c.TURN.WithDefaults()
+		c.TURN = &t
+	}
 	return c
 }
 
@@ -267,6 +277,11 @@ func (c CallBridge) Validate() error {
 	}
 	if (c.XMPP.ClientCert == "") != (c.XMPP.ClientKey == "") {
 		return errors.New("xmpp.client_cert and xmpp.client_key must be set together")
+	}
+	if c.TURN != nil {
+		if err := c.TURN.Validate(); err != nil {
+			return err
+		}
 	}
 	return validateLog(c.Log)
 }

@@ -28,6 +28,8 @@ type CallBridge struct {
 	*callbridge.Bridge
 	// Addrs are the bound listener addresses (MediaUDP and MediaTCP are empty without media).
 	Addrs struct{ API, Web, MediaUDP, MediaTCP string }
+	// TURN is the embedded TURN server, nil when none runs.
+	TURN *EmbeddedTURN
 	// Local is set when the listeners' certificate was generated in data_dir/tls.
 	Local *certs.Local
 
@@ -49,6 +51,10 @@ type CallBridgeOptions struct {
 	// Prepare, when set, runs on the opened store before anything reads it (`confab up`
 	// writes its XMPP settings and first admin account there).
 	Prepare func(ctx context.Context, st *store.Store) error
+	// TURNTLSFallback is the TURN over TLS address tried when [turn.listen] tls cannot be
+	// bound (`confab up` tries 443, then 5349); TURNHost is the host browsers are told to
+	// use for the embedded TURN server (default: its listeners' address).
+	TURNTLSFallback, TURNHost string
 }
 
 // StartCallBridge starts the Call Bridge of cfg; it returns once every listener is bound.
@@ -133,6 +139,38 @@ func StartCallBridge(ctx context.Context, cfg config.CallBridge, log *slog.Logge
 		return nil, err
 	}
 	cb.Addrs.API, cb.Addrs.Web = apiLn.Addr().String(), webLn.Addr().String()
+	if cfg.TURN != nil && cb.SFU != nil {
+		l := turnListen{UDP: cfg.TURN.Listen.UDP, TCP: cfg.TURN.Listen.TCP, TLS: []string{cfg.TURN.Listen.TLS}, Host: o.TURNHost}
+		if o.TURNTLSFallback != "" {
+			l.TLS = append(l.TLS, o.TURNTLSFallback)
+		}
+		turnTLS := tlsCfg
+		if cfg.TURN.TLS.Cert != "" {
+			if turnTLS, err = certs.ServerConfig(certs.ServerOptions{CertFile: cfg.TURN.TLS.Cert, KeyFile: cfg.TURN.TLS.Key}); err != nil {
+				apiLn.Close()
+				webLn.Close()
+				return nil, err
+			}
+		}
+		cb.TURN, err = startEmbeddedTURN(cb.g, *cfg.TURN, l, cfg.DataDir, turnTLS,
+			mediaPeers(cb.SFU.UDPAddr(), cfg.Media.PublicIPs), reg, log)
+		if err != nil {
+			apiLn.Close()
+			webLn.Close()
+			return nil, err
+		}
+		cb.AttachTURN(cb.TURN.Server)
+	} else if cfg.TURN != nil {
+		log.Warn("the TURN server is not started: media is off")
+	}
+	if err := registerEmbeddedTURN(ctx, st, cb.TURN); err != nil {
+		apiLn.Close()
+		webLn.Close()
+		if cb.TURN != nil {
+			cb.TURN.Server.Shutdown(context.WithoutCancel(ctx))
+		}
+		return nil, fmt.Errorf("register the TURN server: %w", err)
+	}
 	cb.g.serveHTTP("api", apiLn, cb.APIHandler(), tlsCfg, log)
 	cb.g.serveHTTP("web", webLn, cb.WebHandler(), tlsCfg, log)
 	cb.g.run("call bridge", func() error { return cb.Bridge.Run(context.WithoutCancel(ctx)) })
@@ -143,7 +181,7 @@ func StartCallBridge(ctx context.Context, cfg config.CallBridge, log *slog.Logge
 		}
 	}
 	log.Info("Call Bridge started", "api", cb.Addrs.API, "web", cb.Addrs.Web, "media_udp", cb.Addrs.MediaUDP,
-		"media_tcp", cb.Addrs.MediaTCP, "store", cfg.Store)
+		"media_tcp", cb.Addrs.MediaTCP, "turn", cb.TURN != nil, "store", cfg.Store)
 	return cb, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"confab.dev/confab/internal/callbridge"
+	"confab.dev/confab/internal/turnd"
 	"confab.dev/confab/internal/web/httpsredirect"
 	"confab.dev/confab/internal/xmppd"
 )
@@ -31,6 +32,9 @@ type group struct {
 	failed  chan struct{} // closed on the first unexpected error
 	once    sync.Once
 	servers []*http.Server
+	// stops are the Shutdown methods of the group's other servers (the embedded TURN
+	// server), called after the HTTP servers stop.
+	stops []func(context.Context) error
 }
 
 func newGroup() *group { return &group{failed: make(chan struct{})} }
@@ -54,7 +58,7 @@ func (g *group) run(name string, f func() error) {
 func expectedEnd(err error) bool {
 	return errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, xmppd.ErrServerClosed) ||
-		errors.Is(err, callbridge.ErrBridgeClosed)
+		errors.Is(err, callbridge.ErrBridgeClosed) || errors.Is(err, turnd.ErrServerClosed)
 }
 
 // Err returns the first unexpected error, if any.
@@ -81,7 +85,7 @@ func (g *group) serveHTTP(name string, ln net.Listener, h http.Handler, cfg *tls
 	g.run(name, func() error { return srv.Serve(ln) })
 }
 
-// shutdownHTTP stops the group's HTTP servers.
+// shutdownHTTP stops the group's HTTP servers, then its other servers.
 func (g *group) shutdownHTTP(ctx context.Context) error {
 	var errs []error
 	for _, s := range g.servers {
@@ -89,6 +93,9 @@ func (g *group) shutdownHTTP(ctx context.Context) error {
 			errs = append(errs, err)
 			s.Close()
 		}
+	}
+	for _, stop := range g.stops {
+		errs = append(errs, stop(ctx))
 	}
 	return errors.Join(errs...)
 }

@@ -30,6 +30,11 @@ type UpOptions struct {
 	// Media is the media server's UDP and TCP port; default port 10000 on the web
 	// listener's host (loopback by default); "off" turns media off.
 	Media string
+	// TURN is the embedded TURN server's UDP and TCP listener; default port 3478 on the web
+	// listener's host; "off" runs no TURN server. TURNTLS is its TURN over TLS listener;
+	// default port 443 on that host where it can be bound, else 5349; "off" for none.
+	// TURNHost is the name browsers are told to reach it by (default: its address).
+	TURN, TURNTLS, TURNHost string
 	// Hosts are extra names for the generated certificate (the host name, localhost and
 	// 127.0.0.1 are always there).
 	Hosts []string
@@ -70,8 +75,13 @@ func StartUp(ctx context.Context, o UpOptions, log *slog.Logger) (u *Up, err err
 	def(&o.Web, "127.0.0.1:8443")
 	def(&o.API, "127.0.0.1:8445")
 	def(&o.Admin, "127.0.0.1:5290")
+	var tlsFallback string
 	if host, _, err := net.SplitHostPort(o.Web); err == nil {
 		def(&o.Media, net.JoinHostPort(host, "10000"))
+		def(&o.TURN, net.JoinHostPort(host, "3478"))
+		if o.TURNTLS == "" {
+			o.TURNTLS, tlsFallback = net.JoinHostPort(host, "443"), net.JoinHostPort(host, "5349")
+		}
 	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
@@ -123,11 +133,24 @@ func StartUp(ctx context.Context, o UpOptions, log *slog.Logger) (u *Up, err err
 	cc.DataDir = o.DataDir
 	cc.Listen.API, cc.Listen.Web = o.API, o.Web
 	cc.Media.UDP = o.Media
+	if !Off(o.TURN) || !Off(o.TURNTLS) {
+		t := config.TURN{}
+		t.Listen.UDP, t.Listen.TCP, t.Listen.TLS, t.Listen.Admin = o.TURN, o.TURN, o.TURNTLS, "off"
+		if Off(o.TURN) {
+			t.Listen.UDP, t.Listen.TCP = "off", "off"
+		}
+		if Off(o.TURNTLS) {
+			t.Listen.TLS, tlsFallback = "off", ""
+		}
+		cc.TURN = &t
+	}
 	cc.TLS.Cert, cc.TLS.Key = u.Local.CertFile, u.Local.KeyFile
 	cc.Log = o.Log
 	u.CallBridge, err = StartCallBridge(ctx, cc, log, CallBridgeOptions{
-		WebSocket: u.XMPP.Server.WebSocketHandler(),
-		Trust:     &LinkTrust{RootCAs: ca.Pool()},
+		WebSocket:       u.XMPP.Server.WebSocketHandler(),
+		Trust:           &LinkTrust{RootCAs: ca.Pool()},
+		TURNTLSFallback: tlsFallback,
+		TURNHost:        o.TURNHost,
 		Prepare: func(ctx context.Context, st *store.Store) error {
 			if _, err := st.UpdateXMPPConfig(ctx, func(c *store.XMPPConfig) error {
 				c.UniqueName, c.Domain = o.Name, o.Domain

@@ -20,14 +20,18 @@ import (
 
 // startUp runs `confab up` in-process on free loopback ports, in a data directory of the
 // test's, and stops it when the test ends.
-func startUp(t *testing.T, dir string) *Up {
+func startUp(t *testing.T, dir string, edits ...func(*UpOptions)) *Up {
 	t.Helper()
 	ctx := context.Background()
-	u, err := StartUp(ctx, UpOptions{
+	o := UpOptions{
 		DataDir: dir,
 		C2S:     "127.0.0.1:0", Component: "127.0.0.1:0", Web: "127.0.0.1:0", API: "127.0.0.1:0", Admin: "127.0.0.1:0",
-		Media: "127.0.0.1:0",
-	}, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		Media: "127.0.0.1:0", TURN: "127.0.0.1:0", TURNTLS: "127.0.0.1:0",
+	}
+	for _, e := range edits {
+		e(&o)
+	}
+	u, err := StartUp(ctx, o, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatalf("StartUp: %v", err)
 	}

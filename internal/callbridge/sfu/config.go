@@ -24,6 +24,9 @@ const (
 // ICE-lite and has no need to discover its address); it carries them for the caller to pass
 // to clients.
 type ICEServer struct {
+	// ID names where it comes from (the Call Bridge's turnServer id), for diagnostics; it
+	// is not sent to clients.
+	ID         string
 	URLs       []string
 	Username   string
 	Credential string

@@ -1,0 +1,127 @@
+package callbridge
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"confab.dev/confab/internal/callbridge/meeting"
+	"confab.dev/confab/internal/callbridge/sfu"
+	"confab.dev/confab/internal/secret"
+	"confab.dev/confab/internal/store"
+	"confab.dev/confab/internal/turnd"
+)
+
+// EmbeddedTURNID is the id, in /api/v1/turnServers, of the TURN server the Call Bridge runs
+// beside itself (package launch registers it there as it listens).
+var EmbeddedTURNID = uuid.NewSHA1(uuid.NameSpaceURL, []byte("confab:turnServer:embedded")).String()
+
+// CredentialLifetime is how long the TURN credentials a participant gets from a
+// shared-secret server are valid: an allocation cannot be refreshed past it, so it is
+// longer than a meeting lasts.
+const CredentialLifetime = 24 * time.Hour
+
+// DefaultTURNPort is the UDP and TCP port of a turnServer whose serverAddress names none.
+const DefaultTURNPort = 3478
+
+// AttachTURN makes srv the embedded TURN server whose allocations the REST API and the
+// web admin show (as the turnServer EmbeddedTURNID). Call it before serving.
+func (b *Bridge) AttachTURN(srv *turnd.Server) {
+	b.mu.Lock()
+	b.turn = srv
+	b.mu.Unlock()
+}
+
+// TURN returns the embedded TURN server, nil when none runs.
+func (b *Bridge) TURN() *turnd.Server {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.turn
+}
+
+// ICEServers returns the TURN servers of /api/v1/turnServers as a browser gets them, with
+// credentials for userID: issued now from a server's shared secret, or its static
+// username and password. A server without credentials is offered as STUN only; a
+// lyncEdge server (MS-TURN, which browsers do not speak) is not offered.
+func (b *Bridge) ICEServers(ctx context.Context, userID string) []sfu.ICEServer {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	objs, _, err := b.Store.ListObjects(ctx, store.KindTURNServer, store.UsageAny, 0, 0)
+	if err != nil {
+		b.log.Warn("TURN servers could not be read; browsers get none", "err", err)
+		return nil
+	}
+	out := make([]sfu.ICEServer, 0, len(objs))
+	for _, o := range objs {
+		if is, ok := TURNServerICE(o, userID, b.cfg.Now()); ok {
+			out = append(out, is)
+		}
+	}
+	return out
+}
+
+// legICEServers is the media service's ICEServers: credentials per call leg.
+func (b *Bridge) legICEServers(leg meeting.CallLeg) []sfu.ICEServer {
+	return b.ICEServers(b.ctx, leg.ID)
+}
+
+// TURNServerICE turns one turnServer object into the ICE server a browser gets, with
+// credentials for userID at now; ok is false for a server browsers cannot use.
+func TURNServerICE(o store.Object, userID string, now time.Time) (sfu.ICEServer, bool) {
+	f := o.Fields
+	if f["type"] == "lyncEdge" {
+		return sfu.ICEServer{}, false
+	}
+	addr := f["clientAddress"]
+	if addr == "" {
+		addr = f["serverAddress"]
+	}
+	host, port := splitHostPort(addr, DefaultTURNPort)
+	if host == "" {
+		return sfu.ICEServer{}, false
+	}
+	tcp := port
+	if p, err := strconv.Atoi(f["tcpPortNumberOverride"]); err == nil && p > 0 {
+		tcp = p
+	}
+	tlsPort, _ := strconv.Atoi(f["tlsPortNumber"])
+	udp := port
+	if f["udpDisabled"] == "true" {
+		udp = 0
+	}
+	is := sfu.ICEServer{ID: o.ID}
+	switch {
+	case f["sharedSecret"] != "":
+		c, err := turnd.IssueCredentials(secret.New(f["sharedSecret"]), userID, now.Add(CredentialLifetime))
+		if err != nil {
+			return sfu.ICEServer{}, false
+		}
+		is.Username, is.Credential = c.Username, c.Password.Reveal()
+	case f["username"] != "" && f["password"] != "":
+		is.Username, is.Credential = f["username"], f["password"]
+	default:
+		// No credentials: the server can still tell a browser its address as STUN.
+		is.URLs = []string{"stun:" + net.JoinHostPort(host, strconv.Itoa(port))}
+		return is, true
+	}
+	is.URLs = turnd.ICEURLs(host, udp, tcp, tlsPort)
+	return is, len(is.URLs) > 0
+}
+
+// splitHostPort splits host[:port] (an IPv6 address in brackets with a port, or bare).
+func splitHostPort(addr string, def int) (string, int) {
+	if h, p, err := net.SplitHostPort(addr); err == nil {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 || n > 65535 {
+			return "", 0
+		}
+		return h, n
+	}
+	if len(addr) > 1 && addr[0] == '[' && addr[len(addr)-1] == ']' {
+		return addr[1 : len(addr)-1], def
+	}
+	return addr, def
+}
