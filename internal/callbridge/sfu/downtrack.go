@@ -210,6 +210,9 @@ func (dt *downTrack) write(l *layer, pkt *rtp.Packet, key bool, now int64) {
 	n := uint64(h.MarshalSize() + len(payload))
 	dt.packets.Add(1)
 	dt.bytes.Add(n)
+	if fo := &dt.sub.c.firstOut; fo.Load() == 0 {
+		fo.CompareAndSwap(0, now)
+	}
 	c := &dt.sub.s.counters
 	k := dt.pt.kind.index()
 	c.forwarded[k].Add(1)

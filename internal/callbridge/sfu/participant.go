@@ -43,6 +43,7 @@ type Participant struct {
 	connected atomic.Bool
 	limit     limiter
 	c         participantCounters
+	tr        transportState // what the media ladder shows
 
 	layerMu  sync.Mutex // serialises chooseLayers; taken before mu
 	negMu    sync.Mutex // serialises negotiation; taken before any other lock
@@ -83,6 +84,8 @@ func newParticipant(s *SFU, id string, sig Signal, pp peer) *Participant {
 		sizes:     map[string][2]int{},
 		state:     "new",
 	}
+	p.tr.t.Joined = time.Now()
+	p.tr.t.ICEState, p.tr.t.DTLSState = "new", "new"
 	p.limit.init(s.cfg.MaxPacketRate, s.cfg.MaxBitRate)
 	return p
 }
@@ -91,6 +94,13 @@ func newParticipant(s *SFU, id string, sig Signal, pp peer) *Participant {
 func (p *Participant) start() {
 	p.log = p.s.log.With("room", p.room.id, "participant", p.id)
 	p.pc.OnTrack(p.onTrack)
+	p.pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) { p.tr.iceState(st, time.Now()) })
+	if dt := p.pc.SCTP().Transport(); dt != nil {
+		dt.OnStateChange(func(st webrtc.DTLSTransportState) { p.tr.dtlsState(st, time.Now()) })
+		if it := dt.ICETransport(); it != nil {
+			it.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) { p.tr.selected(pair, time.Now()) })
+		}
+	}
 	p.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		p.mu.Lock()
 		p.state = st.String()
@@ -124,6 +134,10 @@ func (p *Participant) Room() string { return p.room.id }
 
 // Done is closed when the participant starts leaving, for whatever reason.
 func (p *Participant) Done() <-chan struct{} { return p.done }
+
+// Closed is closed when the participant has left: its connection closed, its goroutines
+// ended, its Transport final.
+func (p *Participant) Closed() <-chan struct{} { return p.closed }
 
 func (p *Participant) gone() bool {
 	select {
@@ -193,7 +207,22 @@ func (p *Participant) HandleDescription(d Description) error {
 	}
 	switch d.Type {
 	case Offer:
-		return p.handleOffer(d.SDP)
+		at := time.Now()
+		p.tr.set(func(t *Transport) {
+			if t.Offer.IsZero() {
+				t.Offer = at
+			}
+		})
+		if err := p.handleOffer(d.SDP); err != nil {
+			p.tr.set(func(t *Transport) {
+				if t.Offer == at && t.Answer.IsZero() {
+					t.Offer = time.Time{}
+				}
+			})
+			return err
+		}
+		p.tr.addRemote(d.SDP)
+		return nil
 	case Answer:
 		if p.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
 			return fmt.Errorf("%w: an answer in state %s", ErrBadState, p.pc.SignalingState())
@@ -258,6 +287,14 @@ func (p *Participant) setLocal(d webrtc.SessionDescription) error {
 	typ := Answer
 	if ld.Type == webrtc.SDPTypeOffer {
 		typ = Offer
+	}
+	p.tr.localCandidates(ld.SDP)
+	if typ == Answer {
+		p.tr.set(func(t *Transport) {
+			if t.Answer.IsZero() {
+				t.Answer = time.Now()
+			}
+		})
 	}
 	p.enqueue(outMsg{desc: &Description{Type: typ, SDP: ld.SDP}})
 	return nil
@@ -341,11 +378,13 @@ func (p *Participant) AddCandidate(c Candidate) error {
 			return fmt.Errorf("%w: more than %d candidates before the offer", ErrBadCandidate, maxPendingCandidates)
 		}
 		p.cands = append(p.cands, init)
+		p.tr.addRemote(c.Candidate)
 		return nil
 	}
 	if err := p.pc.AddICECandidate(init); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadCandidate, err)
 	}
+	p.tr.addRemote(c.Candidate)
 	return nil
 }
 
@@ -380,9 +419,11 @@ func (p *Participant) close(reason error) {
 		p.mu.Lock()
 		p.closing = true
 		p.mu.Unlock()
+		p.tr.set(func(t *Transport) { t.Ended, t.EndReason = time.Now(), reason })
 		close(p.done)
 		p.timer.Stop()
 		p.room.leave(p, reason)
+		p.tr.sampleICE(p.pc.GetStats())
 		if err := p.pc.GracefulClose(); err != nil {
 			p.log.Debug("close", "err", err)
 		}

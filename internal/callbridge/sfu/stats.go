@@ -37,6 +37,9 @@ type participantCounters struct {
 	mutedDropped     atomic.Uint64
 	malformed        atomic.Uint64
 	keyframeRequests atomic.Uint64 // PLI/FIR from this participant as a subscriber
+	// firstIn and firstOut are when the first RTP packet arrived from the participant and
+	// was forwarded to it (Unix nanoseconds; 0: not yet).
+	firstIn, firstOut atomic.Int64
 }
 
 // Stats are the SFU-wide counters.

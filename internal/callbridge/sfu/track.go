@@ -198,6 +198,9 @@ func (t *publishedTrack) handle(l *layer, b []byte, rtx bool) {
 	l.packets.Add(1)
 	l.bytes.Add(uint64(len(b)))
 	l.lastAt.Store(now)
+	if p.c.firstIn.Load() == 0 {
+		p.c.firstIn.CompareAndSwap(0, now)
+	}
 	if rtx {
 		l.rtx.Add(1)
 	}
