@@ -201,7 +201,7 @@ func New(cfg Config) (*Bridge, error) {
 			b.Users.Close()
 			return nil, fmt.Errorf("media server: %w", err)
 		}
-		b.Media = media.New(media.Options{SFU: b.SFU, Legs: b.Meetings, Logger: cfg.Logger, ICEServers: b.legICEServers})
+		b.Media = media.New(media.Options{SFU: b.SFU, Legs: b.Meetings, Logger: cfg.Logger, ICEServers: b.mediaICEServers, CredentialLifetime: CredentialLifetime})
 		b.Meetings.ObserveLegs(b.Media.LegEnded)
 		events.media = b.Media
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"confab.dev/confab/internal/callbridge/meeting"
 	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
@@ -46,7 +45,7 @@ func (b *Bridge) TURN() *turnd.Server {
 // credentials for userID: issued now from a server's shared secret, or its static
 // username and password. A server without credentials is offered as STUN only; a
 // lyncEdge server (MS-TURN, which browsers do not speak) is not offered.
-func (b *Bridge) ICEServers(ctx context.Context, userID string) []sfu.ICEServer {
+func (b *Bridge) ICEServers(ctx context.Context, userID string, ttl time.Duration) []sfu.ICEServer {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	objs, _, err := b.Store.ListObjects(ctx, store.KindTURNServer, store.UsageAny, 0, 0)
@@ -56,21 +55,22 @@ func (b *Bridge) ICEServers(ctx context.Context, userID string) []sfu.ICEServer 
 	}
 	out := make([]sfu.ICEServer, 0, len(objs))
 	for _, o := range objs {
-		if is, ok := TURNServerICE(o, userID, b.cfg.Now()); ok {
+		if is, ok := TURNServerICE(o, userID, b.cfg.Now().Add(ttl)); ok {
 			out = append(out, is)
 		}
 	}
 	return out
 }
 
-// legICEServers is the media service's ICEServers: credentials per call leg.
-func (b *Bridge) legICEServers(leg meeting.CallLeg) []sfu.ICEServer {
-	return b.ICEServers(b.ctx, leg.ID)
+// mediaICEServers is the media service's ICEServers.
+func (b *Bridge) mediaICEServers(userID string, ttl time.Duration) []sfu.ICEServer {
+	return b.ICEServers(b.ctx, userID, ttl)
 }
 
 // TURNServerICE turns one turnServer object into the ICE server a browser gets, with
-// credentials for userID at now; ok is false for a server browsers cannot use.
-func TURNServerICE(o store.Object, userID string, now time.Time) (sfu.ICEServer, bool) {
+// credentials for userID that expire at expires; ok is false for a server browsers cannot
+// use.
+func TURNServerICE(o store.Object, userID string, expires time.Time) (sfu.ICEServer, bool) {
 	f := o.Fields
 	if f["type"] == "lyncEdge" {
 		return sfu.ICEServer{}, false
@@ -95,7 +95,7 @@ func TURNServerICE(o store.Object, userID string, now time.Time) (sfu.ICEServer,
 	is := sfu.ICEServer{ID: o.ID}
 	switch {
 	case f["sharedSecret"] != "":
-		c, err := turnd.IssueCredentials(secret.New(f["sharedSecret"]), userID, now.Add(CredentialLifetime))
+		c, err := turnd.IssueCredentials(secret.New(f["sharedSecret"]), userID, expires)
 		if err != nil {
 			return sfu.ICEServer{}, false
 		}

@@ -39,7 +39,7 @@ func TestTURNServerICE(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			is, ok := TURNServerICE(store.Object{ID: "t1", Fields: tt.fields}, "leg-1", now)
+			is, ok := TURNServerICE(store.Object{ID: "t1", Fields: tt.fields}, "leg-1", now.Add(CredentialLifetime))
 			if ok != tt.wantOK {
 				t.Fatalf("ok = %v, want %v (%+v)", ok, tt.wantOK, is)
 			}
@@ -54,7 +54,7 @@ func TestTURNServerICE(t *testing.T) {
 
 	// A shared secret: credentials for this participant, valid for CredentialLifetime, that
 	// the TURN server's own check accepts.
-	is, ok := TURNServerICE(store.Object{ID: "t2", Fields: map[string]string{"serverAddress": "127.0.0.1:3478", "sharedSecret": "s3"}}, "leg-7", now)
+	is, ok := TURNServerICE(store.Object{ID: "t2", Fields: map[string]string{"serverAddress": "127.0.0.1:3478", "sharedSecret": "s3"}}, "leg-7", now.Add(CredentialLifetime))
 	if !ok {
 		t.Fatal("shared-secret server not offered")
 	}

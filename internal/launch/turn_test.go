@@ -116,7 +116,7 @@ func TestUpTURN(t *testing.T) {
 		t.Fatalf("GET the embedded turnServer: %d %s", code, body)
 	}
 
-	ice := u.CallBridge.ICEServers(context.Background(), "leg-42")
+	ice := u.CallBridge.ICEServers(context.Background(), "leg-42", time.Hour)
 	if len(ice) != 1 || len(ice[0].URLs) != 3 || !strings.HasSuffix(ice[0].Username, ":leg-42") || ice[0].ID != EmbeddedTURNID {
 		t.Fatalf("ICE servers %+v, want the embedded server's three URLs with credentials for leg-42", ice)
 	}
@@ -193,7 +193,7 @@ func TestUpTURN(t *testing.T) {
 	if _, err := u3.CallBridge.Store.Object(ctx, store.KindTURNServer, EmbeddedTURNID); err == nil {
 		t.Error("the embedded turnServer is still offered when no TURN server runs")
 	}
-	if ice := u3.CallBridge.ICEServers(ctx, "leg-1"); len(ice) != 0 {
+	if ice := u3.CallBridge.ICEServers(ctx, "leg-1", time.Hour); len(ice) != 0 {
 		t.Errorf("ICE servers without TURN: %+v", ice)
 	}
 }

@@ -11,17 +11,28 @@
 // media ends too (LegEnded). A session resumed with XEP-0198 keeps its leg, so it keeps its
 // media.
 //
+// # The media ladder
+//
+// Each leg's ladder (package ladder) is built on demand from what the Service keeps while
+// the leg lasts: the ICE servers its <session/> gave it, its latest <report/> (its browser's
+// own view: candidates gathered, TURN servers that failed, the selected pair), and the SFU's
+// record of its connection — live, or as the SFU left it when it ended the media, which the
+// client is then told in <ended cause="…" text="…"/>. Probes (probe.go) are connection tests
+// that join no meeting: an SFU participant alone in a room, for the web app's "Test your
+// connection" page and `confab diagnose media`.
+//
 // # Goroutines
 //
 // Handle runs on the caller's goroutine (the link's dispatcher) and does only what is quick
-// there (parsing, the leg lookup, <session/>); a leg's other requests (descriptions,
-// candidates, mute, view, hangup) run in order on a worker goroutine of that leg's, started
-// with its first request and ended when it has nothing queued. The SFU calls each leg's
-// Signal from a goroutine of its own. The Service also starts, per leg with media, one
-// goroutine that waits for the SFU participant to end (to forget it and tell the client),
-// and one per ended leg that waits for the SFU to release it. All are counted in
-// Service.wg, which Shutdown waits for. Service.mu guards the legs and is a leaf: it is never held while
-// calling the SFU or writing to the link.
+// there (parsing, the leg lookup, <session/>, <report/>); a leg's other requests
+// (descriptions, candidates, mute, view, hangup) run in order on a worker goroutine of that
+// leg's, started with its first request and ended when it has nothing queued. The SFU calls
+// each leg's Signal from a goroutine of its own. The Service also starts, per leg with
+// media, one goroutine that waits for the SFU participant to end (to forget it and tell the
+// client), one per ended leg that waits for the SFU to release it, and one per probe that
+// ends it after ProbeLifetime. All are counted in Service.wg, which Shutdown waits for.
+// Service.mu guards the legs, the workers, the ladders' records and the probes, and is a
+// leaf: it is never held while calling the SFU, the meetings or writing to the link.
 package media
 
 import (
@@ -31,11 +42,14 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
+	"confab.dev/confab/internal/callbridge/ladder"
 	"confab.dev/confab/internal/callbridge/meeting"
 	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/stream"
@@ -57,9 +71,15 @@ type Options struct {
 	SFU    *sfu.SFU // required
 	Legs   Legs     // required
 	Logger *slog.Logger
-	// ICEServers returns the STUN/TURN servers a participant's browser should use (with
-	// credentials made for it); nil gives none.
-	ICEServers func(leg meeting.CallLeg) []sfu.ICEServer
+	// ICEServers returns the STUN/TURN servers a participant's browser should use, with
+	// credentials made for userID (a call leg's id, or a probe's) valid for ttl; nil gives
+	// none.
+	ICEServers func(userID string, ttl time.Duration) []sfu.ICEServer
+	// CredentialLifetime is the ttl asked for a call leg's credentials (default 24 hours:
+	// longer than a meeting lasts, since an allocation cannot be refreshed past it).
+	CredentialLifetime time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // Service is the media signalling of one Call Bridge.
@@ -72,6 +92,13 @@ type Service struct {
 	legs    map[string]*leg    // by call leg id
 	workers map[string]*worker // by call leg id: see enqueue
 	closed  bool
+	// What the ladder of each call leg is built from, by leg id, kept while the leg lasts:
+	// the ICE servers it was given, its latest report, the record of its media that the
+	// SFU ended.
+	sessions map[string]session
+	reports  map[string]*ladder.Report
+	ended    map[string]endedMedia
+	probes   map[string]*probe
 }
 
 // New returns a Service.
@@ -79,7 +106,15 @@ func New(o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{o: o, log: o.Logger.With("component", "media"), legs: map[string]*leg{}, workers: map[string]*worker{}}
+	if o.CredentialLifetime <= 0 {
+		o.CredentialLifetime = 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Service{o: o, log: o.Logger.With("component", "media"), legs: map[string]*leg{}, workers: map[string]*worker{},
+		sessions: map[string]session{}, reports: map[string]*ladder.Report{}, ended: map[string]endedMedia{},
+		probes: map[string]*probe{}}
 }
 
 // leg is one participant's media: its SFU participant, and where its stanzas go.
@@ -115,7 +150,8 @@ type request struct {
 		Height int    `xml:"height,attr"`
 		Layer  string `xml:"layer,attr"`
 	} `xml:"urn:confab:media:1 view"`
-	Hangup *struct{} `xml:"urn:confab:media:1 hangup"`
+	Hangup *struct{}  `xml:"urn:confab:media:1 hangup"`
+	Report *reportXML `xml:"urn:confab:media:1 report"`
 }
 
 // Handle answers an IQ in the media namespace addressed to a space
@@ -151,14 +187,23 @@ func (s *Service) Handle(ctx context.Context, conn Sender, e *stream.Element) bo
 	}
 	switch {
 	case req.Session == nil && req.Description == nil && req.Candidate == nil && req.Mute == nil &&
-		req.View == nil && req.Hangup == nil:
+		req.View == nil && req.Hangup == nil && req.Report == nil:
 		reply(stream.StanzaError{Type: stream.ErrCancel, Condition: "service-unavailable"})
 		return true
 	case req.Session != nil:
 		s.write(conn, s.sessionResult(e, cl))
+		s.keepIfLive(cl.ID, to.Localpart(), cl.FullJID)
 		return true
 	case typ != "set":
 		reply(stream.StanzaError{Type: stream.ErrModify, Condition: "bad-request", Text: "Use type='set'"})
+		return true
+	case req.Report != nil:
+		// Quick (kept in memory), so on the dispatcher.
+		rep, err := req.Report.report(s.o.Now())
+		if err == nil {
+			s.report(cl, to.Localpart(), rep)
+		}
+		s.answer(conn, e, err)
 		return true
 	}
 	// Descriptions take pion milliseconds (SDP with one section per track); done here they
@@ -301,6 +346,7 @@ func (s *Service) start(cl meeting.CallLeg, spaceJID, full string, conn Sender) 
 		return nil, fmt.Errorf("%w: media of %s already started", sfu.ErrDuplicateParticipant, cl.ID)
 	}
 	s.legs[cl.ID] = l // reserved while joining, so a second offer cannot start another
+	delete(s.ended, cl.ID)
 	s.mu.Unlock()
 	p, err := s.o.SFU.Join(cl.CallID, cl.ID, l)
 	if err != nil {
@@ -342,10 +388,22 @@ func (s *Service) watch(l *leg) {
 	}
 	closed := s.closed
 	s.mu.Unlock()
-	if mine && !closed {
-		s.log.Info("media ended by the SFU", "call", l.callID, "leg", l.id)
-		l.send(func(x *stream.Builder) { x.Empty("ended", "xmlns", NS, "reason", "connection") })
+	if !mine || closed {
+		return
 	}
+	// The SFU ended it (never connected, or the connection failed): keep the record for
+	// the ladder and tell the client why, in its words.
+	<-l.p.Closed()
+	em := endedMedia{transport: l.p.Transport(), stats: l.p.Stats(), others: len(l.p.Subscriptions()) > 0}
+	s.mu.Lock()
+	s.ended[l.id] = em
+	s.mu.Unlock()
+	s.keepIfLive(l.id, spaceLocal(l.spaceJID), l.full)
+	lad := s.ladderOf(l.id, nil)
+	s.logLadder(l.callID, l.id, lad)
+	l.send(func(x *stream.Builder) {
+		x.Empty("ended", "xmlns", NS, "reason", "connection", "cause", lad.Cause, "text", lad.Text)
+	})
 }
 
 // leg returns the leg's media, noting the link its stanza came over.
@@ -389,6 +447,7 @@ func (s *Service) end(l *leg, why string) {
 func (s *Service) LegEnded(e meeting.LegEnd) {
 	s.mu.Lock()
 	l := s.legs[e.LegID]
+	s.forgetLeg(e.LegID)
 	s.mu.Unlock()
 	if l != nil {
 		s.end(l, e.Reason)
@@ -467,6 +526,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	for _, l := range legs {
 		s.end(l, "the Call Bridge is stopping")
 	}
+	s.endProbes()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -523,8 +583,15 @@ func stanzaError(err error) stream.StanzaError {
 func (s *Service) sessionResult(e *stream.Element, cl meeting.CallLeg) []byte {
 	x := stream.Reply(e, "result", "")
 	x.Open("session", "xmlns", NS, "leg", cl.ID)
+	var servers []sfu.ICEServer
 	if s.o.ICEServers != nil {
-		for _, is := range s.o.ICEServers(cl) {
+		servers = s.o.ICEServers(cl.ID, s.o.CredentialLifetime)
+	}
+	s.mu.Lock()
+	s.sessions[cl.ID] = session{at: s.o.Now(), servers: servers}
+	s.mu.Unlock()
+	{
+		for _, is := range servers {
 			x.Open("ice-server", "username", is.Username, "credential", is.Credential)
 			for _, u := range is.URLs {
 				x.Elem("url", u)
@@ -581,5 +648,15 @@ func (l *leg) Event(ev sfu.Event) {
 		l.send(func(x *stream.Builder) { x.Empty("layer", "xmlns", NS, "track", ev.Track.ID, "rid", ev.Layer) })
 	case sfu.EventConnectionState:
 		l.send(func(x *stream.Builder) { x.Empty("connection", "xmlns", NS, "state", ev.State) })
+		if ev.State == "connected" {
+			lad := l.svc.ladderOf(l.id, nil)
+			l.svc.log.Info("media connected", "call", l.callID, "leg", l.id, "path", lad.Path)
+		}
 	}
+}
+
+// spaceLocal is the space id of a space's JID (its localpart).
+func spaceLocal(spaceJID string) string {
+	local, _, _ := strings.Cut(spaceJID, "@")
+	return local
 }

@@ -79,11 +79,16 @@ func (w *wire) await(t *testing.T, what string, f func(*stream.Element) bool) *s
 
 func newService(t *testing.T) (*Service, *sfu.SFU, *wire) {
 	t.Helper()
-	s, err := sfu.New(sfu.Config{UDPAddr: "127.0.0.1:0", ConnectTimeout: 5 * time.Second})
+	return newServiceTimeout(t, 5*time.Second)
+}
+
+func newServiceTimeout(t *testing.T, connect time.Duration) (*Service, *sfu.SFU, *wire) {
+	t.Helper()
+	s, err := sfu.New(sfu.Config{UDPAddr: "127.0.0.1:0", ConnectTimeout: connect})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := New(Options{SFU: s, Legs: legs{}, ICEServers: func(meeting.CallLeg) []sfu.ICEServer {
+	svc := New(Options{SFU: s, Legs: legs{}, ICEServers: func(string, time.Duration) []sfu.ICEServer {
 		return []sfu.ICEServer{{URLs: []string{"turn:127.0.0.1:3478"}, Username: "u", Credential: "p"}}
 	}})
 	t.Cleanup(func() {

@@ -153,6 +153,9 @@ func (s *SFU) TCPAddr() *net.TCPAddr {
 	return s.tcp.Addr().(*net.TCPAddr)
 }
 
+// ConnectTimeout is how long a participant has to connect (Config.ConnectTimeout).
+func (s *SFU) ConnectTimeout() time.Duration { return s.cfg.ConnectTimeout }
+
 // ICEServers returns Config.ICEServers, for the caller to give to clients.
 func (s *SFU) ICEServers() []ICEServer { return append([]ICEServer(nil), s.cfg.ICEServers...) }
 
