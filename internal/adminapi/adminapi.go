@@ -26,6 +26,7 @@ import (
 
 	"confab.dev/confab/internal/callbridge/accounts"
 	"confab.dev/confab/internal/callbridge/cdr"
+	"confab.dev/confab/internal/callbridge/ladder"
 	"confab.dev/confab/internal/callbridge/link"
 	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/callbridge/meeting"
@@ -82,6 +83,9 @@ type Options struct {
 	// /turnServers/{EmbeddedTURN}/allocations lists.
 	TURN         func() *turnd.Server
 	EmbeddedTURN string
+	// MediaLadder returns a call leg's media ladder (shown on GET /callLegs/{id}); none
+	// when nil.
+	MediaLadder func(legID string) (ladder.Ladder, bool)
 }
 
 // Media is the Call Bridge's media server as the API sees it (*media.Service).
@@ -115,6 +119,7 @@ type server struct {
 
 	turn         func() *turnd.Server
 	embeddedTURN string
+	ladder       func(legID string) (ladder.Ladder, bool)
 
 	settings *link.SettingsWriter
 }
@@ -149,6 +154,7 @@ func New(o Options) *Handler {
 
 		turn:         o.TURN,
 		embeddedTURN: o.EmbeddedTURN,
+		ladder:       o.MediaLadder,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
+	"confab.dev/confab/internal/callbridge/ladder"
 	"confab.dev/confab/internal/callbridge/meeting"
 	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/store"
@@ -375,10 +377,46 @@ type callLegDoc struct {
 	CanMove             bool          `xml:"canMove" json:"canMove"`
 	Configuration       objectDoc     `xml:"configuration" json:"configuration"`
 	Status              callLegStatus `xml:"status" json:"status"`
-	// Confab's extensions: guest or user, its role, and the access method it came in by.
-	Kind         string `xml:"kind" json:"kind"`
-	Role         string `xml:"role" json:"role"`
-	AccessMethod string `xml:"accessMethod,omitempty" json:"accessMethod,omitempty"`
+	// Confab's extensions: guest or user, its role, and the access method it came in by;
+	// its media ladder, when it has asked for media.
+	Kind         string     `xml:"kind" json:"kind"`
+	Role         string     `xml:"role" json:"role"`
+	AccessMethod string     `xml:"accessMethod,omitempty" json:"accessMethod,omitempty"`
+	MediaLadder  *ladderDoc `xml:"mediaLadder,omitempty" json:"mediaLadder,omitempty"`
+}
+
+// ladderDoc is a call leg's media ladder (Confab's): its state, the path media takes,
+// and each step with its time, and its cause and remedy when it failed.
+type ladderDoc struct {
+	State string        `xml:"state,attr" json:"state"`
+	Path  string        `xml:"path,attr,omitempty" json:"path,omitempty"`
+	Cause string        `xml:"cause,attr,omitempty" json:"cause,omitempty"`
+	Text  string        `xml:"text,omitempty" json:"text,omitempty"`
+	Steps []ladderStepD `xml:"step" json:"step"`
+}
+
+type ladderStepD struct {
+	Name        string `xml:"name,attr" json:"name"`
+	State       string `xml:"state,attr" json:"state"`
+	Time        string `xml:"time,attr,omitempty" json:"time,omitempty"`
+	SinceMillis int64  `xml:"sinceMillis,attr,omitempty" json:"sinceMillis,omitempty"`
+	Title       string `xml:"title" json:"title"`
+	Detail      string `xml:"detail,omitempty" json:"detail,omitempty"`
+	Cause       string `xml:"cause,omitempty" json:"cause,omitempty"`
+	Remedy      string `xml:"remedy,omitempty" json:"remedy,omitempty"`
+}
+
+func ladderOf(l ladder.Ladder) *ladderDoc {
+	d := &ladderDoc{State: l.State, Path: l.Path, Cause: l.Cause, Text: l.Text, Steps: []ladderStepD{}}
+	for _, s := range l.Steps {
+		st := ladderStepD{Name: s.Name, State: s.State, Title: s.Title, Detail: s.Detail, Cause: s.Cause, Remedy: s.Remedy,
+			SinceMillis: s.Since.Milliseconds()}
+		if !s.At.IsZero() {
+			st.Time = s.At.UTC().Format(time.RFC3339Nano)
+		}
+		d.Steps = append(d.Steps, st)
+	}
+	return d
 }
 
 type callLegStatus struct {
@@ -490,6 +528,11 @@ func (s *server) getCallLeg(w http.ResponseWriter, r *http.Request) (any, error)
 			d.Status.RxAudio, d.Status.TxAudio = mediaStatusOf(st.RxAudio), mediaStatusOf(st.TxAudio)
 			d.Status.RxVideo, d.Status.TxVideo = mediaStatusOf(st.RxVideo), mediaStatusOf(st.TxVideo)
 			d.Status.RxScreen = mediaStatusOf(st.RxScreen)
+		}
+	}
+	if s.ladder != nil {
+		if lad, ok := s.ladder(l.ID); ok {
+			d.MediaLadder = ladderOf(lad)
 		}
 	}
 	return d, nil

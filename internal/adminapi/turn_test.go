@@ -13,6 +13,7 @@ import (
 
 	"github.com/pion/turn/v5"
 
+	"confab.dev/confab/internal/callbridge/ladder"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/turnd"
@@ -138,5 +139,42 @@ func TestTURNAllocations(t *testing.T) {
 	}
 	if _, err := netip.ParseAddrPort(a.ID); err != nil {
 		t.Errorf("allocation id %q is not the relayed address: %v", a.ID, err)
+	}
+}
+
+// TestCallLegLadder: GET /callLegs/{id} carries the leg's media ladder (Confab's), in XML
+// and JSON, each step with its time, cause and remedy.
+func TestCallLegLadder(t *testing.T) {
+	e := newEnv(t)
+	e.setXMPPSettings(t)
+	link := &linkRecorder{}
+	space := e.createCoSpace(t, url.Values{"name": {"Demo"}, "nonMemberAccess": {"true"}})
+	e.join(t, link, "alice@example.com/web", space+"@cb1.example.com", "Alice")
+	leg := e.srv.meetings.CallLegs()[0]
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	e.srv.ladder = func(id string) (ladder.Ladder, bool) {
+		if id != leg.ID {
+			return ladder.Ladder{}, false
+		}
+		return ladder.Ladder{State: ladder.StateFailed, Cause: ladder.CauseUDPBlockedNoTURN, Text: ladder.Words(ladder.CauseUDPBlockedNoTURN),
+			Steps: []ladder.Step{
+				{Name: "offer", Title: "Offer taken", State: ladder.OK, At: start.Add(30 * time.Millisecond), Since: 30 * time.Millisecond},
+				{Name: "checks", Title: "Connectivity checks", State: ladder.Failed, Cause: ladder.CauseUDPBlockedNoTURN,
+					Detail: "No connectivity check reached UDP 10000", Remedy: "Configure a TURN server reachable over TLS on port 443"},
+			}}, true
+	}
+	e.check(t, []expect{
+		{"ladder XML", req{method: "GET", path: "/api/v1/callLegs/" + leg.ID}, 200, failure{},
+			`<mediaLadder state="failed" cause="udp-blocked-no-turn"><text>Your network blocks the connection the meeting needs (UDP)`},
+		{"step XML", req{method: "GET", path: "/api/v1/callLegs/" + leg.ID}, 200, failure{},
+			`<step name="offer" state="ok" time="2026-03-01T12:00:00.03Z" sinceMillis="30"><title>Offer taken</title></step>`},
+		{"failed step XML", req{method: "GET", path: "/api/v1/callLegs/" + leg.ID}, 200, failure{},
+			`<cause>udp-blocked-no-turn</cause><remedy>Configure a TURN server reachable over TLS on port 443</remedy>`},
+		{"ladder JSON", req{method: "GET", path: "/api/v1/callLegs/" + leg.ID, accept: "application/json"}, 200, failure{},
+			`"mediaLadder":{"state":"failed","cause":"udp-blocked-no-turn"`},
+	})
+	e.srv.ladder = func(string) (ladder.Ladder, bool) { return ladder.Ladder{}, false }
+	if _, body := e.do(t, req{method: "GET", path: "/api/v1/callLegs/" + leg.ID}); strings.Contains(body, "mediaLadder") {
+		t.Errorf("a leg without media shows a ladder: %s", body)
 	}
 }

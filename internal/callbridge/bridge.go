@@ -18,6 +18,7 @@ import (
 	"confab.dev/confab/internal/adminapi"
 	"confab.dev/confab/internal/callbridge/accounts"
 	"confab.dev/confab/internal/callbridge/cdr"
+	"confab.dev/confab/internal/callbridge/ladder"
 	"confab.dev/confab/internal/callbridge/link"
 	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/callbridge/media"
@@ -210,7 +211,7 @@ func New(cfg Config) (*Bridge, error) {
 		Logger: b.log, Version: cfg.Version, Now: cfg.Now,
 		Users: b.Users, Meetings: b.Meetings, CDR: b.CDR, WebBridgeURL: cfg.WebBridgeURL,
 		Media: mediaInfo(b.Media),
-		TURN:  b.TURN, EmbeddedTURN: EmbeddedTURNID,
+		TURN:  b.TURN, EmbeddedTURN: EmbeddedTURNID, MediaLadder: b.mediaLadder,
 	})
 	return b, nil
 }
@@ -376,4 +377,12 @@ func mediaInfo(m *media.Service) adminapi.Media {
 		return nil
 	}
 	return m
+}
+
+// mediaLadder is a call leg's media ladder, for the REST API and the web admin.
+func (b *Bridge) mediaLadder(legID string) (ladder.Ladder, bool) {
+	if b.Media == nil {
+		return ladder.Ladder{}, false
+	}
+	return b.Media.Ladder(legID)
 }
