@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"confab.dev/confab/internal/callbridge/ladder"
 	"confab.dev/confab/internal/callbridge/link"
 	"confab.dev/confab/internal/callbridge/linkstate"
 	"confab.dev/confab/internal/callbridge/meeting"
@@ -116,10 +117,63 @@ func (a adminBackend) callView(c meeting.Call) webadmin.CallView {
 				p.Media = &webadmin.MediaView{RxAudio: streamView(st.RxAudio), RxVideo: streamView(st.RxVideo),
 					TxAudio: streamView(st.TxAudio), TxVideo: streamView(st.TxVideo)}
 			}
+			if lad, ok := a.b.Media.Ladder(l.ID); ok {
+				p.Ladder = ladderView(lad)
+			}
 		}
 		v.Participants = append(v.Participants, p)
 	}
 	return v
+}
+
+func ladderView(l ladder.Ladder) *webadmin.LadderView {
+	v := &webadmin.LadderView{State: l.State, Path: l.Path, Cause: l.Cause, Text: l.Text}
+	for _, s := range l.Steps {
+		v.Steps = append(v.Steps, webadmin.LadderStep{Name: s.Name, Title: s.Title, State: s.State, At: s.At, Since: s.Since,
+			Detail: s.Detail, Cause: s.Cause, Remedy: s.Remedy})
+	}
+	return v
+}
+
+// TURN shows the TURN servers as browsers get them and the embedded server's allocations.
+func (a adminBackend) TURN(ctx context.Context) (webadmin.TURNView, error) {
+	objs, _, err := a.b.Store.ListObjects(ctx, store.KindTURNServer, store.UsageAny, 0, 0)
+	if err != nil {
+		return webadmin.TURNView{}, err
+	}
+	var v webadmin.TURNView
+	for _, o := range objs {
+		f := o.Fields
+		sv := webadmin.TURNServerView{ID: o.ID, ServerAddress: f["serverAddress"], ClientAddress: f["clientAddress"], Type: f["type"],
+			Embedded: f["embedded"] == "true"}
+		if is, ok := TURNServerICE(o, "participant", a.b.cfg.Now().Add(CredentialLifetime)); ok {
+			sv.URLs = is.URLs
+		}
+		switch {
+		case f["type"] == "lyncEdge":
+			sv.Credentials = "not offered to browsers (Lync Edge)"
+		case f["sharedSecret"] != "":
+			sv.Credentials = "issued for each participant from the shared secret"
+		case f["username"] != "" && f["password"] != "":
+			sv.Credentials = "static: " + f["username"]
+		default:
+			sv.Credentials = "none: offered as STUN only"
+		}
+		v.Servers = append(v.Servers, sv)
+	}
+	if srv := a.b.TURN(); srv != nil {
+		v.Embedded = true
+		for _, al := range srv.Allocations() {
+			av := webadmin.AllocationView{UserID: al.UserID, Transport: al.Transport, Client: al.Client.String(), Relayed: al.Relayed.String(),
+				Since: al.Since, BytesToPeer: al.ToPeer.Bytes, BytesFromPeer: al.FromPeer.Bytes, PacketsToPeer: al.ToPeer.Packets,
+				PacketsFromPeer: al.FromPeer.Packets, Dropped: al.ToPeer.Dropped + al.FromPeer.Dropped}
+			if l, ok := a.b.Meetings.CallLeg(al.UserID); ok {
+				av.Who, av.Leg = l.Name+" ("+l.RemoteParty+")", l.ID
+			}
+			v.Allocations = append(v.Allocations, av)
+		}
+	}
+	return v, nil
 }
 
 func streamView(m sfu.MediaStats) webadmin.StreamView {

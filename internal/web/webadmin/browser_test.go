@@ -351,3 +351,24 @@ func TestBrowserAPIPage(t *testing.T) {
 	}
 	e.browser.Screenshot(t, ctx, "api-list-after-delete")
 }
+
+// TestLadderInBrowser: the calls page's media ladders in Chromium, a ladder opened by the
+// administrator staying open across the page's refreshes (which a changed ladder makes);
+// and the TURN page.
+func TestLadderInBrowser(t *testing.T) {
+	b := newFakeBackend()
+	e := startBrowserEnv(t, b)
+	ctx := e.browser.Context(t, 60*time.Second)
+	e.signIn(t, ctx, "/admin/calls")
+	run(t, ctx, "the calls page", chromedp.Navigate(e.url+"/admin/calls"), chromedp.WaitVisible(chromedp.CSS(`#ladder-p2`)))
+	run(t, ctx, "open p2's ladder", chromedp.Click(chromedp.CSS(`#ladder-p2 summary`)),
+		chromedp.WaitVisible(chromedp.CSS(`#ladder-p2 tr[data-step="checks"]`)))
+	// The ladder changes: the page is refreshed with it, and p2's stays open.
+	b.mu.Lock()
+	b.calls[0].Participants[1].Ladder.Steps[2].Detail = "2 host"
+	b.mu.Unlock()
+	waitFor(t, ctx, "the refreshed ladder", `!!document.querySelector('#ladder-p2[open]') && document.querySelector('.ladder-row[data-ladder-for="p2"]').textContent.includes("2 host")`)
+	e.browser.Screenshot(t, ctx, "calls-media-ladder")
+	run(t, ctx, "the TURN page", chromedp.Navigate(e.url+"/admin/configuration/turn"), chromedp.WaitVisible(chromedp.CSS(`#turn-allocations tr[data-leg="p1"]`)))
+	e.browser.Screenshot(t, ctx, "turn-page")
+}

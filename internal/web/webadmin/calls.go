@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -191,4 +192,125 @@ func streamText(v StreamView) string {
 		out += fmt.Sprintf(" · %d×%d", v.Width, v.Height)
 	}
 	return out
+}
+
+// ---- the media ladder, as the calls page shows it --------------------------------------
+
+// sinceText is a step's offset from the ladder's start: "+0.42 s".
+func sinceText(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("+%.2f s", d.Seconds())
+}
+
+// stepMark is the symbol of a step's state, beside its colour (so that colour is not the
+// only sign).
+func stepMark(state string) string {
+	switch state {
+	case "ok":
+		return "✓"
+	case "failed":
+		return "✗"
+	case "warning":
+		return "!"
+	case "skipped":
+		return "–"
+	}
+	return "…"
+}
+
+// bytesText formats a byte count.
+func bytesText(n uint64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// ---- Configuration > TURN ------------------------------------------------------------
+
+type turnBody struct {
+	TURN  TURNView
+	Error string
+}
+
+func (s *server) turnPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	ctx, cancel := reqCtx(r)
+	defer cancel()
+	v, err := s.b.TURN(ctx)
+	body := turnBody{TURN: v}
+	code := http.StatusOK
+	if err != nil {
+		s.log.Error("web admin: TURN servers", "err", err)
+		body.Error = "The TURN servers could not be read: " + err.Error()
+		code = http.StatusInternalServerError
+	}
+	s.render(w, r, code, "turn.html", s.page(sess, "configuration", "Configuration: TURN", body))
+}
+
+// stepLabel is a step's short name on the ladder's chips.
+func stepLabel(name string) string {
+	switch name {
+	case "servers":
+		return "ICE servers"
+	case "offer":
+		return "offer/answer"
+	case "gather":
+		return "candidates"
+	case "checks":
+		return "checks"
+	case "pair":
+		return "pair"
+	case "dtls":
+		return "DTLS"
+	case "media-in":
+		return "SRTP in"
+	case "media-out":
+		return "SRTP out"
+	}
+	if u, ok := strings.CutPrefix(name, "relay "); ok {
+		how := "UDP"
+		switch {
+		case strings.HasPrefix(u, "turns:"):
+			how = "TLS"
+		case strings.Contains(u, "transport=tcp"):
+			how = "TCP"
+		}
+		host := u[strings.IndexByte(u, ':')+1:]
+		if i := strings.IndexByte(host, '?'); i >= 0 {
+			host = host[:i]
+		}
+		return "relay " + how + " " + host
+	}
+	return name
+}
+
+// ladderClass is the pill class of a ladder's or a step's state.
+func ladderClass(state string) string {
+	switch state {
+	case "ok", "connected":
+		return "ok"
+	case "failed":
+		return "failed"
+	case "warning", "connecting", "pending":
+		return "warn"
+	}
+	return "none"
+}
+
+// ladderState is a ladder's state in words.
+func ladderState(state string) string {
+	switch state {
+	case "connected":
+		return "Connected"
+	case "connecting":
+		return "Connecting"
+	case "failed":
+		return "Failed"
+	}
+	return "No media"
 }

@@ -43,6 +43,7 @@ type fakeBackend struct {
 	users    []webadmin.UserView
 	spaces   []webadmin.SpaceView
 	calls    []webadmin.CallView
+	turn     webadmin.TURNView
 	onSet    func(b *fakeBackend) // runs (unlocked) after a successful SetXMPPSettings
 	m        fakeManage
 	api      *adminapi.Handler // the real REST API over a real store, when set (withAPI)
@@ -97,11 +98,59 @@ func newFakeBackend() *fakeBackend {
 	b.calls = []webadmin.CallView{{
 		ID: "c-1", SpaceID: "4f0c7e1a", SpaceName: "Design review", Started: start,
 		Participants: []webadmin.ParticipantView{
-			{ID: "p1", Name: "Alice Liddell", JID: "alice@example.com", Role: "owner", Joined: start},
-			{ID: "p2", Name: "Ada (guest)", JID: "guest482913@example.com", Role: "guest", Joined: start.Add(2 * time.Minute)},
+			{ID: "p1", Name: "Alice Liddell", JID: "alice@example.com", Role: "owner", Joined: start, Ladder: relayedLadder(start)},
+			{ID: "p2", Name: "Ada (guest)", JID: "guest482913@example.com", Role: "guest", Joined: start.Add(2 * time.Minute),
+				Ladder: blockedLadder(start.Add(2 * time.Minute))},
 		},
 	}}
+	b.turn = webadmin.TURNView{Embedded: true,
+		Servers: []webadmin.TURNServerView{{ID: "t-emb", ServerAddress: "203.0.113.10:3478", Type: "standard", Embedded: true,
+			URLs:        []string{"turn:203.0.113.10:3478?transport=udp", "turn:203.0.113.10:3478?transport=tcp", "turns:203.0.113.10:443?transport=tcp"},
+			Credentials: "issued for each participant from the shared secret"}},
+		Allocations: []webadmin.AllocationView{{Who: "Alice Liddell (alice@example.com)", Leg: "p1", UserID: "p1", Transport: "tls",
+			Client: "198.51.100.7:40312", Relayed: "203.0.113.10:50122", Since: start.Add(time.Second),
+			BytesToPeer: 3 << 20, BytesFromPeer: 5 << 20, PacketsToPeer: 4100, PacketsFromPeer: 6800}}}
 	return b
+}
+
+// relayedLadder is the ladder of a participant that connected through TURN over TLS.
+func relayedLadder(t0 time.Time) *webadmin.LadderView {
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	step := func(name, title, state string, ms int, detail string) webadmin.LadderStep {
+		return webadmin.LadderStep{Name: name, Title: title, State: state, At: at(ms), Since: time.Duration(ms) * time.Millisecond, Detail: detail}
+	}
+	return &webadmin.LadderView{State: "connected", Path: "relay: TURN over TLS (turns:203.0.113.10:443?transport=tcp)", Steps: []webadmin.LadderStep{
+		step("servers", "ICE servers given to the participant", "ok", 0, "3 TURN URL(s)"),
+		step("offer", "Offer taken, answer sent", "ok", 120, "udp 203.0.113.10:10000 (host)"),
+		step("gather", "Candidates gathered", "ok", 300, "1 host, 0 server-reflexive, 1 relay"),
+		{Name: "relay turn:203.0.113.10:3478?transport=udp", Title: "Relay allocated at turn:203.0.113.10:3478?transport=udp", State: "failed",
+			At: at(310), Since: 310 * time.Millisecond, Cause: "turn-unreachable", Detail: "701: STUN allocate request timed out",
+			Remedy: "Let the participant's network reach 203.0.113.10:3478 over UDP"},
+		step("relay turns:203.0.113.10:443?transport=tcp", "Relay allocated at turns:203.0.113.10:443?transport=tcp", "ok", 340, "Relayed address 203.0.113.10:50122"),
+		step("checks", "Connectivity checks reached the media server", "ok", 420, "6 checks received"),
+		step("pair", "Candidate pair selected", "ok", 460, "relay"),
+		step("dtls", "DTLS handshake", "ok", 520, "DTLS connected"),
+		step("media-in", "SRTP from the participant", "ok", 600, "900 packets"),
+		step("media-out", "SRTP to the participant", "ok", 640, "forwarding"),
+	}}
+}
+
+// blockedLadder is the ladder of a participant whose network blocks UDP, with no TURN.
+func blockedLadder(t0 time.Time) *webadmin.LadderView {
+	return &webadmin.LadderView{State: "failed", Cause: "udp-blocked-no-turn",
+		Text: "Your network blocks the connection the meeting needs (UDP), and this server offers no relay.",
+		Steps: []webadmin.LadderStep{
+			{Name: "servers", Title: "ICE servers given to the participant", State: "warning", At: t0, Cause: "no-turn", Detail: "No TURN server is configured"},
+			{Name: "offer", Title: "Offer taken, answer sent", State: "ok", At: t0.Add(100 * time.Millisecond), Since: 100 * time.Millisecond},
+			{Name: "gather", Title: "Candidates gathered", State: "ok", At: t0.Add(200 * time.Millisecond), Since: 200 * time.Millisecond, Detail: "1 host"},
+			{Name: "checks", Title: "Connectivity checks reached the media server", State: "failed", Cause: "udp-blocked-no-turn",
+				Detail: "No connectivity check from the participant reached the media server (UDP 10000 or TCP 10000)",
+				Remedy: "Configure a TURN server reachable over TLS on port 443"},
+			{Name: "pair", Title: "Candidate pair selected", State: "failed"},
+			{Name: "dtls", Title: "DTLS handshake", State: "failed"},
+			{Name: "media-in", Title: "SRTP from the participant", State: "skipped"},
+			{Name: "media-out", Title: "SRTP to the participant", State: "skipped"},
+		}}
 }
 
 func (b *fakeBackend) CheckLogin(ctx context.Context, user, password, remoteAddr string) error {
@@ -190,6 +239,12 @@ func (b *fakeBackend) Spaces(context.Context) ([]webadmin.SpaceView, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]webadmin.SpaceView(nil), b.spaces...), nil
+}
+
+func (b *fakeBackend) TURN(context.Context) (webadmin.TURNView, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.turn, nil
 }
 
 func (b *fakeBackend) Calls(context.Context) ([]webadmin.CallView, error) {

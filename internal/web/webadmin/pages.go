@@ -23,7 +23,7 @@ type pageData struct {
 }
 
 var pageFiles = []string{"login.html", "status.html", "general.html", "api.html", "users.html", "spaces.html", "calls.html", "forbidden.html",
-	"space.html", "confirm.html", "password.html", "ldap.html", "logs.html", "notfound.html"}
+	"space.html", "confirm.html", "password.html", "ldap.html", "logs.html", "notfound.html", "turn.html"}
 
 func parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{
@@ -51,7 +51,19 @@ func parsePages() map[string]*template.Template {
 		"field": func(f formState, name, label, typ, hint string) fieldData {
 			return fieldData{Name: name, Label: label, Type: typ, Hint: hint, Value: f.V(name), Error: f.E(name)}
 		},
-		"stream":     streamText,
+		"stream":      streamText,
+		"since":       sinceText,
+		"bytes":       bytesText,
+		"stepMark":    stepMark,
+		"stepLabel":   stepLabel,
+		"ladderClass": ladderClass,
+		"ladderState": ladderState,
+		"ago": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return time.Since(t).Round(time.Second).String()
+		},
 		"levelName":  levelName,
 		"levelClass": levelClass,
 		"clock": func(t time.Time) string {

@@ -108,6 +108,10 @@ type Backend interface {
 	EndCall(id string) error
 	RemoveParticipant(id string) error
 
+	// TURN returns the TURN servers browsers are given and the embedded TURN server's
+	// allocations.
+	TURN(ctx context.Context) (TURNView, error)
+
 	// LogRecords returns the Call Bridge's recent log records, newest first (nil when none
 	// are kept).
 	LogRecords() []LogRecord
@@ -177,6 +181,58 @@ type ParticipantView struct {
 	// Media is the participant's media, nil when it has none (chat only, or no media
 	// server).
 	Media *MediaView
+	// Ladder is the participant's media ladder, nil when it never asked for media.
+	Ladder *LadderView
+}
+
+// LadderView is a participant's media ladder (package ladder): the state of its media, the
+// path media takes, the words it was given, and each step.
+type LadderView struct {
+	State string // none, connecting, connected, failed
+	Path  string
+	Cause string
+	Text  string
+	Steps []LadderStep
+}
+
+// LadderStep is one step of a media ladder.
+type LadderStep struct {
+	Name, Title string
+	State       string // ok, failed, pending, skipped, warning
+	At          time.Time
+	Since       time.Duration // from the ladder's start
+	Detail      string
+	Cause       string
+	Remedy      string
+}
+
+// TURNView is what the TURN page shows.
+type TURNView struct {
+	Servers []TURNServerView
+	// Embedded says whether the Call Bridge runs its own TURN server; Allocations are its
+	// current allocations.
+	Embedded    bool
+	Allocations []AllocationView
+}
+
+// TURNServerView is one entry of /api/v1/turnServers as browsers get it.
+type TURNServerView struct {
+	ID, ServerAddress, ClientAddress, Type string
+	// URLs are what a browser is given; Credentials says how it authenticates.
+	URLs        []string
+	Credentials string
+	Embedded    bool
+}
+
+// AllocationView is one allocation of the embedded TURN server.
+type AllocationView struct {
+	// Who is the participant whose credentials made it (its name), Leg its call leg.
+	Who, Leg, UserID               string
+	Transport, Client, Relayed     string
+	Since                          time.Time
+	BytesToPeer, BytesFromPeer     uint64
+	PacketsToPeer, PacketsFromPeer uint64
+	Dropped                        uint64
 }
 
 // MediaView is a call leg's media statistics: what the Call Bridge receives from the
@@ -376,6 +432,7 @@ func (s *server) routes() {
 	m.HandleFunc("POST /admin/configuration/general", s.checked(s.authed(s.saveGeneral)))
 
 	m.HandleFunc("GET /admin/configuration/api", s.authed(s.apiPage))
+	m.HandleFunc("GET /admin/configuration/turn", s.authed(s.turnPage))
 	m.HandleFunc("POST /admin/configuration/api", s.checked(s.authed(s.apiAction)))
 	m.HandleFunc("GET /admin/users", s.authed(s.usersPage))
 	m.HandleFunc("POST /admin/users", s.checked(s.authed(s.createUser)))

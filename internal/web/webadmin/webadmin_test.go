@@ -516,3 +516,51 @@ func TestListsPages(t *testing.T) {
 		t.Error("users are not sorted by JID")
 	}
 }
+
+// TestMediaLadderAndTURN: the calls page shows each participant's media ladder beside it
+// (chips by state, the path, what the participant was told, the remedies of the failed
+// steps, every step in a table); the TURN page shows the servers as browsers get them and
+// the embedded server's allocations, with who relays.
+func TestMediaLadderAndTURN(t *testing.T) {
+	e := newAdminEnv(t)
+	e.login(t, e.client)
+	tests := []struct {
+		path  string
+		wants []string
+	}{
+		{"/admin/calls", []string{
+			`<tr class="ladder-row" data-ladder-for="p1">`, `data-state="connected"`, "relay: TURN over TLS (turns:203.0.113.10:443?transport=tcp)",
+			`data-step="relay turns:203.0.113.10:443?transport=tcp" data-state="ok"`, "relay TLS 203.0.113.10:443",
+			`data-step="relay turn:203.0.113.10:3478?transport=udp" data-state="failed"`,
+			`<div class="media-ladder" data-state="failed" data-cause="udp-blocked-no-turn">`,
+			"was told:</strong> “Your network blocks the connection the meeting needs (UDP), and this server offers no relay.”",
+			`<p class="ladder-remedy" data-step="checks">`, "Remedy: Configure a TURN server reachable over TLS on port 443",
+			`<details id="ladder-p2">`, `<tr data-step="checks" data-state="failed">`, "&#43;0.10 s",
+		}},
+		{"/admin/configuration/turn", []string{
+			`data-subnav="turn" href="/admin/configuration/turn" aria-current="page"`,
+			`<tr data-id="t-emb" data-embedded="true">`, "turns:203.0.113.10:443?transport=tcp", "issued for each participant from the shared secret",
+			`<tr data-leg="p1" data-transport="tls">`, "Alice Liddell (alice@example.com)", "203.0.113.10:50122", "3.0 MiB · 4100 packets",
+			`href="/admin/configuration/api?path=/turnServers/t-emb"`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			res := e.get(t, e.client, tt.path)
+			if res.code != http.StatusOK {
+				t.Fatalf("status %d", res.code)
+			}
+			for _, w := range tt.wants {
+				if !strings.Contains(res.body, w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+		})
+	}
+	e.b.mu.Lock()
+	e.b.turn = webadmin.TURNView{}
+	e.b.mu.Unlock()
+	if res := e.get(t, e.client, "/admin/configuration/turn"); !strings.Contains(res.body, `id="no-turn"`) || !strings.Contains(res.body, "runs no TURN server of its own") {
+		t.Errorf("TURN page without servers:\n%s", res.body)
+	}
+}

@@ -241,6 +241,13 @@
         const doc = new DOMParser().parseFromString(await res.text(), "text/html");
         const fresh = doc.querySelector(sel);
         const cur = $(sel);
+        // A <details> the administrator opened stays open across refreshes.
+        if (fresh && cur) {
+          for (const d of cur.querySelectorAll("details[open][id]")) {
+            const again = fresh.querySelector(`#${CSS.escape(d.id)}`);
+            if (again) again.open = true;
+          }
+        }
         if (fresh && cur && fresh.innerHTML !== cur.innerHTML) {
           // Keep keyboard focus on the same control when it is still there.
           const focused = document.activeElement && document.activeElement.closest(sel) ? document.activeElement.getAttribute("href") : null;
@@ -308,6 +315,8 @@
     }
     const calls = $("#calls[data-refresh]");
     if (calls) refreshPart("#calls", Number(calls.dataset.refresh) || 3000);
+    const turn = $("#turn[data-refresh]");
+    if (turn) refreshPart("#turn", Number(turn.dataset.refresh) || 3000);
     const syncs = $("#syncs-card");
     if (syncs && syncs.dataset.running === "true") refreshPart("#syncs-card", 1000, () => $("#syncs-card").dataset.running === "true");
     disableWith("#clearSecret", "#sharedSecret", "#confirmSharedSecret");
