@@ -327,6 +327,7 @@ func (b *Bridge) WebHandler() http.Handler {
 			return webapp.Config{Domain: c.Domain, WebSocketURL: b.cfg.WebSocketURL, CallBridgeJID: link.ComponentJID(c)}
 		},
 		Guests:    guestJoiner{b.Meetings},
+		Tester:    b.connTester(),
 		WebSocket: b.cfg.WebSocket,
 		Logger:    b.log,
 	})

@@ -2,16 +2,21 @@ package callbridge
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 
+	"confab.dev/confab/internal/callbridge/ladder"
+	"confab.dev/confab/internal/callbridge/media"
 	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/turnd"
+	"confab.dev/confab/internal/web/webapp"
 )
 
 // EmbeddedTURNID is the id, in /api/v1/turnServers, of the TURN server the Call Bridge runs
@@ -124,4 +129,45 @@ func splitHostPort(addr string, def int) (string, int) {
 		return addr[1 : len(addr)-1], def
 	}
 	return addr, def
+}
+
+// connTester runs the web app's connection tests on the media service; nil without media.
+func (b *Bridge) connTester() webapp.ConnectionTester {
+	if b.Media == nil {
+		return nil
+	}
+	return connTester{b}
+}
+
+type connTester struct{ b *Bridge }
+
+func (c connTester) TestServers(ctx context.Context, userID string, ttl time.Duration) []webapp.ICEServer {
+	var out []webapp.ICEServer
+	for _, s := range c.b.ICEServers(ctx, userID, ttl) {
+		out = append(out, webapp.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return out
+}
+
+func (c connTester) StartProbe(offer string, servers []webapp.ICEServer) (string, string, error) {
+	is := make([]sfu.ICEServer, 0, len(servers))
+	for _, s := range servers {
+		is = append(is, sfu.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	id, answer, err := c.b.Media.StartProbe(offer, is)
+	switch {
+	case errors.Is(err, media.ErrTooManyProbes):
+		err = fmt.Errorf("%w: %w", webapp.ErrTooManyProbes, err)
+	case errors.Is(err, sfu.ErrBadSDP), errors.Is(err, sfu.ErrNoCommonCodec), errors.Is(err, sfu.ErrSDPTooLarge):
+		err = fmt.Errorf("%w: %w", webapp.ErrBadOffer, err)
+	}
+	return id, answer, err
+}
+
+func (c connTester) ProbeReport(id string, r *ladder.Report) (ladder.Ladder, error) {
+	l, err := c.b.Media.ProbeReport(id, r)
+	if errors.Is(err, media.ErrUnknownProbe) {
+		err = fmt.Errorf("%w: %w", webapp.ErrUnknownProbe, err)
+	}
+	return l, err
 }

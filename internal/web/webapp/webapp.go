@@ -6,7 +6,10 @@
 //   - POST /api/webapp/guest: a guest joins with call ID and passcode and gets a one-time
 //     XMPP account for the meeting, and a rejoin credential;
 //   - POST /api/webapp/guest/rejoin: a guest gives its rejoin credential, after its session
-//     or the Call Bridge was lost, and gets an account for the same meeting again.
+//     or the Call Bridge was lost, and gets an account for the same meeting again;
+//   - POST /api/webapp/connection-test and its probes: the "Test your connection" page
+//     (/test) connects to the media server over each path and reads the server's media
+//     ladder (conntest.go).
 //
 // The meeting itself (spaces, join, participants, chat, leave) is XMPP, in the namespace
 // urn:confab:meeting:1, between the browser and the Call Bridge; this package only serves the
@@ -117,6 +120,8 @@ type Options struct {
 	// WebSocket, when set, is mounted at /xmpp-websocket (the XMPP server's RFC 7395
 	// handler, when the XMPP server runs in the same process).
 	WebSocket http.Handler
+	// Tester runs connection tests (conntest.go); nil answers them 503.
+	Tester ConnectionTester
 	// Logger receives the app's logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -134,7 +139,7 @@ func New(o Options) http.Handler {
 	if err != nil {
 		panic(err) // the embedded directory is part of the build
 	}
-	a := &app{o: o, log: o.Logger, static: assets.New(sub)}
+	a := &app{o: o, log: o.Logger, static: assets.New(sub), ct: newConnTests()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.page)
 	mux.HandleFunc("GET /join", a.page)
@@ -142,6 +147,10 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /api/webapp/config", a.config)
 	mux.HandleFunc("POST /api/webapp/guest", a.guest)
 	mux.HandleFunc("POST /api/webapp/guest/rejoin", a.rejoin)
+	mux.HandleFunc("GET /test", a.page)
+	mux.HandleFunc("POST /api/webapp/connection-test", a.startConnTest)
+	mux.HandleFunc("POST /api/webapp/connection-test/{test}/probes", a.startProbe)
+	mux.HandleFunc("POST /api/webapp/connection-test/probes/{probe}/report", a.probeReport)
 	a.mux = mux
 	return a
 }
@@ -151,6 +160,7 @@ type app struct {
 	log    *slog.Logger
 	static *assets.Files
 	mux    *http.ServeMux
+	ct     *connTests
 }
 
 func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
