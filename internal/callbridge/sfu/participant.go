@@ -423,7 +423,9 @@ func (p *Participant) close(reason error) {
 		close(p.done)
 		p.timer.Stop()
 		p.room.leave(p, reason)
-		p.tr.sampleICE(p.pc.GetStats())
+		if p.pc.ConnectionState() != webrtc.PeerConnectionStateClosed && p.pc.ICEConnectionState() != webrtc.ICEConnectionStateClosed {
+			p.tr.sampleICE(p.pc.GetStats())
+		}
 		if err := p.pc.GracefulClose(); err != nil {
 			p.log.Debug("close", "err", err)
 		}

@@ -360,6 +360,8 @@ export class Call {
     if (st === "reconnecting" || st === "failed") this.onTrouble?.();
     const map = { connecting: "connecting", connected: "connected", reconnecting: "reconnecting", failed: "failed", closed: "off" };
     this.setMediaState(map[st] || st);
+    // Why the server ended the media, when it said (the media ladder's cause).
+    document.body.dataset.mediaCause = st === "failed" && this.media && this.media.failure ? this.media.failure.cause || "" : "";
     if (st === "connected") {
       if (!this.soundBlocked) this.setNotice("");
       setTimeout(() => this.measure(), 1000); // the first reading of the quality

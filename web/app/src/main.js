@@ -19,6 +19,7 @@ import { Invite } from "./invite.js";
 import { Rejoiner } from "./rejoin.js";
 import { labels, shared } from "./names.js";
 import * as keep from "./keep.js";
+import { runConnectionTest } from "./conntest.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -51,7 +52,7 @@ function log(...args) {
 
 // ---- view and state -------------------------------------------------------------------
 
-const VIEWS = ["signin", "join", "prejoin", "meeting", "left"];
+const VIEWS = ["signin", "join", "prejoin", "meeting", "left", "test"];
 
 function setView(view) {
   for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
@@ -1058,6 +1059,63 @@ async function onJoinAgain() {
   }
 }
 
+// ---- Test your connection ------------------------------------------------------------
+
+function pathItem(path) {
+  let li = document.querySelector(`#test-paths li[data-path="${CSS.escape(path.id)}"]`);
+  if (!li) {
+    li = document.createElement("li");
+    li.dataset.path = path.id;
+    const name = document.createElement("span");
+    name.className = "path-name";
+    name.textContent = path.name;
+    const result = document.createElement("span");
+    result.className = "path-result";
+    const detail = document.createElement("span");
+    detail.className = "path-detail";
+    li.append(name, result, detail);
+    $("test-paths").append(li);
+  }
+  return li;
+}
+
+const RESULT_WORDS = { waiting: "Waiting", running: "Testing…", ok: "Works", failed: "Does not work" };
+
+async function onTestStart() {
+  const btn = $("test-start");
+  btn.disabled = true;
+  $("test-paths").replaceChildren();
+  const verdict = $("test-verdict");
+  verdict.hidden = true;
+  document.body.dataset.connTest = "running";
+  setState("busy");
+  try {
+    if (typeof RTCPeerConnection !== "function") throw new Error(MSG.testUnsupported);
+    const res = await runConnectionTest({
+      log,
+      onPath: (path, state, detail) => {
+        const li = pathItem(path);
+        li.dataset.result = state;
+        li.querySelector(".path-result").textContent = RESULT_WORDS[state] || state;
+        li.querySelector(".path-detail").textContent = detail;
+      },
+    });
+    verdict.textContent = res.message;
+    verdict.dataset.verdict = res.verdict;
+    setState("ready");
+  } catch (err) {
+    log("connection test:", err);
+    verdict.textContent = `${MSG.testFailed}: ${err.message || err}`;
+    verdict.dataset.verdict = "error";
+    setState("error", verdict.textContent);
+  } finally {
+    verdict.hidden = false;
+    document.body.dataset.connTest = "done";
+    btn.disabled = false;
+    btn.textContent = "Test again";
+  }
+}
+
 // ---- start ---------------------------------------------------------------------------
 
 // restore brings back, after a reload of the page, the session this tab had: a user signed
@@ -1124,6 +1182,7 @@ async function start() {
   $("prejoin-chat-only").addEventListener("click", () => onPrejoinJoin(true));
   $("prejoin-cancel").addEventListener("click", onPrejoinCancel);
   app.invite = new Invite(log);
+  $("test-start").addEventListener("click", onTestStart);
   // For automation and tests: what the browser receives, by participant and source.
   window.confab = Object.freeze({ mediaStats: () => (app.call && app.call.media ? app.call.media.stats() : Promise.resolve(null)) });
   // A page closed mid-meeting: the XMPP server also leaves for us, this is only quicker.
@@ -1136,6 +1195,12 @@ async function start() {
   const params = new URLSearchParams(location.search);
   if (params.get("callId")) $("join-callid").value = params.get("callId");
   $("join-name").value = keep.name();
+  if (location.pathname === "/test") {
+    setView("test");
+    setState("ready");
+    $("test-title").focus();
+    return;
+  }
   const guestPage = location.pathname === "/join";
   if (guestPage) showJoinView();
   else setView("signin");

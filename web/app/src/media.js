@@ -13,6 +13,7 @@ import { xml, jid as parseJID } from "@xmpp/client";
 
 import { markScreen, mediaSections } from "./sdp.js";
 import { MSG, UserError } from "./messages.js";
+import { ICEErrors, collectReport, reportElement } from "./report.js";
 
 export const NS_MEDIA = "urn:confab:media:1";
 const IQ_TIMEOUT = 15000;
@@ -22,6 +23,24 @@ const DISCONNECTED_GRACE_MS = 4000;
 const GLARE_WAIT_MS = 5000;
 // Fresh connections after the SFU ended ours (<ended/>), before giving up.
 const MAX_RECONNECTS = 4;
+// Reports of the connection to the server (<report/>): at most this many per connection,
+// each gathering what changed over REPORT_DELAY_MS.
+const MAX_REPORTS = 20;
+const REPORT_DELAY_MS = 400;
+// The causes of an <ended/> that a new connection from the same network cannot cure: the
+// person is told the server's words at once instead of waiting for retries.
+const LASTING_CAUSES = new Set([
+  "udp-blocked-no-turn",
+  "udp-blocked-turn-failed",
+  "turn-unreachable",
+  "turn-credentials",
+  "turn-refused",
+  "turn-no-relay",
+  "relay-not-through",
+  "answers-lost",
+  "dtls-failed",
+  "no-candidates",
+]);
 
 // The camera's simulcast layers, as Chrome's sendEncodings: quarter, half and full size.
 // The SFU forwards each subscriber the one that fits the size it shows the video at.
@@ -77,6 +96,9 @@ export class MediaSession {
     this.state = "new";
     this.reconnects = 0;
     this.disconnectTimer = null;
+    this.iceErrors = new ICEErrors();
+    this.reports = 0;
+    this.reportTimer = null;
     // What the browser sends: one MediaStream id for camera and microphone (lip sync), the
     // transceivers, and the screen shares' transceivers (their mids get the "screen" mark).
     this.localStream = new MediaStream();
@@ -146,6 +168,8 @@ export class MediaSession {
     const gen = ++this.generation;
     const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     this.pc = pc;
+    this.iceErrors = new ICEErrors();
+    this.reports = 0;
     this.answered = false;
     this.pendingOffer = false;
     this.awaitingServerOffer = false;
@@ -172,6 +196,17 @@ export class MediaSession {
     pc.addEventListener("connectionstatechange", () => {
       if (live()) this.connectionChanged();
     });
+    // What the server's media ladder needs from this side: failed STUN/TURN servers, the
+    // end of gathering, each ICE state.
+    pc.addEventListener("icecandidateerror", (ev) => {
+      if (live() && this.iceErrors.add(ev)) this.scheduleReport(gen);
+    });
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (live() && pc.iceGatheringState === "complete") this.scheduleReport(gen);
+    });
+    pc.addEventListener("iceconnectionstatechange", () => {
+      if (live()) this.scheduleReport(gen);
+    });
     // The camera and the microphone: sendonly when the person has the device (a track now,
     // or one turned off for the moment), recvonly for a participant who only receives. At
     // least one audio or video section is needed for the SFU to accept the offer.
@@ -189,9 +224,25 @@ export class MediaSession {
     }
   }
 
+  // scheduleReport sends the server a <report/> of this connection shortly.
+  scheduleReport(gen) {
+    if (this.reportTimer || this.reports >= MAX_REPORTS) return;
+    this.reportTimer = setTimeout(async () => {
+      this.reportTimer = null;
+      const pc = this.pc;
+      if (!pc || gen !== this.generation || this.closed) return;
+      this.reports++;
+      const r = await collectReport(pc, this.iceErrors);
+      if (gen !== this.generation || this.closed) return;
+      this.iq("set", reportElement(NS_MEDIA, r)).catch((err) => this.log("report refused:", err && err.message));
+    }, REPORT_DELAY_MS);
+  }
+
   closePC() {
     clearTimeout(this.disconnectTimer);
     this.disconnectTimer = null;
+    clearTimeout(this.reportTimer);
+    this.reportTimer = null;
     if (!this.pc) return;
     try {
       this.pc.close();
@@ -340,12 +391,21 @@ export class MediaSession {
   }
 
   // reconnect starts over with a new connection and a first offer, after the SFU ended the
-  // old one (<ended/>): the meeting goes on, only the media restarts.
-  reconnect() {
+  // old one (<ended/>): the meeting goes on, only the media restarts. When the server says
+  // why and a new connection from this network cannot help (UDP blocked, no relay), the
+  // person is told the server's words at once.
+  reconnect(cause = "", text = "") {
     if (this.closed) return;
+    if (text && LASTING_CAUSES.has(cause)) {
+      this.closePC();
+      this.failure = { cause, text };
+      this.setState("failed", text);
+      return;
+    }
     if (this.reconnects >= MAX_RECONNECTS) {
       this.closePC();
-      this.setState("failed", MSG.mediaLost);
+      this.failure = { cause, text };
+      this.setState("failed", text || MSG.mediaLost);
       return;
     }
     this.reconnects++;
@@ -404,8 +464,8 @@ export class MediaSession {
         this.log("the SFU sees the connection", a.state);
         break;
       case "ended":
-        this.log("the SFU ended the media:", a.reason);
-        this.enqueue(() => this.reconnect());
+        this.log("the SFU ended the media:", a.reason, a.cause || "", a.text || "");
+        this.enqueue(() => this.reconnect(a.cause || "", a.text || ""));
         break;
     }
   }

@@ -53,6 +53,15 @@ export const MSG = Object.freeze({
   hostAllowsVideo: "The host allowed you to turn on your camera.",
   soundBlocked: "The browser blocked the meeting's sound until you allow it.",
   screenDenied: "Screen sharing was cancelled or is not allowed.",
+  // The connection test (Test your connection).
+  testDirect: "Your network is fine for meetings: audio and video can go straight to the meeting server.",
+  testRelay: (how) => `Your network blocks the direct way (UDP), but audio and video can get through ${how}. Meetings will work, perhaps with a little more delay.`,
+  testBlockedNoTurn:
+    "Your network blocks the connection the meeting needs (UDP), and this server offers no relay. Try another network (a mobile hotspot, say), or ask the meeting's organiser to have a TURN server set up.",
+  testBlocked:
+    "Your network blocks the connection the meeting needs (UDP), and the meeting's relay server could not be reached either. Try another network, or tell the meeting's organiser.",
+  testFailed: "The test could not run",
+  testUnsupported: "This browser cannot send or receive audio and video, so there is nothing to test.",
 });
 
 // signInMessage turns a failed XMPP sign-in into a message a person understands. SASL

@@ -74,3 +74,16 @@ export function markScreen(sdp, mids) {
   });
   return changed ? join(parts) : sdp;
 }
+
+// keepCandidates returns sdp with only the a=candidate lines whose transport is protocol
+// ("udp" or "tcp"): the connection test tries one way in to the media server at a time.
+export function keepCandidates(sdp, protocol) {
+  const lines = sdp.split(/\r\n|\n/);
+  if (lines.length && lines[lines.length - 1] === "") lines.pop();
+  const out = lines.filter((l) => {
+    if (!l.startsWith("a=candidate:")) return true;
+    const f = l.split(" ");
+    return f.length > 2 && f[2].toLowerCase() === protocol;
+  });
+  return out.join("\r\n") + "\r\n";
+}

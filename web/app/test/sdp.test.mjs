@@ -57,3 +57,20 @@ test("mediaSections reads kind, mid, direction and msid", () => {
     ],
   );
 });
+
+test("keepCandidates keeps the candidates of one transport", async () => {
+  const { keepCandidates } = await import("../src/sdp.js");
+  const answer = [
+    "v=0",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+    "a=candidate:1 1 udp 2130706431 203.0.113.10 10000 typ host",
+    "a=candidate:2 1 tcp 1671430143 203.0.113.10 10000 typ host tcptype passive",
+    "a=end-of-candidates",
+    "",
+  ].join("\r\n");
+  const udp = keepCandidates(answer, "udp");
+  assert.ok(udp.includes(" udp ") && !udp.includes(" tcp "), udp);
+  assert.ok(udp.includes("a=end-of-candidates\r\n"));
+  const tcp = keepCandidates(answer, "tcp");
+  assert.ok(tcp.includes("tcptype passive") && !tcp.includes(" udp 2130706431"), tcp);
+});
