@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -18,6 +20,9 @@ import (
 )
 
 func runDiagnose(ctx context.Context, args []string, io stdio) error {
+	if len(args) > 0 && args[0] == "media" {
+		return runDiagnoseMedia(ctx, args[1:], io)
+	}
 	fs := flag.NewFlagSet("confab diagnose", flag.ContinueOnError)
 	fs.SetOutput(io.err)
 	var (
@@ -35,6 +40,7 @@ func runDiagnose(ctx context.Context, args []string, io stdio) error {
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(io.err, `usage: confab diagnose [flags]
+       confab diagnose media -url https://meet.example.com:8443 [flags]
 
 Runs the Call Bridge's steps towards its XMPP server once — settings, server address or DNS
 SRV, A/AAAA, TCP, TLS, certificate names, registration — and prints each step with what it
@@ -105,6 +111,66 @@ passed, 1 when one failed.`)
 	}
 	if !rep.Passed() {
 		return &exitError{1, fmt.Errorf("diagnose: a step failed")}
+	}
+	return nil
+}
+
+// runDiagnoseMedia is `confab diagnose media`: from this machine, connect to the media
+// server the ways a browser would and print each path's media ladder.
+func runDiagnoseMedia(ctx context.Context, args []string, io stdio) error {
+	fs := flag.NewFlagSet("confab diagnose media", flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	var (
+		webURL  = fs.String("url", "", "the web app's address, e.g. https://meet.example.com:8443 (required)")
+		caFile  = fs.String("ca", "", "CA bundle that verifies the web app and the TURN servers over TLS (default: the system roots)")
+		only    = fs.String("only", "", `try only the paths whose name contains this ("udp", "tcp", "turns:", a host)`)
+		asJSON  = fs.Bool("json", false, "print the report as JSON")
+		verbose = fs.Bool("v", false, "print pion's warnings (why a TURN server could not be used)")
+		timeout = fs.Duration("timeout", 12*time.Second, "timeout of each path")
+	)
+	fs.Usage = func() {
+		fmt.Fprintln(io.err, `usage: confab diagnose media -url https://meet.example.com:8443 [flags]
+
+From where it runs, connects to the Call Bridge's media server the ways a browser would —
+directly over UDP, over TCP (ICE-TCP), and through each TURN server over UDP, TCP and TLS —
+with the web app's connection test, and prints each path's media ladder: the candidates,
+the checks, the pair, DTLS, SRTP, with the cause and remedy of what failed. Exit status 0
+when media gets through some way, 1 when it does not.`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *webURL == "" {
+		fs.Usage()
+		return &exitError{2, fmt.Errorf("diagnose media: -url is required")}
+	}
+	s := diagnose.MediaSettings{URL: *webURL, Timeout: *timeout, Only: *only}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return err
+		}
+		s.RootCAs = x509.NewCertPool()
+		if !s.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("diagnose media: %s holds no PEM certificate", *caFile)
+		}
+	}
+	if *verbose {
+		s.Logf = func(format string, args ...any) { fmt.Fprintf(io.err, format+"\n", args...) }
+	}
+	rep := diagnose.RunMedia(ctx, s)
+	var err error
+	if *asJSON {
+		err = rep.WriteJSON(io.out)
+	} else {
+		err = rep.WriteTable(io.out)
+	}
+	if err != nil {
+		return err
+	}
+	if !rep.Passed() {
+		return &exitError{1, fmt.Errorf("diagnose media: media does not get through (%s)", rep.Verdict)}
 	}
 	return nil
 }

@@ -102,6 +102,9 @@ type Report struct {
 	ChecksAnswered  uint64 `json:"checksAnswered,omitempty"`
 	PacketsSent     uint64 `json:"packetsSent,omitempty"`
 	PacketsReceived uint64 `json:"packetsReceived,omitempty"`
+	// Final says the participant has given up waiting (a connection test's path whose
+	// time is up): what has not happened will not.
+	Final bool `json:"final,omitempty"`
 }
 
 // Gathered is a candidate the participant gathered.
@@ -155,6 +158,9 @@ type Input struct {
 	// Deadline is how long a connection may take before a missing step is a failure
 	// (the SFU's connect timeout).
 	Deadline time.Duration
+	// Probe says the ladder is a connection test's path: its ICE servers are the one it
+	// tries, not all a participant would get.
+	Probe bool
 }
 
 // Build derives the ladder from in.
@@ -259,7 +265,10 @@ func (b *builder) servers() {
 			parts = append(parts, u+" ("+Describe(u)+")")
 		}
 		s.Detail = fmt.Sprintf("%d TURN URL(s), credentials issued for this participant: %s", len(urls), strings.Join(parts, ", "))
-		if !hasTLS(urls) {
+		if b.in.Probe {
+			s.Detail = "This test relays through " + strings.Join(parts, ", ") + ", with credentials issued for it."
+		}
+		if !hasTLS(urls) && !b.in.Probe {
 			s.State = Warning
 			s.Cause = CauseNoTURN
 			s.Detail += ". None is TURN over TLS: a network that lets only HTTPS out (TCP 443) cannot reach them."
@@ -335,7 +344,7 @@ func (b *builder) timeUp() bool {
 		return true
 	case tr != nil && (tr.ICEState == "failed" || tr.DTLSState == "failed"):
 		return true
-	case b.in.Report != nil && (b.in.Report.ICEState == "failed" || b.in.Report.ConnectionState == "failed"):
+	case b.in.Report != nil && (b.in.Report.ICEState == "failed" || b.in.Report.ConnectionState == "failed" || b.in.Report.Final):
 		return true
 	case tr != nil && b.in.Deadline > 0 && !tr.Joined.IsZero() && b.in.Now.Sub(tr.Joined) > b.in.Deadline:
 		return true
@@ -390,6 +399,9 @@ func (b *builder) gather() {
 		if rep != nil && rep.GatheringState != "" && rep.GatheringState != "complete" {
 			s.Detail += "; still gathering"
 		}
+	case b.over && rep != nil && len(rep.Errors) > 0:
+		s.State = Failed
+		s.Detail = "The participant gave no candidate: its STUN and TURN servers failed (see below)."
 	case b.over:
 		s.State, s.Cause = Failed, CauseNoCandidates
 		s.Detail = "The participant gave no candidate at all."

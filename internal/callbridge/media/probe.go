@@ -176,8 +176,8 @@ func (s *Service) probeLadder(pr *probe) ladder.Ladder {
 	s.mu.Lock()
 	rep, final, stats, p := pr.report, pr.final, pr.stats, pr.p
 	s.mu.Unlock()
-	in := ladder.Input{Now: s.o.Now(), Started: pr.started, SessionAsked: pr.servers != nil, ICEServers: pr.servers, Report: rep,
-		Deadline: min(s.o.SFU.ConnectTimeout(), ProbeLifetime)}
+	in := ladder.Input{Now: s.o.Now(), Started: pr.started, SessionAsked: len(pr.servers) > 0, ICEServers: pr.servers, Report: rep,
+		Deadline: min(s.o.SFU.ConnectTimeout(), ProbeLifetime), Probe: true}
 	in.MediaUDP, in.MediaTCP = s.mediaPorts()
 	switch {
 	case final != nil:

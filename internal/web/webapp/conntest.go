@@ -24,7 +24,7 @@ import (
 // runs at most a few probes at once.
 //
 //	POST /api/webapp/connection-test                     → {"test", "iceServers", "expires"}
-//	POST /api/webapp/connection-test/{test}/probes       {"offer"} → {"probe", "answer"}
+//	POST /api/webapp/connection-test/{test}/probes       {"offer", "url"} → {"probe", "answer"}
 //	POST /api/webapp/connection-test/probes/{probe}/report  a ladder.Report → a ladder.Ladder
 
 // Bounds of the connection test.
@@ -180,11 +180,26 @@ func (a *app) startProbe(w http.ResponseWriter, r *http.Request) {
 	}
 	var in struct {
 		Offer string `json:"offer"`
+		// URL is the TURN URL the probe relays through ("" for a direct one): its ladder
+		// is about that one.
+		URL string `json:"url"`
 	}
 	if !readJSON(w, r, maxOfferBody, &in) {
 		return
 	}
-	id, answer, err := a.o.Tester.StartProbe(in.Offer, t.servers)
+	var servers []ICEServer
+	for _, s := range t.servers {
+		for _, u := range s.URLs {
+			if u == in.URL {
+				servers = append(servers, ICEServer{URLs: []string{u}, Username: s.Username, Credential: s.Credential})
+			}
+		}
+	}
+	if in.URL != "" && servers == nil {
+		writeError(w, http.StatusBadRequest, "This test offers no such relay server")
+		return
+	}
+	id, answer, err := a.o.Tester.StartProbe(in.Offer, servers)
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrTooManyProbes):

@@ -85,7 +85,7 @@ func TestConnectionTest(t *testing.T) {
 		!strings.HasPrefix(ct.ICEServers[0].Username, "600:"+ct.Test) {
 		t.Fatalf("start: %d %s", code, body)
 	}
-	code, body = post(t, h, "/api/webapp/connection-test/"+ct.Test+"/probes", `{"offer":"v=0"}`, alice, nil)
+	code, body = post(t, h, "/api/webapp/connection-test/"+ct.Test+"/probes", `{"offer":"v=0","url":"turns:turn.test:443?transport=tcp"}`, alice, nil)
 	var pr probeJSON
 	if code != 200 || json.Unmarshal([]byte(body), &pr) != nil || pr.Probe != "probe-1" || pr.Answer != "answer to v=0" {
 		t.Fatalf("probe: %d %s", code, body)
@@ -110,6 +110,7 @@ func TestConnectionTest(t *testing.T) {
 		{"not JSON", "/api/webapp/connection-test/" + ct.Test + "/probes", `offer=v=0`, func(r *http.Request) { r.Header.Set("Content-Type", "application/x-www-form-urlencoded") }, 415, "Send JSON"},
 		{"oversized offer", "/api/webapp/connection-test/" + ct.Test + "/probes", `{"offer":"` + strings.Repeat("a", maxOfferBody) + `"}`, nil, 413, "too large"},
 		{"bad offer", "/api/webapp/connection-test/" + ct.Test + "/probes", `{"offer":"bad"}`, nil, 400, "cannot be used"},
+		{"another relay", "/api/webapp/connection-test/" + ct.Test + "/probes", `{"offer":"v=0","url":"turn:evil.test:3478"}`, nil, 400, "no such relay"},
 		{"unknown probe", "/api/webapp/connection-test/probes/nope/report", `{}`, nil, 404, "has ended"},
 		{"too many candidates", "/api/webapp/connection-test/probes/probe-1/report", `{"candidates":[` + strings.Repeat(`{"type":"host"},`, 64) + `{"type":"host"}]}`, nil, 400, "too large"},
 	}

@@ -93,11 +93,12 @@ async function probe(test, path, log) {
     pc.addTransceiver(pic.track, { direction: "sendonly" });
     await pc.setLocalDescription();
     await waitFor(pc, "icegatheringstatechange", () => pc.iceGatheringState === "complete", GATHER_MS);
-    const { probe: id, answer } = await post(`/api/webapp/connection-test/${encodeURIComponent(test)}/probes`, { offer: pc.localDescription.sdp });
+    const { probe: id, answer } = await post(`/api/webapp/connection-test/${encodeURIComponent(test)}/probes`, { offer: pc.localDescription.sdp, url: path.relay ? path.id : "" });
     await pc.setRemoteDescription({ type: "answer", sdp: path.keep ? keepCandidates(answer, path.keep) : answer });
     const up = await waitFor(pc, "connectionstatechange", () => pc.connectionState === "connected" || pc.connectionState === "failed", CONNECT_MS);
     if (up && pc.connectionState === "connected") await new Promise((r) => setTimeout(r, MEDIA_MS));
     const report = await collectReport(pc, errors);
+    report.final = true;
     const ladder = await post(`/api/webapp/connection-test/probes/${encodeURIComponent(id)}/report`, report);
     log("connection test", path.id, ladder.state, ladder.path || ladder.cause || "");
     return { ok: ladder.state === "connected", ladder };
