@@ -173,14 +173,18 @@ func RunMedia(ctx context.Context, s MediaSettings) MediaReport {
 		rep.Paths = append(rep.Paths, runMediaPath(ctx, c, test.Test, sp, s))
 	}
 	var works []MediaPath
+	triedUDP := false
 	for _, p := range rep.Paths {
 		if p.Result == Pass {
 			works = append(works, p)
 		}
+		triedUDP = triedUDP || p.Name == "udp"
 	}
 	switch {
 	case len(works) > 0 && works[0].Name == "udp":
 		rep.Verdict, rep.Message = "direct", "Media can go straight to the media server over UDP."
+	case len(works) > 0 && !triedUDP:
+		rep.Verdict, rep.Message = "relay", "Media can go "+strings.ToLower(works[0].Title[:1])+works[0].Title[1:]+" (direct UDP not tried)."
 	case len(works) > 0:
 		rep.Verdict, rep.Message = "relay", "UDP to the media server does not get through from here, but media can go "+strings.ToLower(works[0].Title[:1])+works[0].Title[1:]+"."
 	case relays == 0:
