@@ -34,6 +34,7 @@ type peer struct {
 	b    *browsertest.Browser
 	ctx  context.Context
 	id   string // participant id in the meeting (and the SFU)
+	app  string // the web app's URL; default https://localhost:<web port>
 }
 
 // mediaPeer starts a browser with these fake devices.
@@ -50,7 +51,10 @@ func mediaPeer(t *testing.T, u *Up, name string, media browsertest.FakeMedia) *p
 // sound back.
 func (p *peer) openPrejoin(t *testing.T, u *Up, byScript bool) string {
 	t.Helper()
-	app := "https://localhost:" + port(u.CallBridge.Addrs.Web)
+	app := p.app
+	if app == "" {
+		app = "https://localhost:" + port(u.CallBridge.Addrs.Web)
+	}
 	run(t, p.ctx, p.name+" opens the join page", chromedp.Navigate(app+"/join"), chromedp.WaitVisible(chromedp.CSS("#join-form")))
 	wait(t, p.ctx, "ready")
 	run(t, p.ctx, "record "+p.name+"'s media", chromedp.Evaluate[chromedp.Void](recordMedia))

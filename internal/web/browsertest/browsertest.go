@@ -52,6 +52,10 @@ type Options struct {
 	Quiet bool
 	// Media, when set, gives the browser fake media devices (see FakeMedia).
 	Media *FakeMedia
+	// Command, when set, changes the browser's command before it starts: a test runs
+	// Chromium inside a network namespace with `ip netns exec` this way (the DevTools
+	// protocol goes over a pipe, which a namespace does not cut).
+	Command func(cmd *exec.Cmd)
 }
 
 // FakeMedia are Chromium's fake media devices and answers to the permission prompts:
@@ -157,6 +161,9 @@ func Start(t testing.TB, o Options) *Browser {
 	)
 	if o.Media != nil {
 		opts = append(opts, o.Media.flags()...)
+	}
+	if o.Command != nil {
+		opts = append(opts, chromedp.ModifyCmdFunc(o.Command))
 	}
 	if len(o.TrustCerts) > 0 {
 		var hashes []string
