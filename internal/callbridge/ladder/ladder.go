@@ -166,6 +166,7 @@ type Input struct {
 // Build derives the ladder from in.
 func Build(in Input) Ladder {
 	b := builder{in: in, l: Ladder{Started: in.Started}}
+	b.selected = in.Transport != nil && in.Transport.Selected != nil
 	b.servers()
 	b.offer()
 	b.gather()
@@ -192,6 +193,7 @@ type builder struct {
 	checksIn    bool
 	dtlsOK      bool
 	remoteRelay bool // the SFU saw a relay candidate of the client's
+	selected    bool // ICE selected a pair
 }
 
 func (b *builder) add(s Step) {
@@ -399,7 +401,7 @@ func (b *builder) gather() {
 		if rep != nil && rep.GatheringState != "" && rep.GatheringState != "complete" {
 			s.Detail += "; still gathering"
 		}
-	case b.over && rep != nil && len(rep.Errors) > 0:
+	case b.over && (rep != nil && len(rep.Errors) > 0 || b.in.Probe && len(b.turnURLs()) > 0):
 		s.State = Failed
 		s.Detail = "The participant gave no candidate: its STUN and TURN servers failed (see below)."
 	case b.over:
@@ -462,6 +464,11 @@ func (b *builder) relays() {
 			if b.remoteRelay {
 				s.Detail += " The media server received a relay candidate from it."
 			}
+		case b.selected:
+			// Browsers stop gathering once a pair works: a relay that was not needed may
+			// never have been asked for.
+			s.State, s.At = Skipped, rep.At
+			s.Detail = "Not needed: media already flows on another path (a browser stops gathering once a pair works)."
 		case rep.GatheringState == "complete" || b.over:
 			s.State, s.At, s.Cause = Failed, rep.At, CauseTURNNoRelay
 			s.Detail = "Gathering ended without a relay candidate from " + u + "."

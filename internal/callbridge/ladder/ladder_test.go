@@ -80,6 +80,13 @@ func TestBuild(t *testing.T) {
 				"relay turn:turn.example.com:3478?transport=udp": Failed, "pair": OK, "media-out": OK},
 		},
 		{
+			name: "connected directly, the relays never asked for",
+			in: Input{SessionAsked: true, ICEServers: turnServers, Transport: connected("srflx", "udp"),
+				Report: &Report{At: at(45), GatheringState: "complete", Candidates: hostOnly().Candidates}},
+			wantState: StateConnected, wantPath: "direct UDP",
+			steps: map[string]string{"relay turns:turn.example.com:443?transport=tcp": Skipped, "relay turn:turn.example.com:3478?transport=udp": Skipped},
+		},
+		{
 			name:      "ICE-TCP",
 			in:        Input{SessionAsked: true, ICEServers: turnServers, Transport: connected("host", "tcp")},
 			wantState: StateConnected, wantPath: "ICE-TCP",

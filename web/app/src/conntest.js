@@ -3,7 +3,7 @@
 // server offers — and asks the server's media ladder what happened (the connection test
 // endpoints, docs/protocol.md, Media > Connection test). Nothing is recorded and no camera
 // or microphone is used: the page sends a small drawn picture.
-import { ICEErrors, collectReport } from "./report.js";
+import { Gathered, ICEErrors, collectReport } from "./report.js";
 import { keepCandidates } from "./sdp.js";
 import { MSG } from "./messages.js";
 
@@ -87,7 +87,9 @@ function picture() {
 async function probe(test, path, log) {
   const pc = new RTCPeerConnection({ iceServers: path.servers, iceTransportPolicy: path.relay ? "relay" : "all" });
   const errors = new ICEErrors();
+  const gathered = new Gathered();
   pc.addEventListener("icecandidateerror", (ev) => errors.add(ev));
+  pc.addEventListener("icecandidate", (ev) => gathered.add(ev));
   const pic = picture();
   try {
     pc.addTransceiver(pic.track, { direction: "sendonly" });
@@ -97,7 +99,7 @@ async function probe(test, path, log) {
     await pc.setRemoteDescription({ type: "answer", sdp: path.keep ? keepCandidates(answer, path.keep) : answer });
     const up = await waitFor(pc, "connectionstatechange", () => pc.connectionState === "connected" || pc.connectionState === "failed", CONNECT_MS);
     if (up && pc.connectionState === "connected") await new Promise((r) => setTimeout(r, MEDIA_MS));
-    const report = await collectReport(pc, errors);
+    const report = await collectReport(pc, errors, gathered);
     report.final = true;
     const ladder = await post(`/api/webapp/connection-test/probes/${encodeURIComponent(id)}/report`, report);
     log("connection test", path.id, ladder.state, ladder.path || ladder.cause || "");

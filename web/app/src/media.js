@@ -13,7 +13,7 @@ import { xml, jid as parseJID } from "@xmpp/client";
 
 import { markScreen, mediaSections } from "./sdp.js";
 import { MSG, UserError } from "./messages.js";
-import { ICEErrors, collectReport, reportElement } from "./report.js";
+import { Gathered, ICEErrors, collectReport, reportElement } from "./report.js";
 
 export const NS_MEDIA = "urn:confab:media:1";
 const IQ_TIMEOUT = 15000;
@@ -97,6 +97,7 @@ export class MediaSession {
     this.reconnects = 0;
     this.disconnectTimer = null;
     this.iceErrors = new ICEErrors();
+    this.gathered = new Gathered();
     this.reports = 0;
     this.reportTimer = null;
     // What the browser sends: one MediaStream id for camera and microphone (lip sync), the
@@ -169,6 +170,7 @@ export class MediaSession {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     this.pc = pc;
     this.iceErrors = new ICEErrors();
+    this.gathered = new Gathered();
     this.reports = 0;
     this.answered = false;
     this.pendingOffer = false;
@@ -180,6 +182,7 @@ export class MediaSession {
     });
     pc.addEventListener("icecandidate", (ev) => {
       if (!live()) return;
+      this.gathered.add(ev);
       const c = ev.candidate;
       const el = c
         ? xml("candidate", { xmlns: NS_MEDIA, mid: c.sdpMid ?? "", mline: String(c.sdpMLineIndex ?? 0) }, c.candidate)
@@ -232,7 +235,7 @@ export class MediaSession {
       const pc = this.pc;
       if (!pc || gen !== this.generation || this.closed) return;
       this.reports++;
-      const r = await collectReport(pc, this.iceErrors);
+      const r = await collectReport(pc, this.iceErrors, this.gathered);
       if (gen !== this.generation || this.closed) return;
       this.iq("set", reportElement(NS_MEDIA, r)).catch((err) => this.log("report refused:", err && err.message));
     }, REPORT_DELAY_MS);

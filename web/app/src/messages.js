@@ -55,7 +55,7 @@ export const MSG = Object.freeze({
   screenDenied: "Screen sharing was cancelled or is not allowed.",
   // The connection test (Test your connection).
   testDirect: "Your network is fine for meetings: audio and video can go straight to the meeting server.",
-  testRelay: (how) => `Your network blocks the direct way (UDP), but audio and video can get through ${how}. Meetings will work, perhaps with a little more delay.`,
+  testRelay: (how) => `Your network blocks the direct way (UDP), but audio and video can go ${how}. Meetings will work, perhaps with a little more delay.`,
   testBlockedNoTurn:
     "Your network blocks the connection the meeting needs (UDP), and this server offers no relay. Try another network (a mobile hotspot, say), or ask the meeting's organiser to have a TURN server set up.",
   testBlocked:

@@ -24,8 +24,27 @@ export class ICEErrors {
   }
 }
 
-// collectReport reads pc's statistics into a report.
-export async function collectReport(pc, errors) {
+// Gathered keeps the candidates a connection gathered, from its icecandidate events: the
+// statistics list only those in candidate pairs, which leaves out relays ICE did not pair.
+export class Gathered {
+  constructor() {
+    this.list = [];
+    this.seen = new Set();
+  }
+
+  add(ev) {
+    const c = ev.candidate;
+    if (!c || !c.candidate || this.list.length >= 64) return;
+    const address = c.address ? (c.address.includes(":") ? `[${c.address}]` : c.address) + ":" + c.port : "";
+    const key = `${c.type} ${c.protocol} ${address}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.list.push({ type: c.type || "", protocol: c.protocol || "", relayProtocol: c.relayProtocol || "", address, url: c.url || ev.url || "" });
+  }
+}
+
+// collectReport reads pc's statistics into a report, with the candidates gathered.
+export async function collectReport(pc, errors, gathered) {
   const r = {
     gathering: pc.iceGatheringState,
     ice: pc.iceConnectionState,
@@ -63,8 +82,15 @@ export async function collectReport(pc, errors) {
     r.checksAnswered += s.responsesReceived || 0;
     if (s.id === selectedId || (!selectedId && s.nominated && s.state === "succeeded")) selected = s;
   });
+  const seen = new Set();
+  for (const c of gathered ? gathered.list : []) {
+    seen.add(`${c.type} ${c.protocol} ${c.address}`);
+    r.candidates.push({ ...c });
+  }
   for (const c of local.values()) {
     if (r.candidates.length >= 64) break;
+    const address = c.address ? (c.address.includes(":") ? `[${c.address}]` : c.address) + ":" + c.port : "";
+    if (seen.has(`${c.candidateType} ${c.protocol} ${address}`)) continue;
     r.candidates.push({
       type: c.candidateType || "",
       protocol: c.protocol || "",

@@ -1,9 +1,3 @@
-//go:build netns
-
-// The reach tests need package netns (namespaces, veth pairs, nftables), which is on the
-// mbench branch and not yet on main; until it is, they build only with -tags netns and
-// that package in the tree (or laid over it with go test -overlay).
-
 package launch
 
 import (
@@ -67,17 +61,17 @@ func nftRules(profile string, symmetric bool) string {
 	}
 	var b strings.Builder
 	b.WriteString("table ip reach_nat\ndelete table ip reach_nat\ntable inet reach_fw\ndelete table inet reach_fw\n")
-	fmt.Fprintf(&b, "table ip reach_nat {\n\tchain post {\n\t\ttype nat hook postrouting priority srcnat;\n\t\toifname \"wan1\" masquerade%s\n\t}\n}\n", mode)
+	fmt.Fprintf(&b, "table ip reach_nat {\n\tchain reach_post {\n\t\ttype nat hook postrouting priority srcnat;\n\t\toifname \"wan1\" masquerade%s\n\t}\n}\n", mode)
 	switch profile {
 	case profileTLS443:
-		b.WriteString("table inet reach_fw {\n\tchain fwd {\n\t\ttype filter hook forward priority filter; policy drop;\n" +
+		b.WriteString("table inet reach_fw {\n\tchain reach_forward {\n\t\ttype filter hook forward priority filter; policy drop;\n" +
 			"\t\tct state established,related accept\n\t\tiifname \"br0\" tcp dport 443 accept\n\t}\n}\n")
 	case profileNoMedia:
-		b.WriteString("table inet reach_fw {\n\tchain fwd {\n\t\ttype filter hook forward priority filter; policy accept;\n" +
+		b.WriteString("table inet reach_fw {\n\tchain reach_forward {\n\t\ttype filter hook forward priority filter; policy accept;\n" +
 			"\t\tiifname \"br0\" ip daddr " + webIP + " udp dport 10000 drop\n" +
 			"\t\tiifname \"br0\" ip daddr " + webIP + " tcp dport 10000 drop\n\t}\n}\n")
 	default:
-		b.WriteString("table inet reach_fw {\n\tchain fwd {\n\t\ttype filter hook forward priority filter; policy accept;\n\t}\n}\n")
+		b.WriteString("table inet reach_fw {\n\tchain reach_forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t}\n}\n")
 	}
 	return b.String()
 }
