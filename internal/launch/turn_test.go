@@ -4,18 +4,25 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 
+	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
+	"confab.dev/confab/internal/turnd"
 )
 
 // apiDo makes a REST API request as the admin account.
@@ -220,4 +227,170 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		<-tick.C
 	}
+}
+
+// TestUpTURNRefusals: what the integration adds to the TURN server's own refusals, checked
+// on the embedded server of confab up: no credentials, expired ones (issued from its
+// generated secret), forged ones get 401; a twelfth allocation of one call leg gets 486
+// (the per-user quota); relaying anywhere but the media port is refused — loopback,
+// link-local, and any other address, since the embedded server's default deny list is
+// everything; an oversized message gets 400; every refusal is counted, and the server
+// goes on serving the participant's relay to the media port.
+func TestUpTURNRefusals(t *testing.T) {
+	dir := t.TempDir()
+	u := startUp(t, dir)
+	e := u.CallBridge.TURN
+	ice := u.CallBridge.ICEServers(context.Background(), "leg-7", time.Hour)[0]
+	secretBytes, err := os.ReadFile(filepath.Join(dir, "turn-secret"))
+	if err != nil {
+		t.Fatalf("the generated secret: %v", err)
+	}
+	sec := secret.New(strings.TrimSpace(string(secretBytes)))
+	expired, _ := turnd.IssueCredentials(sec, "leg-7", time.Now().Add(-time.Minute))
+	forged, _ := turnd.IssueCredentials(secret.New("not the secret"), "leg-7", time.Now().Add(time.Hour))
+
+	allocate := func(user, pass string) (net.PacketConn, error) {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: e.UDP, Username: user, Password: pass, Conn: conn, RTO: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		relay, err := c.Allocate()
+		t.Cleanup(func() {
+			if relay != nil {
+				relay.Close()
+			}
+			c.Close()
+			conn.Close()
+		})
+		return relay, err
+	}
+	code := func(err error) int {
+		var te *stun.TurnError
+		if errors.As(err, &te) {
+			return int(te.ErrorCodeAttr.Code)
+		}
+		return 0
+	}
+	for _, tt := range []struct {
+		name, user, pass string
+		want             int
+		cause            string
+	}{
+		{"no such user", "mallory", "guess", 401, "unknown_user"},
+		{"expired", expired.Username, expired.Password.Reveal(), 401, "expired"},
+		{"forged", forged.Username, forged.Password.Reveal(), 401, "bad_password"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := allocate(tt.user, tt.pass); code(err) != tt.want {
+				t.Errorf("allocate: %v, want %d", err, tt.want)
+			}
+			if got := metric(t, u, "confab_turn_refused_total", "cause", tt.cause); got < 1 {
+				t.Errorf("refused{%s} = %v", tt.cause, got)
+			}
+		})
+	}
+
+	// The participant's own relay works, and is refused everything but the media port.
+	relay, err := allocate(ice.Username, ice.Credential)
+	if err != nil {
+		t.Fatalf("allocate with the leg's credentials: %v", err)
+	}
+	for _, peer := range []string{"127.0.0.2:5000", "169.254.1.1:5000", "192.0.2.7:5000", "10.1.2.3:5000"} {
+		before := refused(t, u)
+		_, err := relay.WriteTo([]byte("x"), net.UDPAddrFromAddrPort(netip.MustParseAddrPort(peer)))
+		if err == nil {
+			waitFor(t, "the refusal of "+peer+" to be counted", func() bool { return refused(t, u) > before })
+		} else if code(err) != 403 && !strings.Contains(err.Error(), "403") {
+			t.Errorf("relay to %s: %v, want 403", peer, err)
+		}
+	}
+	for _, c := range []string{"peer_loopback", "peer_link_local", "peer_deny_list"} {
+		if got := metric(t, u, "confab_turn_refused_total", "cause", c); got < 1 {
+			t.Errorf("refused{%s} = %v, want counted", c, got)
+		}
+	}
+
+	// An oversized message: 400, counted.
+	raw, err := net.Dial("udp4", e.UDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	big := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
+	big.Add(stun.AttrData, make([]byte, 2000))
+	big.WriteHeader()
+	if _, err := raw.Write(big.Raw); err != nil {
+		t.Fatal(err)
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1500)
+	n, err := raw.Read(buf)
+	res := &stun.Message{Raw: buf[:n]}
+	var ec stun.ErrorCodeAttribute
+	if err != nil || res.Decode() != nil || ec.GetFrom(res) != nil || ec.Code != stun.CodeBadRequest {
+		t.Errorf("oversized: %v, answer %v (code %d), want 400", err, res, ec.Code)
+	}
+
+	// A flood of one leg's allocations stops at the quota (10, with the relay above).
+	var quota int
+	for range 12 {
+		if _, err := allocate(ice.Username, ice.Credential); code(err) == 486 {
+			quota++
+		}
+	}
+	if quota < 2 || metric(t, u, "confab_turn_refused_total", "cause", "quota_user") < 2 {
+		t.Errorf("%d allocations over the quota refused with 486, want 2", quota)
+	}
+
+	// Still serving: the participant's relay reaches the media port.
+	media, _ := net.ResolveUDPAddr("udp", u.CallBridge.Addrs.MediaUDP)
+	before := sent(e)
+	if _, err := relay.WriteTo([]byte("still here"), media); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the relay to the media port after the refusals", func() bool { return sent(e) > before })
+}
+
+// metric reads one series from the Call Bridge's /metrics.
+func metric(t *testing.T, u *Up, name, label, value string) float64 {
+	t.Helper()
+	_, body := apiDo(t, u, "GET", "/metrics", nil)
+	prefix := name + "{" + label + `="` + value + `"} `
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, prefix); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
+
+// refused sums every refusal of the TURN server.
+func refused(t *testing.T, u *Up) float64 {
+	t.Helper()
+	_, body := apiDo(t, u, "GET", "/metrics", nil)
+	var sum float64
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "confab_turn_refused_total{") {
+			f, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+			sum += f
+		}
+	}
+	return sum
+}
+
+// sent is what the embedded server's allocations relayed to peers.
+func sent(e *EmbeddedTURN) uint64 {
+	var n uint64
+	for _, a := range e.Server.Allocations() {
+		n += a.ToPeer.Packets
+	}
+	return n
 }
