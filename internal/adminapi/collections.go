@@ -155,7 +155,8 @@ func (s *server) getTenant(w http.ResponseWriter, r *http.Request) (any, error) 
 
 // turnFields are a TURN server's settings: CMS's, then Confab's extensions (tlsPortNumber,
 // the turns: port; sharedSecret, from which each participant's credentials are issued;
-// udpDisabled, no turn: over UDP). password and sharedSecret are write-only.
+// udpDisabled and tcpDisabled, no turn: over UDP or TCP). password and sharedSecret are
+// write-only.
 var turnFields = []meeting.Field{
 	{Name: "serverAddress", Kind: meeting.KindString, Max: 300},
 	{Name: "clientAddress", Kind: meeting.KindString, Max: 300},
@@ -167,6 +168,7 @@ var turnFields = []meeting.Field{
 	{Name: "tlsPortNumber", Kind: meeting.KindInt, Min: 1, Max: 65535},
 	{Name: "sharedSecret", Kind: meeting.KindString, Max: 300},
 	{Name: "udpDisabled", Kind: meeting.KindBool},
+	{Name: "tcpDisabled", Kind: meeting.KindBool},
 }
 
 // turnEmbedded marks the TURN server the Call Bridge runs itself (read-only).

@@ -97,6 +97,9 @@ func TURNServerICE(o store.Object, userID string, expires time.Time) (sfu.ICESer
 	if f["udpDisabled"] == "true" {
 		udp = 0
 	}
+	if f["tcpDisabled"] == "true" {
+		tcp = 0
+	}
 	is := sfu.ICEServer{ID: o.ID}
 	switch {
 	case f["sharedSecret"] != "":

@@ -32,6 +32,8 @@ func TestTURNServerICE(t *testing.T) {
 			[]string{"turn:turn.example.com:3479?transport=udp", "turn:turn.example.com:443?transport=tcp", "turns:turn.example.com:5349?transport=tcp"}, "u", "p", true},
 		{"IPv6, no UDP", map[string]string{"serverAddress": "[2001:db8::5]:3478", "udpDisabled": "true", "username": "u", "password": "p"},
 			[]string{"turn:[2001:db8::5]:3478?transport=tcp"}, "u", "p", true},
+		{"no TCP", map[string]string{"serverAddress": "turn.example.com", "tcpDisabled": "true", "tlsPortNumber": "443", "username": "u", "password": "p"},
+			[]string{"turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:443?transport=tcp"}, "u", "p", true},
 		{"no credentials: STUN", map[string]string{"serverAddress": "stun.example.com:3478"},
 			[]string{"stun:stun.example.com:3478"}, "", "", true},
 		{"Lync Edge", map[string]string{"serverAddress": "edge.example.com", "type": "lyncEdge", "username": "u", "password": "p"}, nil, "", "", false},

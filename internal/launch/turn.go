@@ -308,10 +308,13 @@ func registerEmbeddedTURN(ctx context.Context, st *store.Store, e *EmbeddedTURN)
 		if p := portOf(e.TLS); p != 0 {
 			f["tlsPortNumber"] = strconv.Itoa(p)
 		}
+		delete(f, "udpDisabled")
+		delete(f, "tcpDisabled")
 		if e.UDP == "" {
 			f["udpDisabled"] = "true"
-		} else {
-			delete(f, "udpDisabled")
+		}
+		if e.TCP == "" {
+			f["tcpDisabled"] = "true"
 		}
 	}
 	_, err := st.UpdateObject(ctx, store.KindTURNServer, EmbeddedTURNID, func(o *store.Object) error {

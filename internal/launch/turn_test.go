@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -20,6 +21,7 @@ import (
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 
+	"confab.dev/confab/internal/config"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/turnd"
@@ -393,4 +395,77 @@ func sent(e *EmbeddedTURN) uint64 {
 		n += a.ToPeer.Packets
 	}
 	return n
+}
+
+// TestCallBridgeTURNSection: confab callbridge runs the embedded TURN server from a [turn]
+// section of its file: a secret generated in the data directory, registered in
+// /api/v1/turnServers, [turn.peers] allow added to the media port.
+func TestCallBridgeTURNSection(t *testing.T) {
+	dir := t.TempDir()
+	var cfg config.CallBridge
+	if err := config.Decode([]byte(`data_dir = "`+dir+`"
+[listen]
+api = "127.0.0.1:0"
+web = "127.0.0.1:0"
+[media]
+udp = "127.0.0.1:0"
+[turn.listen]
+udp = "127.0.0.1:0"
+tcp = "off"
+tls = "127.0.0.1:0"
+[turn.peers]
+allow = ["127.0.0.2/32"]
+`), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cb, err := StartCallBridge(context.Background(), cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), CallBridgeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := cb.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	e := cb.TURN
+	if e == nil || e.UDP == "" || e.TCP != "" || e.TLS == "" {
+		t.Fatalf("embedded TURN %+v, want UDP and TLS, no TCP", e)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "turn-secret")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("generated secret: %v, %v", st, err)
+	}
+	ice := cb.ICEServers(context.Background(), "leg-1", time.Hour)
+	if len(ice) != 1 || len(ice[0].URLs) != 2 || !strings.HasPrefix(ice[0].URLs[1], "turns:") {
+		t.Fatalf("ICE servers %+v, want UDP and TLS", ice)
+	}
+	peer, err := net.ListenPacket("udp4", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("127.0.0.2: %v", err)
+	}
+	defer peer.Close()
+	conn, _ := net.ListenPacket("udp4", "127.0.0.1:0")
+	defer conn.Close()
+	c, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: e.UDP, Username: ice[0].Username, Password: ice[0].Credential, Conn: conn, RTO: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	if _, err := relay.WriteTo([]byte("allowed by [turn.peers]"), peer.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 100)
+	if n, _, err := peer.ReadFrom(buf); err != nil || string(buf[:n]) != "allowed by [turn.peers]" {
+		t.Errorf("the allowed peer got %q, %v", buf[:n], err)
+	}
 }

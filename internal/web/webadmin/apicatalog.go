@@ -125,7 +125,7 @@ var APICatalog = []APIKind{
 	{Path: "/turnServers", Title: "TURN servers", Group: "System", Create: true, Edit: true, Delete: true,
 		Params: append(append(text("serverAddress", "clientAddress", "username"), secretParam("password")),
 			enum("type", "acano", "cms", "expressway", "lyncEdge", "standard"), APIParam{Name: "numRegistrations"},
-			APIParam{Name: "tcpPortNumberOverride"}, APIParam{Name: "tlsPortNumber"}, secretParam("sharedSecret"), boolean("udpDisabled"))},
+			APIParam{Name: "tcpPortNumberOverride"}, APIParam{Name: "tlsPortNumber"}, secretParam("sharedSecret"), boolean("udpDisabled"), boolean("tcpDisabled"))},
 	{Path: "/callBridges", Title: "Call Bridges", Group: "System"},
 	{Path: "/webBridges", Title: "Web Bridges", Group: "System"},
 	{Path: "/tenants", Title: "Tenants", Group: "System"},
