@@ -25,7 +25,12 @@
 //     TCP port) and its signalling over the participants' XMPP sessions; a call leg's media
 //     ends with the leg (meeting.Service.ObserveLegs);
 //   - cdr: the Call Detail Records of the meetings (their EventSink), queued in the store and
-//     posted to the receivers configured through the REST API.
+//     posted to the receivers configured through the REST API;
+//   - TURN (turn.go): the ICE servers each participant is given, from /api/v1/turnServers
+//     with credentials issued for its call leg (ICEServers); the embedded TURN server
+//     (package turnd, started by package launch and attached with AttachTURN), whose
+//     allocations the REST API and the web admin show; the web app's connection tests,
+//     run by the media service.
 //
 // # Dispatch
 //

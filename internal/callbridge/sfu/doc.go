@@ -17,8 +17,11 @@
 // administrator's mute, Participant.SetSelfMute the client's. Subscribers steer simulcast
 // with SetMaxResolution, SetPreferredLayer and SetMaxBitrate. SFU.Stats,
 // SFU.ParticipantStats and Participant.Stats give the counters and call-leg statistics;
-// Config.Metrics registers confab_sfu_* with Prometheus. Errors wrap the sentinels in
-// errors.go.
+// Participant.Transport (SFU.ParticipantTransport) the connection's record for the media
+// ladder — offer and answer, the client's candidates, the checks that arrived, the selected
+// pair, ICE and DTLS states with their times, the first media each way — kept after the
+// participant left (Closed says when it is final). Config.Metrics registers confab_sfu_*
+// with Prometheus. Errors wrap the sentinels in errors.go.
 //
 // # Negotiation (what a client implements)
 //

@@ -6,8 +6,11 @@
 // coloured by their last outcome, updated every second, with a banner when the page can no
 // longer reach the server), the active alarms; spaces created, edited (members too) and
 // deleted; local users created and their passwords reset; LDAP servers, mappings and
-// sources and their syncs; the live calls with their participants' media, refreshed every
-// few seconds, a participant removed or a call ended; and the event log (Logs > Event log).
+// sources and their syncs; the live calls with their participants' media and each one's
+// media ladder (package ladder: the path media takes, or the step that failed, its cause and
+// remedy), refreshed every few seconds, a participant removed or a call ended;
+// Configuration > TURN (the TURN servers as browsers get them, the embedded server's
+// allocations); and the event log (Logs > Event log).
 //
 // Pages are rendered on the server; admin.js only refreshes live parts and moves focus to
 // a form's first error. Every change is a POST with the CSRF token, answered with a
