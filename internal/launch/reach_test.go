@@ -182,7 +182,7 @@ func fakeMedia(t *testing.T) browsertest.FakeMedia {
 func legLadder(t *testing.T, u *Up, leg, what string, cond func(ladder.Ladder) bool) ladder.Ladder {
 	t.Helper()
 	var l ladder.Ladder
-	waitFor(t, what, func() bool {
+	pollUntil(t, what, func() bool {
 		var ok bool
 		l, ok = u.CallBridge.Media.Ladder(leg)
 		return ok && cond(l)

@@ -154,7 +154,7 @@ func TestUpTURN(t *testing.T) {
 			if _, err := relay.WriteTo([]byte("to another port on loopback"), other.LocalAddr()); err != nil {
 				t.Fatalf("write: %v", err)
 			}
-			waitFor(t, "the relay to count both datagrams", func() bool {
+			pollUntil(t, "the relay to count both datagrams", func() bool {
 				for _, a := range e.Server.Allocations() {
 					if a.Relayed.String() == relay.LocalAddr().String() {
 						return a.ToPeer.Packets == 1 && a.ToPeer.Dropped == 1 && a.Transport == tr.name
@@ -217,8 +217,8 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-// waitFor polls cond every 20ms until it holds, failing the test after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// pollUntil polls cond every 20ms until it holds, failing the test after 10s.
+func pollUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -308,7 +308,7 @@ func TestUpTURNRefusals(t *testing.T) {
 		before := refused(t, u)
 		_, err := relay.WriteTo([]byte("x"), net.UDPAddrFromAddrPort(netip.MustParseAddrPort(peer)))
 		if err == nil {
-			waitFor(t, "the refusal of "+peer+" to be counted", func() bool { return refused(t, u) > before })
+			pollUntil(t, "the refusal of "+peer+" to be counted", func() bool { return refused(t, u) > before })
 		} else if code(err) != 403 && !strings.Contains(err.Error(), "403") {
 			t.Errorf("relay to %s: %v, want 403", peer, err)
 		}
@@ -357,7 +357,7 @@ func TestUpTURNRefusals(t *testing.T) {
 	if _, err := relay.WriteTo([]byte("still here"), media); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the relay to the media port after the refusals", func() bool { return sent(e) > before })
+	pollUntil(t, "the relay to the media port after the refusals", func() bool { return sent(e) > before })
 }
 
 // metric reads one series from the Call Bridge's /metrics.
