@@ -12,6 +12,7 @@
 package ladder
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -717,8 +718,9 @@ func (b *builder) finish() {
 		l.State = StateConnecting
 	}
 	if b.dtlsOK {
-		// A path works: the relays that failed are worth fixing, but media flows.
-		if tr != nil && !tr.Ended.IsZero() && tr.EndReason != nil {
+		// A path works: the relays that failed are worth fixing, but media flows. A client
+		// that closed its connection itself has not lost it.
+		if tr != nil && !tr.Ended.IsZero() && tr.EndReason != nil && !errors.Is(tr.EndReason, sfu.ErrConnectionClosed) {
 			l.State, l.Cause, l.Text = StateFailed, CauseLost, Words(CauseLost)
 		}
 		return

@@ -38,6 +38,9 @@ var (
 	ErrConnectTimeout = errors.New("sfu: connection not established in time")
 	// ErrConnectionFailed is the reason a participant is removed when its connection failed.
 	ErrConnectionFailed = errors.New("sfu: connection failed")
+	// ErrConnectionClosed is the reason a participant is removed when the client closed its
+	// DTLS connection (a close_notify): it has ended its media.
+	ErrConnectionClosed = errors.New("sfu: connection closed by the client")
 	// ErrSignalOverflow is the reason a participant is removed when its Signal did not keep
 	// up and its queue of outgoing messages filled.
 	ErrSignalOverflow = errors.New("sfu: signal queue overflow")

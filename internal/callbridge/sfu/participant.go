@@ -44,6 +44,11 @@ type Participant struct {
 	limit     limiter
 	c         participantCounters
 	tr        transportState // what the media ladder shows
+	// statsMu orders GetStats before the PeerConnection's close: pion's close clears the
+	// stats getter GetStats reads without a lock of its own (a data race under -race).
+	// Held for reading around GetStats, for writing to set pcClosed.
+	statsMu  sync.RWMutex
+	pcClosed bool
 
 	layerMu  sync.Mutex // serialises chooseLayers; taken before mu
 	negMu    sync.Mutex // serialises negotiation; taken before any other lock
@@ -96,7 +101,14 @@ func (p *Participant) start() {
 	p.pc.OnTrack(p.onTrack)
 	p.pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) { p.tr.iceState(st, time.Now()) })
 	if dt := p.pc.SCTP().Transport(); dt != nil {
-		dt.OnStateChange(func(st webrtc.DTLSTransportState) { p.tr.dtlsState(st, time.Now()) })
+		dt.OnStateChange(func(st webrtc.DTLSTransportState) {
+			p.tr.dtlsState(st, time.Now())
+			// pion no longer closes the PeerConnection by itself when DTLS closes
+			// (SettingEngine.DisableCloseByDTLS): the participant leaves, as it would.
+			if st == webrtc.DTLSTransportStateClosed && !p.gone() {
+				p.s.goClose(p, ErrConnectionClosed)
+			}
+		})
 		if it := dt.ICETransport(); it != nil {
 			it.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) { p.tr.selected(pair, time.Now()) })
 		}
@@ -138,6 +150,17 @@ func (p *Participant) Done() <-chan struct{} { return p.done }
 // Closed is closed when the participant has left: its connection closed, its goroutines
 // ended, its Transport final.
 func (p *Participant) Closed() <-chan struct{} { return p.closed }
+
+// sampleICE records the ICE candidates and pairs from the PeerConnection's stats, unless it
+// is closed or closing.
+func (p *Participant) sampleICE() {
+	p.statsMu.RLock()
+	defer p.statsMu.RUnlock()
+	if p.pcClosed || p.pc.ConnectionState() == webrtc.PeerConnectionStateClosed || p.pc.ICEConnectionState() == webrtc.ICEConnectionStateClosed {
+		return
+	}
+	p.tr.sampleICE(p.pc.GetStats())
+}
 
 func (p *Participant) gone() bool {
 	select {
@@ -423,9 +446,10 @@ func (p *Participant) close(reason error) {
 		close(p.done)
 		p.timer.Stop()
 		p.room.leave(p, reason)
-		if p.pc.ConnectionState() != webrtc.PeerConnectionStateClosed && p.pc.ICEConnectionState() != webrtc.ICEConnectionStateClosed {
-			p.tr.sampleICE(p.pc.GetStats())
-		}
+		p.sampleICE()
+		p.statsMu.Lock()
+		p.pcClosed = true
+		p.statsMu.Unlock()
 		if err := p.pc.GracefulClose(); err != nil {
 			p.log.Debug("close", "err", err)
 		}

@@ -84,6 +84,9 @@ func New(cfg Config) (*SFU, error) {
 	}
 	se := webrtc.SettingEngine{LoggerFactory: logs}
 	se.SetLite(true)
+	// The participant, not pion, closes the PeerConnection when DTLS closes: pion's own
+	// close would race with GetStats (Participant.statsMu).
+	se.DisableCloseByDTLS(true)
 	se.SetICEUDPMux(s.umux)
 	if s.tmux != nil {
 		se.SetICETCPMux(s.tmux)

@@ -272,7 +272,7 @@ func (p *Participant) Transport() Transport {
 	case <-p.closed:
 	default:
 		if !p.gone() {
-			p.tr.sampleICE(p.pc.GetStats())
+			p.sampleICE()
 		}
 	}
 	t := p.tr.snapshot()
