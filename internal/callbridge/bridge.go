@@ -359,7 +359,7 @@ func (b *Bridge) requireAccount(h http.Handler) http.Handler {
 }
 
 // meetingEvents hands the meeting service's events to the Call Detail Records and, for call
-// leg updates, to the media server, which applies the administrator's mute.
+// leg updates, to the media server, which applies the administrator's mutes.
 type meetingEvents struct {
 	cdr   *cdr.Service
 	media *media.Service // nil without media; set before the Bridge runs
@@ -368,7 +368,7 @@ type meetingEvents struct {
 func (m *meetingEvents) Record(e meeting.Event) {
 	m.cdr.Record(e)
 	if m.media != nil && e.Type == meeting.CallLegUpdate {
-		m.media.LegUpdated(e.CallID, e.LegID, e.RxAudioMute, e.RxVideoMute)
+		m.media.LegUpdated(e.CallID, e.LegID, media.Mutes{RxAudio: e.RxAudioMute, RxVideo: e.RxVideoMute, TxAudio: e.TxAudioMute, TxVideo: e.TxVideoMute})
 	}
 }
 

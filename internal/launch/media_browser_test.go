@@ -422,6 +422,14 @@ func TestBrowserMediaTwo(t *testing.T) {
 	run(t, bob.ctx, "Bob unmutes", chromedp.Click(chromedp.CSS("#toggle-mic")))
 	waitFlowing(t, ada, bob, "microphone")
 
+	// The host stops the video sent to Ada (txVideoMute, what is transmitted to her call
+	// leg): Bob's camera stops at Ada's alone, and comes back when it is lifted.
+	apiCall(t, u, "PUT", "/api/v1/callLegs/"+ada.id, url.Values{"txVideoMute": {"true"}})
+	waitStopped(t, ada, bob, "camera")
+	waitFlowing(t, ada, bob, "microphone") // her audio goes on
+	apiCall(t, u, "PUT", "/api/v1/callLegs/"+ada.id, url.Values{"txVideoMute": {"false"}})
+	checkCameraFrame(t, ada, bob, waitFlowing(t, ada, bob, "camera"))
+
 	// Bob shares his screen: Ada receives it and shows it large, Bob's camera beside it.
 	run(t, bob.ctx, "Bob shares his screen", chromedp.Click(chromedp.CSS("#toggle-screen")))
 	run(t, bob.ctx, "Bob is sharing", chromedp.WaitVisible(chromedp.CSS(`body[data-screen="on"]`)))

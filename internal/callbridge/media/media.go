@@ -369,8 +369,8 @@ func (s *Service) start(cl meeting.CallLeg, spaceJID, full string, conn Sender) 
 	s.mu.Unlock()
 	go s.watch(l)
 	// A leg muted before its media started (mute on join, an administrator) stays muted.
-	if a, v := cl.Muted("rxAudioMute"), cl.Muted("rxVideoMute"); a || v {
-		s.applyMute(cl.CallID, cl.ID, a, v)
+	if m := MutesOf(cl); m != (Mutes{}) {
+		s.applyMute(cl.CallID, cl.ID, m)
 	}
 	s.log.Info("media started", "call", cl.CallID, "leg", cl.ID, "jid", full)
 	return l, nil
@@ -454,27 +454,45 @@ func (s *Service) LegEnded(e meeting.LegEnd) {
 	}
 }
 
-// LegUpdated applies a call leg's mute settings to its media: rxAudioMute and rxVideoMute
-// (what the Call Bridge receives from the participant) stop the SFU forwarding that kind.
-// It is called for every callLegUpdate event; a leg without media is skipped (its settings
-// apply when its media starts).
-func (s *Service) LegUpdated(callID, legID string, rxAudioMute, rxVideoMute bool) {
+// Mutes are a call leg's administrator mutes as they act on its media: Rx* (CMS's
+// rxAudioMute, rxVideoMute: what the Call Bridge receives from the participant) stop the
+// SFU forwarding that kind of the participant's to anyone; Tx* (txAudioMute, txVideoMute:
+// what is transmitted to the participant) stop the SFU forwarding anyone's of that kind to
+// the participant.
+type Mutes struct {
+	RxAudio, RxVideo, TxAudio, TxVideo bool
+}
+
+// MutesOf reads a call leg's mutes from its settings.
+func MutesOf(cl meeting.CallLeg) Mutes {
+	return Mutes{RxAudio: cl.Muted("rxAudioMute"), RxVideo: cl.Muted("rxVideoMute"),
+		TxAudio: cl.Muted("txAudioMute"), TxVideo: cl.Muted("txVideoMute")}
+}
+
+// LegUpdated applies a call leg's mutes to its media. It is called for every callLegUpdate
+// event; a leg without media is skipped (its mutes apply when its media starts).
+func (s *Service) LegUpdated(callID, legID string, m Mutes) {
 	s.mu.Lock()
 	l := s.legs[legID]
 	started := l != nil && l.p != nil
 	s.mu.Unlock()
 	if started {
-		s.applyMute(callID, legID, rxAudioMute, rxVideoMute)
+		s.applyMute(callID, legID, m)
 	}
 }
 
-func (s *Service) applyMute(callID, legID string, audio, video bool) {
-	for _, m := range []struct {
-		kind  sfu.Kind
-		muted bool
-	}{{sfu.Audio, audio}, {sfu.Video, video}} {
-		if err := s.o.SFU.SetMute(callID, legID, m.kind, m.muted); err != nil && !errors.Is(err, sfu.ErrUnknownParticipant) {
-			s.log.Warn("media: admin mute not applied", "call", callID, "leg", legID, "kind", m.kind, "err", err)
+func (s *Service) applyMute(callID, legID string, m Mutes) {
+	for _, a := range []struct {
+		kind     sfu.Kind
+		muted    bool
+		delivery bool
+		set      func(string, string, sfu.Kind, bool) error
+	}{
+		{sfu.Audio, m.RxAudio, false, s.o.SFU.SetMute}, {sfu.Video, m.RxVideo, false, s.o.SFU.SetMute},
+		{sfu.Audio, m.TxAudio, true, s.o.SFU.SetDeliveryMute}, {sfu.Video, m.TxVideo, true, s.o.SFU.SetDeliveryMute},
+	} {
+		if err := a.set(callID, legID, a.kind, a.muted); err != nil && !errors.Is(err, sfu.ErrUnknownParticipant) {
+			s.log.Warn("media: admin mute not applied", "call", callID, "leg", legID, "kind", a.kind, "delivery", a.delivery, "err", err)
 		}
 	}
 }

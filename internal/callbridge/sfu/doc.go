@@ -14,7 +14,8 @@
 // descriptions and events to the client. The client's messages go to
 // Participant.HandleDescription and Participant.AddCandidate; Leave removes it;
 // SFU.Shutdown(ctx) removes everyone and waits for every goroutine. SFU.SetMute is the
-// administrator's mute, Participant.SetSelfMute the client's. Subscribers steer simulcast
+// administrator's mute of what a participant sends, Participant.SetSelfMute the client's;
+// SFU.SetDeliveryMute stops a kind reaching one participant (what it receives). Subscribers steer simulcast
 // with SetMaxResolution, SetPreferredLayer and SetMaxBitrate. SFU.Stats,
 // SFU.ParticipantStats and Participant.Stats give the counters and call-leg statistics;
 // Participant.Transport (SFU.ParticipantTransport) the connection's record for the media
@@ -120,6 +121,11 @@
 // (participants) → Participant.mu (tracks, subscriptions, mute). publishedTrack.mu,
 // downTrack.prefMu, layer.rxMu, limiter.mu and SFU.wgMu are leaves. downTrack.mu is a
 // leaf held across the write to pion (so the rewrite's scratch header stays valid).
+// Participant.statsMu is a leaf held (for reading) across pion's GetStats and (for
+// writing) only to mark the PeerConnection closed, so that pion never clears its stats
+// getter under a GetStats; pion itself does not close a PeerConnection when DTLS closes
+// (SettingEngine.DisableCloseByDTLS): the participant does, leaving with
+// ErrConnectionClosed.
 // No lock is held while calling the Signal; pion callbacks take Participant.mu and
 // room.mu, never negMu; a subscriber's Bind (inside pion, under its negMu) touches only
 // atomics and the publisher's PeerConnection.

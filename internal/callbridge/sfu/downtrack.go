@@ -154,7 +154,7 @@ func (dt *downTrack) resync() {
 // frame; packets of other layers are dropped. It allocates nothing.
 func (dt *downTrack) write(l *layer, pkt *rtp.Packet, key bool, now int64) {
 	b := dt.binding.Load()
-	if b == nil {
+	if b == nil || dt.sub.deliveryMute[dt.pt.kind.index()].Load() {
 		return
 	}
 	dt.mu.Lock()

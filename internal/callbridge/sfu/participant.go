@@ -49,6 +49,9 @@ type Participant struct {
 	// Held for reading around GetStats, for writing to set pcClosed.
 	statsMu  sync.RWMutex
 	pcClosed bool
+	// deliveryMute, by Kind.index: nothing of that kind is forwarded to the participant
+	// (the administrator's txAudioMute, txVideoMute). Read by every write to it.
+	deliveryMute [2]atomic.Bool
 
 	layerMu  sync.Mutex // serialises chooseLayers; taken before mu
 	negMu    sync.Mutex // serialises negotiation; taken before any other lock
@@ -505,6 +508,42 @@ func (p *Participant) setMute(kind Kind, muted, admin bool) error {
 	p.room.mu.Unlock()
 	return nil
 }
+
+// SetDeliveryMute stops (or resumes) forwarding every track of a kind to the participant:
+// what it receives, as CMS's txAudioMute and txVideoMute. Its own tracks are not affected.
+// At resume, video restarts at a key frame asked of each publisher.
+func (p *Participant) SetDeliveryMute(kind Kind, muted bool) error {
+	if kind != Audio && kind != Video {
+		return fmt.Errorf("%w: kind %q", ErrBadArgument, kind)
+	}
+	if p.gone() {
+		return ErrParticipantGone
+	}
+	if p.deliveryMute[kind.index()].Swap(muted) == muted || muted {
+		return nil
+	}
+	p.mu.Lock()
+	var dts []*downTrack
+	for _, dt := range p.subs {
+		if dt.pt.kind == kind {
+			dts = append(dts, dt)
+		}
+	}
+	p.mu.Unlock()
+	for _, dt := range dts {
+		dt.resync() // a new offset, so that the receiver sees no sequence gap
+		if kind == Video {
+			dt.pt.pli(dt.target.Load(), true)
+			if c := dt.current.Load(); c != dt.target.Load() {
+				dt.pt.pli(c, true)
+			}
+		}
+	}
+	return nil
+}
+
+// DeliveryMuted reports whether forwarding a kind to the participant is stopped.
+func (p *Participant) DeliveryMuted(kind Kind) bool { return p.deliveryMute[kind.index()].Load() }
 
 // Muted reports the participant's mute state for a kind.
 func (p *Participant) Muted(kind Kind) (self, admin bool) {

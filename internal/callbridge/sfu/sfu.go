@@ -292,6 +292,16 @@ func (s *SFU) SetMute(roomID, participantID string, kind Kind, muted bool) error
 	return p.setMute(kind, muted, true)
 }
 
+// SetDeliveryMute stops (or resumes) forwarding a kind to one participant: see
+// Participant.SetDeliveryMute.
+func (s *SFU) SetDeliveryMute(roomID, participantID string, kind Kind, muted bool) error {
+	p, err := s.Participant(roomID, participantID)
+	if err != nil {
+		return err
+	}
+	return p.SetDeliveryMute(kind, muted)
+}
+
 // Rooms returns the ids of the rooms that have participants.
 func (s *SFU) Rooms() []string {
 	s.mu.Lock()

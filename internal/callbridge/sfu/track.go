@@ -244,13 +244,18 @@ func (t *publishedTrack) forward(l *layer, pkt *rtp.Packet, key bool, now int64)
 }
 
 // requestKeyframe sends a PLI for l to the publisher, at most one per KeyframeMinGap.
-func (t *publishedTrack) requestKeyframe(l *layer) {
+func (t *publishedTrack) requestKeyframe(l *layer) { t.pli(l, false) }
+
+// pli sends a PLI for l; unless now, not within KeyframeMinGap of the last. A subscriber
+// whose forwarding resumes (SetDeliveryMute) cannot wait: the key frame of a PLI sent just
+// before, for another subscriber or by its own client, was not forwarded to it.
+func (t *publishedTrack) pli(l *layer, now bool) {
 	if t.kind != Video || l == nil {
 		return
 	}
-	now := time.Now().UnixNano()
+	at := time.Now().UnixNano()
 	last := l.lastPLI.Load()
-	if now-last < int64(t.owner.s.cfg.KeyframeMinGap) || !l.lastPLI.CompareAndSwap(last, now) {
+	if !now && at-last < int64(t.owner.s.cfg.KeyframeMinGap) || !l.lastPLI.CompareAndSwap(last, at) {
 		return
 	}
 	if err := t.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}}); err == nil {
@@ -268,7 +273,7 @@ func (t *publishedTrack) requestKeyframes() {
 	ls := slices.Clone(t.layers)
 	t.mu.Unlock()
 	for _, l := range ls {
-		t.requestKeyframe(l)
+		t.pli(l, true) // every subscriber waits for it: not to be skipped for a recent PLI
 	}
 }
 
