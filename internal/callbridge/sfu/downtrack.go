@@ -150,6 +150,13 @@ func (dt *downTrack) resync() {
 	dt.mu.Unlock()
 }
 
+// awaitingKeyframe reports whether dt waits for a key frame to resume (resync).
+func (dt *downTrack) awaitingKeyframe() bool {
+	dt.mu.Lock()
+	defer dt.mu.Unlock()
+	return dt.resyncing
+}
+
 // write forwards one packet of layer l. Video switches to the target layer at its key
 // frame; packets of other layers are dropped. It allocates nothing.
 func (dt *downTrack) write(l *layer, pkt *rtp.Packet, key bool, now int64) {

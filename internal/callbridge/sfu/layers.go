@@ -81,7 +81,9 @@ func (p *Participant) chooseLayers() {
 				"rate", l.avgRate.Load(), "hold", dt.upHold)
 		}
 		cur := dt.current.Load()
-		if cur != l {
+		if cur != l || dt.awaitingKeyframe() && !p.deliveryMute[Video.index()].Load() {
+			// Until the key frame comes: the one asked for when forwarding resumed (an
+			// unmute, SetDeliveryMute) may be lost, and nothing else would ask again.
 			dt.pt.requestKeyframe(l)
 		}
 		if cur != nil && cur != dt.reportedLayer {
