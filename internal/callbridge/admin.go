@@ -423,8 +423,8 @@ func (a adminBackend) RemoveParticipant(id string) error {
 	return notFound(a.b.Meetings.RemoveCallLeg(id, "removed by an administrator in the web admin"))
 }
 
-// LogRecords are the records kept by the event log handler, when the Call Bridge's logger
-// has one (launch puts it there).
+// LogRecords are the records kept by the event log handler that New puts in front of the
+// Call Bridge's logger.
 func (a adminBackend) LogRecords() []webadmin.LogRecord {
 	h, ok := a.b.log.Handler().(*eventlog.Handler)
 	if !ok {

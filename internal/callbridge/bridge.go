@@ -26,6 +26,7 @@ import (
 	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/discover"
+	"confab.dev/confab/internal/eventlog"
 	"confab.dev/confab/internal/loginrelay"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/turnd"
@@ -67,7 +68,7 @@ type Config struct {
 	// Media configures the media server (the SFU: all media on one UDP port and one TCP
 	// port); its zero value listens on port 10000 of every interface. NoMedia turns it off:
 	// meetings are then participant lists and chat.
-	Media   sfu.Config
+	Media   MediaConfig
 	NoMedia bool
 
 	// LoginWorkers bounds the login exchanges run at once (DefaultLoginWorkers when 0).
@@ -77,7 +78,8 @@ type Config struct {
 	// again (cdr.DefaultRetryMin, cdr.DefaultRetryMax when 0).
 	CDRRetryMin, CDRRetryMax time.Duration
 
-	// Logger receives the Call Bridge's logs (discarded when nil).
+	// Logger receives the Call Bridge's logs (discarded when nil). The Bridge keeps the
+	// last records for the web admin's event log (see Bridge.Logger).
 	Logger *slog.Logger
 	// Metrics registers the Call Bridge's metrics; Gatherer, when set, is served at /metrics
 	// on the API handler, behind the API accounts' credentials.
@@ -87,6 +89,19 @@ type Config struct {
 	Version string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+}
+
+// MediaConfig is where the media server listens and what it advertises: the settings of
+// package sfu that an operator chooses (the [media] section of a configuration file). The
+// Bridge gives the SFU its logger and metrics and leaves the rest at their defaults.
+type MediaConfig struct {
+	// UDP is the one UDP address of all media (default ":10000": every interface, port
+	// 10000; tests use "127.0.0.1:0"). TCP is the ICE-TCP address (default: UDP's host and
+	// port; "off" for none).
+	UDP, TCP string
+	// PublicIPs are advertised to browsers instead of the interfaces' addresses, for a host
+	// behind a 1:1 NAT (the same port numbers must be forwarded).
+	PublicIPs []string
 }
 
 // DefaultLoginWorkers bounds the login exchanges a Call Bridge runs at once: they are slow
@@ -142,6 +157,8 @@ func New(cfg Config) (*Bridge, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// The web admin's event log shows the last records (adminBackend.LogRecords).
+	cfg.Logger = eventlog.Wrap(cfg.Logger, "callbridge")
 	if cfg.LoginWorkers <= 0 {
 		cfg.LoginWorkers = DefaultLoginWorkers
 	}
@@ -190,13 +207,8 @@ func New(cfg Config) (*Bridge, error) {
 		Events: events,
 	})
 	if !cfg.NoMedia {
-		mc := cfg.Media
-		if mc.Logger == nil {
-			mc.Logger = cfg.Logger
-		}
-		if mc.Metrics == nil {
-			mc.Metrics = cfg.Metrics
-		}
+		mc := sfu.Config{UDPAddr: cfg.Media.UDP, TCPAddr: cfg.Media.TCP, PublicIPs: cfg.Media.PublicIPs,
+			Logger: cfg.Logger, Metrics: cfg.Metrics}
 		if b.SFU, err = sfu.New(mc); err != nil {
 			cancel()
 			b.Users.Close()
@@ -215,6 +227,11 @@ func New(cfg Config) (*Bridge, error) {
 	})
 	return b, nil
 }
+
+// Logger returns the Call Bridge's logger: Config.Logger, with the last records kept for
+// the web admin's event log. What runs beside the Bridge (the embedded TURN server, the HTTP
+// servers of its handlers) logs through it, so that its records are in the event log too.
+func (b *Bridge) Logger() *slog.Logger { return b.log }
 
 // Run keeps the link to the XMPP server up and serves what arrives over it, until ctx ends
 // (it then returns nil) or Shutdown is called (ErrBridgeClosed). It may be called once.

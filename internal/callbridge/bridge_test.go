@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/stream"
@@ -32,7 +31,7 @@ func newBridge(t *testing.T) *Bridge {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Config{Store: st, Media: sfu.Config{UDPAddr: "127.0.0.1:0"}})
+	b, err := New(Config{Store: st, Media: MediaConfig{UDP: "127.0.0.1:0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,5 +209,20 @@ func TestMetricsNeedAnAccount(t *testing.T) {
 		if resp.StatusCode != tt.want {
 			t.Errorf("%q/%q: %d, want %d", tt.user, tt.pass, resp.StatusCode, tt.want)
 		}
+	}
+}
+
+// TestEventLogKeepsRecords: what is logged through Logger, by the Bridge or beside it, is in
+// the web admin's event log, under the component that logged it.
+func TestEventLogKeepsRecords(t *testing.T) {
+	b := newBridge(t)
+	b.Logger().Info("beside the bridge", "n", 1)
+	b.Logger().With("component", "turn").Warn("from the TURN server")
+	found := map[string]string{} // message → component
+	for _, r := range (adminBackend{b}).LogRecords() {
+		found[r.Message] = r.Component
+	}
+	if found["beside the bridge"] != "callbridge" || found["from the TURN server"] != "turn" {
+		t.Errorf("event log: %v; want both records, under callbridge and turn", found)
 	}
 }

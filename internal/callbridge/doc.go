@@ -11,7 +11,10 @@
 // xmppd.Server: Run keeps the link up until its context ends or Shutdown is called (it then
 // returns ErrBridgeClosed); APIHandler and WebHandler are http.Handlers the caller serves
 // on its own listeners (package launch binds them: 8445 for the API and web admin, 8443 for
-// the browser app). The caller opens the store and closes it after Shutdown.
+// the browser app). The caller opens the store and closes it after Shutdown. New puts an
+// event log (package eventlog) in front of Config.Logger, for the web admin to show the
+// last records; the caller logs through Bridge.Logger what it runs beside the Bridge, so
+// that those records are in the event log too.
 //
 // The parts a Bridge holds, each in its own package under internal/callbridge:
 //
@@ -22,8 +25,8 @@
 //   - users: local and LDAP users, the login Directory;
 //   - meeting: spaces, guests, calls and call legs, the meeting protocol;
 //   - sfu and media: the media server (an SFU on pion/webrtc, all media on one UDP and one
-//     TCP port) and its signalling over the participants' XMPP sessions; a call leg's media
-//     ends with the leg (meeting.Service.ObserveLegs);
+//     TCP port, configured by MediaConfig) and its signalling over the participants' XMPP
+//     sessions; a call leg's media ends with the leg (meeting.Service.ObserveLegs);
 //   - cdr: the Call Detail Records of the meetings (their EventSink), queued in the store and
 //     posted to the receivers configured through the REST API;
 //   - TURN (turn.go): the ICE servers each participant is given, from /api/v1/turnServers

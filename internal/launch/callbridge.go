@@ -14,10 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"confab.dev/confab/internal/callbridge"
-	"confab.dev/confab/internal/callbridge/sfu"
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/config"
-	"confab.dev/confab/internal/eventlog"
 	"confab.dev/confab/internal/store"
 )
 
@@ -60,7 +58,6 @@ type CallBridgeOptions struct {
 // StartCallBridge starts the Call Bridge of cfg; it returns once every listener is bound.
 func StartCallBridge(ctx context.Context, cfg config.CallBridge, log *slog.Logger, o CallBridgeOptions) (cb *CallBridge, err error) {
 	cfg = cfg.WithDefaults()
-	log = eventlog.Wrap(log, "callbridge") // the web admin's event log keeps the last records
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -106,7 +103,7 @@ func StartCallBridge(ctx context.Context, cfg config.CallBridge, log *slog.Logge
 		KeepAlive:    cfg.XMPP.KeepAlive.Duration,
 		BackoffMin:   cfg.XMPP.BackoffMin.Duration,
 		BackoffMax:   cfg.XMPP.BackoffMax.Duration,
-		Media:        sfu.Config{UDPAddr: cfg.Media.UDP, TCPAddr: cfg.Media.TCP, PublicIPs: cfg.Media.PublicIPs},
+		Media:        callbridge.MediaConfig{UDP: cfg.Media.UDP, TCP: cfg.Media.TCP, PublicIPs: cfg.Media.PublicIPs},
 		NoMedia:      cfg.Media.UDP == "off",
 		WebSocketURL: cfg.Web.WebSocketURL,
 		WebBridgeURL: webBridgeURL(cfg.Listen.Web),
@@ -119,6 +116,7 @@ func StartCallBridge(ctx context.Context, cfg config.CallBridge, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
+	log = cb.Logger() // what follows is in the web admin's event log too
 
 	tlsLocal, topts, err := callBridgeTLS(cfg, o.Hosts)
 	if err != nil {
