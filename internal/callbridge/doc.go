@@ -21,7 +21,8 @@
 //   - link: the link to the XMPP server, its trace, alarms and backoff; and SettingsWriter,
 //     the one writer of the XMPP settings that the REST API and the web admin both call;
 //   - accounts: the one check of API accounts (REST API, web admin, /metrics): one
-//     throttle, one dummy hash, a bound on concurrent Argon2 checks;
+//     throttle, one dummy hash, a bound on concurrent Argon2 checks; and Add, which hashes
+//     a new account's password (`confab up`'s first admin);
 //   - users: local and LDAP users, the login Directory;
 //   - meeting: spaces, guests, calls and call legs, the meeting protocol;
 //   - sfu and media: the media server (an SFU on pion/webrtc, all media on one UDP and one

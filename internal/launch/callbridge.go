@@ -47,7 +47,7 @@ type CallBridgeOptions struct {
 	// at /metrics on the API listener.
 	Metrics prometheus.Registerer
 	// Prepare, when set, runs on the opened store before anything reads it (`confab up`
-	// writes its XMPP settings and first admin account there).
+	// writes its XMPP settings there).
 	Prepare func(ctx context.Context, st *store.Store) error
 	// TURNTLSFallback is the TURN over TLS address tried when [turn.listen] tls cannot be
 	// bound (`confab up` tries 443, then 5349); TURNHost is the host browsers are told to

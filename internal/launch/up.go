@@ -6,16 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"confab.dev/confab/internal/certs"
 	"confab.dev/confab/internal/config"
-	"confab.dev/confab/internal/passhash"
-	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
 )
 
@@ -152,84 +148,48 @@ func StartUp(ctx context.Context, o UpOptions, log *slog.Logger) (u *Up, err err
 		TURNTLSFallback: tlsFallback,
 		TURNHost:        o.TURNHost,
 		Prepare: func(ctx context.Context, st *store.Store) error {
-			if _, err := st.UpdateXMPPConfig(ctx, func(c *store.XMPPConfig) error {
+			_, err := st.UpdateXMPPConfig(ctx, func(c *store.XMPPConfig) error {
 				c.UniqueName, c.Domain = o.Name, o.Domain
 				c.ServerAddressOverride = net.JoinHostPort("localhost", compPort)
 				c.SharedSecret = sec
 				return nil
-			}); err != nil {
-				return err
-			}
-			return u.ensureAdmin(ctx, st)
+			})
+			return err
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := u.ensureDemo(ctx); err != nil {
+	// The admin account and the demo space are made through the Call Bridge, which owns API
+	// accounts and spaces; until StartUp returns, nobody knows the admin's password.
+	if err = u.ensureAdmin(ctx); err == nil {
+		u.Demo, err = u.CallBridge.EnsureDemoSpace(ctx)
+	}
+	if err != nil {
 		u.CallBridge.Shutdown(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	u.DemoPasscode = u.Demo.Passcode.Reveal()
 	return u, nil
 }
 
 // ensureAdmin creates the admin account on the first run, with a generated password saved
 // owner-only in the data directory.
-func (u *Up) ensureAdmin(ctx context.Context, st *store.Store) error {
-	if _, err := st.APIUserHash(ctx, adminUser); err == nil {
+func (u *Up) ensureAdmin(ctx context.Context) error {
+	if _, err := u.CallBridge.Store.APIUserHash(ctx, adminUser); err == nil {
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	pw := rand.Text()
-	h, err := passhash.Hash(pw)
-	if err != nil {
-		return err
-	}
 	if err := os.WriteFile(u.AdminPasswordFile, []byte(pw+"\n"), 0o600); err != nil {
 		return fmt.Errorf("save the admin password: %w", err)
 	}
-	if err := st.AddAPIUser(ctx, adminUser, h); err != nil {
+	if err := u.CallBridge.Accounts.Add(ctx, adminUser, pw); err != nil {
 		return err
 	}
 	u.AdminPassword = pw
 	return nil
-}
-
-// ensureDemo creates the demo space on the first run.
-func (u *Up) ensureDemo(ctx context.Context) error {
-	m := u.CallBridge.Meetings
-	spaces, _, err := m.ListSpaces(ctx, store.CoSpaceFilter{Text: "demo", Limit: 1})
-	if err != nil {
-		return err
-	}
-	if len(spaces) > 0 {
-		u.Demo = spaces[0]
-		u.DemoPasscode = spaces[0].Passcode.Reveal()
-		return nil
-	}
-	pass := randomDigits(6)
-	u.Demo, err = m.CreateSpace(ctx, store.CoSpace{
-		Name:            "Demo space",
-		URI:             "demo",
-		CallID:          randomDigits(9),
-		Passcode:        secret.New(pass),
-		NonMemberAccess: true,
-	})
-	u.DemoPasscode = pass
-	return err
-}
-
-func randomDigits(n int) string {
-	s := ""
-	for len(s) < n {
-		d, _ := rand.Int(rand.Reader, big.NewInt(10))
-		if s == "" && d.Int64() == 0 {
-			continue // no leading zero
-		}
-		s += strconv.FormatInt(d.Int64(), 10)
-	}
-	return s
 }
 
 // Shutdown stops the Call Bridge, then the XMPP server.
