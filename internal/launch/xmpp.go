@@ -21,14 +21,14 @@ import (
 	"confab.dev/confab/internal/config"
 	"confab.dev/confab/internal/discover"
 	"confab.dev/confab/internal/xmppd"
-	"confab.dev/confab/internal/xmppd/callbridges"
-	"confab.dev/confab/internal/xmppd/roster"
 )
 
 // XMPP is a running `confab xmpp`.
 type XMPP struct {
-	Server   *xmppd.Server
-	Registry *callbridges.Registry
+	Server *xmppd.Server
+	// Stores are the Call Bridge registry (Registry, the configuration's registry file)
+	// and the users' rosters (Roster, in data_dir/roster.db).
+	*xmppd.Stores
 	// Addrs are the bound listener addresses (a port of 0 in the config is resolved here).
 	Addrs struct{ C2S, Component, WebSocket, Admin string }
 	// CAFile is the CA that signed the server certificate when Confab generated it ("" when
@@ -36,8 +36,6 @@ type XMPP struct {
 	CAFile string
 	// Local is set when the certificates were generated in data_dir/tls.
 	Local *certs.Local
-	// Roster keeps the users' rosters, in data_dir/roster.db.
-	Roster *roster.SQLite
 
 	g       *group
 	cancel  context.CancelFunc
@@ -96,18 +94,7 @@ func StartXMPPWith(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg p
 	if err != nil {
 		return nil, err
 	}
-	x.Registry, err = callbridges.Open(cfg.Registry)
-	if err != nil {
-		return nil, err
-	}
-	x.Registry.Logger = log
-	if reg == nil {
-		r := prometheus.NewRegistry()
-		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		reg = r
-	}
-	// Rosters and subscriptions [RFC 6121] are the only user data the XMPP server keeps.
-	x.Roster, err = roster.OpenSQLite(filepath.Join(cfg.DataDir, "roster.db"))
+	x.Stores, err = xmppd.OpenStores(cfg.Registry, filepath.Join(cfg.DataDir, "roster.db"))
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +103,12 @@ func StartXMPPWith(ctx context.Context, cfg config.XMPP, log *slog.Logger, reg p
 			x.Roster.Close()
 		}
 	}()
+	x.Registry.Logger = log
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg = r
+	}
 	x.Server, err = xmppd.New(serverConfig(cfg, tlsCfg, clientCAs, x, log, reg))
 	if err != nil {
 		return nil, err
