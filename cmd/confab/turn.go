@@ -348,7 +348,7 @@ func runTURNCredentials(args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	sec, err := launch.TURNSecret(cfg.TURN)
+	sec, err := cfg.TURN.Secret()
 	if err != nil {
 		return err
 	}

@@ -9,9 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"confab.dev/confab/internal/secret"
 )
 
 // Duration is a time.Duration written as "10s" in TOML.
@@ -407,6 +410,37 @@ func (c TURN) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Secret returns the shared secret: SharedSecret, or the first line of SharedSecretFile
+// when that is set (an empty line is an error); zero when neither is set.
+func (c TURN) Secret() (secret.Secret, error) {
+	if c.SharedSecretFile == "" {
+		return secret.New(c.SharedSecret), nil
+	}
+	b, err := os.ReadFile(c.SharedSecretFile)
+	if err != nil {
+		return secret.Secret{}, fmt.Errorf("turn shared secret: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return secret.Secret{}, fmt.Errorf("turn shared secret: %s: empty first line", c.SharedSecretFile)
+	}
+	return secret.New(line), nil
+}
+
+// UserSecrets returns Users with each password as a secret.Secret, so that it is redacted
+// wherever it goes from here; nil when there are none.
+func (c TURN) UserSecrets() map[string]secret.Secret {
+	if len(c.Users) == 0 {
+		return nil
+	}
+	out := make(map[string]secret.Secret, len(c.Users))
+	for u, p := range c.Users {
+		out[u] = secret.New(p)
+	}
+	return out
 }
 
 // WithDefaults returns c with every unset field given its default.

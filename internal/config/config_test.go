@@ -179,3 +179,41 @@ func TestTURNExampleLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTURNSecret: the shared secret is the setting, or the first line of the file it names;
+// an empty first line is an error, not a server no one can authenticate to.
+func TestTURNSecret(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "secret")
+	if err := os.WriteFile(file, []byte("  from-file \nignored\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\nlater\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		turn  TURN
+		want  string
+		fails bool
+	}{
+		{"neither", TURN{}, "", false},
+		{"inline", TURN{SharedSecret: "inline"}, "inline", false},
+		{"file", TURN{SharedSecretFile: file}, "from-file", false},
+		{"empty first line", TURN{SharedSecretFile: empty}, "", true},
+		{"missing file", TURN{SharedSecretFile: filepath.Join(dir, "none")}, "", true},
+	} {
+		s, err := c.turn.Secret()
+		if (err != nil) != c.fails || s.Reveal() != c.want {
+			t.Errorf("%s: %q, %v; want %q, error %v", c.name, s.Reveal(), err, c.want, c.fails)
+		}
+	}
+	if u := (TURN{}).UserSecrets(); u != nil {
+		t.Errorf("no users: %v, want nil", u)
+	}
+	u := TURN{Users: map[string]string{"ann": "pw"}}.UserSecrets()
+	if len(u) != 1 || u["ann"].Reveal() != "pw" {
+		t.Errorf("users: %d, ann %q", len(u), u["ann"].Reveal())
+	}
+}

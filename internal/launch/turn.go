@@ -2,7 +2,6 @@ package launch
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -18,52 +17,28 @@ import (
 
 	"confab.dev/confab/internal/callbridge"
 	"confab.dev/confab/internal/config"
-	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/turnd"
 )
-
-// TURNSecret returns the shared secret of a [turn] section, read from its file if it names
-// one; zero when neither is set.
-func TURNSecret(c config.TURN) (secret.Secret, error) {
-	if c.SharedSecretFile == "" {
-		return secret.New(c.SharedSecret), nil
-	}
-	b, err := os.ReadFile(c.SharedSecretFile)
-	if err != nil {
-		return secret.Secret{}, fmt.Errorf("turn shared secret: %w", err)
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	line = strings.TrimSpace(line)
-	if line == "" {
-		return secret.Secret{}, fmt.Errorf("turn shared secret: %s: empty first line", c.SharedSecretFile)
-	}
-	return secret.New(line), nil
-}
 
 // TURNConfig turns a [turn] section into the TURN server's Config (without TLS, logger
 // and metrics). It does not insist on credentials: `confab turn` does, and an embedded
 // server generates a secret.
 func TURNConfig(c config.TURN) (turnd.Config, error) {
-	sec, err := TURNSecret(c)
+	sec, err := c.Secret()
 	if err != nil {
 		return turnd.Config{}, err
 	}
 	tc := turnd.Config{
 		Realm:                 c.Realm,
 		Secret:                sec,
+		Users:                 c.UserSecrets(),
 		MinPort:               uint16(c.Relay.MinPort),
 		MaxPort:               uint16(c.Relay.MaxPort),
 		MaxAllocationsPerUser: c.Quotas.PerUser,
 		MaxAllocations:        c.Quotas.Total,
 		Bandwidth:             c.Quotas.Bandwidth,
 		MaxConnections:        c.Quotas.Connections,
-	}
-	if len(c.Users) > 0 {
-		tc.Users = make(map[string]secret.Secret, len(c.Users))
-		for u, p := range c.Users {
-			tc.Users[u] = secret.New(p)
-		}
 	}
 	ip := func(name, s string) (netip.Addr, error) {
 		if s == "" {
@@ -124,8 +99,6 @@ type EmbeddedTURN struct {
 	UDP, TCP, TLS string
 	// Host is the address browsers are told to use (the turnServer's serverAddress host).
 	Host string
-
-	secret secret.Secret
 }
 
 // EmbeddedTURNID is the id of the embedded TURN server in /api/v1/turnServers.
@@ -152,7 +125,7 @@ func startEmbeddedTURN(g *group, c config.TURN, l turnListen, dataDir string, tl
 		return nil, err
 	}
 	if tc.Secret.IsZero() {
-		if tc.Secret, err = ensureTURNSecret(filepath.Join(dataDir, "turn-secret")); err != nil {
+		if tc.Secret, err = turnd.EnsureSecret(filepath.Join(dataDir, "turn-secret")); err != nil {
 			return nil, err
 		}
 	}
@@ -163,7 +136,7 @@ func startEmbeddedTURN(g *group, c config.TURN, l turnListen, dataDir string, tl
 	if err != nil {
 		return nil, err
 	}
-	e := &EmbeddedTURN{Server: srv, secret: tc.Secret}
+	e := &EmbeddedTURN{Server: srv}
 	var closers []func()
 	defer func() {
 		if err != nil {
@@ -248,23 +221,6 @@ func turnHost(e *EmbeddedTURN, relay netip.Addr) string {
 	return "localhost"
 }
 
-// ensureTURNSecret returns the shared secret kept in file, making one (256 random bits)
-// on the first run.
-func ensureTURNSecret(file string) (secret.Secret, error) {
-	if b, err := os.ReadFile(file); err == nil {
-		if s := strings.TrimSpace(string(b)); s != "" {
-			return secret.New(s), nil
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return secret.Secret{}, fmt.Errorf("turn shared secret: %w", err)
-	}
-	s := rand.Text() + rand.Text()
-	if err := os.WriteFile(file, []byte(s+"\n"), 0o600); err != nil {
-		return secret.Secret{}, fmt.Errorf("turn shared secret: %w", err)
-	}
-	return secret.New(s), nil
-}
-
 // portOf returns the port of a host:port, 0 when there is none.
 func portOf(addr string) int {
 	_, p, err := net.SplitHostPort(addr)
@@ -297,7 +253,7 @@ func registerEmbeddedTURN(ctx context.Context, st *store.Store, e *EmbeddedTURN)
 		f["serverAddress"] = net.JoinHostPort(e.Host, strconv.Itoa(port))
 		f["type"] = "standard"
 		f["embedded"] = "true"
-		f["sharedSecret"] = e.secret.Reveal()
+		f["sharedSecret"] = e.Server.SharedSecret().Reveal()
 		delete(f, "username")
 		delete(f, "password")
 		delete(f, "tcpPortNumberOverride")

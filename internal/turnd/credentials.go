@@ -2,10 +2,12 @@ package turnd
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha1" //nolint:gosec // the TURN REST API scheme is HMAC-SHA1, as coturn implements it
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +61,25 @@ func IssueCredentials(sharedSecret secret.Secret, userID string, expires time.Ti
 		Password: secret.New(restPassword(sharedSecret, username)),
 		Expires:  expires,
 	}, nil
+}
+
+// EnsureSecret returns the shared secret kept in file (its content, trimmed), making one
+// (256 random bits, as text) and writing it there owner-only when the file does not exist
+// or is empty. A server embedded beside a Call Bridge uses it when the operator set no
+// secret: only the server and the Call Bridge, which issues the credentials, need it.
+func EnsureSecret(file string) (secret.Secret, error) {
+	if b, err := os.ReadFile(file); err == nil {
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return secret.New(s), nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return secret.Secret{}, fmt.Errorf("turn shared secret: %w", err)
+	}
+	s := rand.Text() + rand.Text()
+	if err := os.WriteFile(file, []byte(s+"\n"), 0o600); err != nil {
+		return secret.Secret{}, fmt.Errorf("turn shared secret: %w", err)
+	}
+	return secret.New(s), nil
 }
 
 func checkUserID(id string) error {

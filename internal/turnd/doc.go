@@ -11,7 +11,9 @@
 // "<expiry unix time>:<user id>", the password base64(HMAC-SHA1(secret, username)).
 // IssueCredentials makes them — the Call Bridge hands a pair to each participant as it
 // joins — and the same pair is accepted by coturn configured with the same secret and
-// realm. Static users (Config.Users) are for tests and small sites.
+// realm. Static users (Config.Users) are for tests and small sites. A server embedded
+// beside a Call Bridge may keep a generated secret in a file (EnsureSecret); the Call Bridge
+// reads it back with Server.SharedSecret.
 //
 // # Refusals
 //

@@ -243,6 +243,11 @@ func (s *Server) Credentials(userID string, ttl time.Duration) (Credentials, err
 // Realm returns the server's realm.
 func (s *Server) Realm() string { return s.cfg.Realm }
 
+// SharedSecret returns the shared secret of the server's time-limited credentials (zero
+// when it has none), for whoever issues them elsewhere: a Call Bridge lists the server it
+// embeds, with its secret, in /api/v1/turnServers.
+func (s *Server) SharedSecret() secret.Secret { return s.cfg.Secret }
+
 // ServeUDP serves TURN over UDP on pc until Shutdown, then returns ErrServerClosed; it
 // returns another error if reading from pc fails. pc is closed by Shutdown.
 func (s *Server) ServeUDP(pc net.PacketConn) error {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -67,6 +69,33 @@ func TestServerCredentials(t *testing.T) {
 	}
 	if _, err := (&Server{}).Credentials("ann", time.Hour); !errors.Is(err, ErrNoSecret) {
 		t.Errorf("without a secret: %v, want ErrNoSecret", err)
+	}
+}
+
+// TestEnsureSecret: the first call makes a secret and keeps it owner-only; later calls read
+// it back, and so does the server it configures.
+func TestEnsureSecret(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "turn-secret")
+	s1, err := EnsureSecret(file)
+	if err != nil || len(s1.Reveal()) < 43 { // 256 bits in base32
+		t.Fatalf("first: %d characters, %v", len(s1.Reveal()), err)
+	}
+	if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("file: %v, %v; want mode 0600", st, err)
+	}
+	s2, err := EnsureSecret(file)
+	if err != nil || s2 != s1 {
+		t.Errorf("second: %v; want the first secret again", err)
+	}
+	srv, err := New(Config{Secret: s2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.SharedSecret() != s1 {
+		t.Error("SharedSecret is not the configured secret")
+	}
+	if _, err := EnsureSecret(filepath.Join(file, "not-a-directory")); err == nil {
+		t.Error("a path under a file: no error")
 	}
 }
 
