@@ -1,8 +1,14 @@
 // Package launch turns Confab's configuration files into running roles: it reads
-// configuration, makes or loads certificates, opens the store and the Call Bridge registry,
-// binds every listener, starts the roles (xmppd.Server, callbridge.Bridge) and shuts all of
-// it down in order. cmd/confab and `confab up` call it; the role libraries it assembles know
-// nothing of files or flags.
+// configuration, makes or loads certificates, opens the Call Bridge's store and the XMPP
+// server's files (xmppd.OpenStores), binds every listener, starts the roles (xmppd.Server,
+// callbridge.Bridge, turnd.Server) and shuts all of it down in order. cmd/confab and
+// `confab up` call it; the role libraries it assembles know nothing of configuration files
+// or flags.
+//
+// What belongs to one role is wired in that role's package, where a reader looks for it:
+// the Call Bridge's media settings (callbridge.MediaConfig), its event log and its API
+// accounts; the XMPP server's files; the TURN secrets (config.TURN.Secret,
+// turnd.EnsureSecret). A test keeps launch to at most eight internal imports.
 //
 // Every goroutine a role starts is owned by its group and waited for in Shutdown.
 package launch
