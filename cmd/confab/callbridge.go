@@ -11,10 +11,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"confab.dev/confab/internal/callbridge/accounts"
 	"confab.dev/confab/internal/callbridge/users"
 	"confab.dev/confab/internal/config"
 	"confab.dev/confab/internal/launch"
-	"confab.dev/confab/internal/passhash"
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
 )
@@ -119,11 +119,7 @@ func runAPIUser(ctx context.Context, args []string, io stdio) error {
 			return &exitError{2, errors.New(usage)}
 		}
 		pw, generated := readPassword(io.in)
-		h, err := passhash.Hash(pw)
-		if err != nil {
-			return err
-		}
-		if err := st.AddAPIUser(ctx, name, h); err != nil {
+		if err := accounts.Add(ctx, st, name, pw); err != nil {
 			if errors.Is(err, store.ErrExists) {
 				return fmt.Errorf("API user %q already exists", name)
 			}

@@ -226,11 +226,18 @@ func (c *Checker) Verifications() (total, peak int64) { return c.verifies.Load()
 
 // Add creates an API account with password.
 func (c *Checker) Add(ctx context.Context, name, password string) error {
+	return Add(ctx, c.store, name, password)
+}
+
+// Add creates an API account with password in st, hashed as Check verifies it (for
+// `confab callbridge api-user add`, which runs without a Checker). An existing name is
+// store.ErrExists.
+func Add(ctx context.Context, st *store.Store, name, password string) error {
 	h, err := passhash.Hash(password)
 	if err != nil {
 		return err
 	}
-	return c.store.AddAPIUser(ctx, name, h)
+	return st.AddAPIUser(ctx, name, h)
 }
 
 func (c *Checker) cacheKey(name, password, hash string) [32]byte {
