@@ -40,11 +40,15 @@ type downTrack struct {
 	seqOff    uint16
 	tsOff     uint32
 	switchSeq uint16 // the first incoming sequence number forwarded from cur
-	lastSeq   uint16
-	lastTS    uint32
-	lastAt    int64
-	hdr       rtp.Header
-	ext       [4]rtp.Extension
+	// guarding: packets of cur from before switchSeq are dropped (late ones of the old
+	// offset). Only near the switch: once cur is guardSpan packets past it, the half of the
+	// sequence space "before" it is the future, and the guard ends.
+	guarding bool
+	lastSeq  uint16
+	lastTS   uint32
+	lastAt   int64
+	hdr      rtp.Header
+	ext      [4]rtp.Extension
 	// VP8 picture ids and TL0PICIDX, rewritten like the sequence numbers (each layer
 	// numbers its pictures on its own), in a copy of the payload.
 	vp8Started bool
@@ -150,6 +154,11 @@ func (dt *downTrack) resync() {
 	dt.mu.Unlock()
 }
 
+// guardSpan is how many packets after a switch its guard against late packets lasts: far
+// more than any reordering or retransmission history (nackHistory), far less than the
+// 2^15 after which a 16-bit sequence number compares as before the switch again.
+const guardSpan = 4096
+
 // awaitingKeyframe reports whether dt waits for a key frame to resume (resync).
 func (dt *downTrack) awaitingKeyframe() bool {
 	dt.mu.Lock()
@@ -183,13 +192,18 @@ func (dt *downTrack) write(l *layer, pkt *rtp.Packet, key bool, now int64) {
 		if l != dt.cur {
 			dt.switches.Add(1)
 		}
-		dt.cur, dt.resyncing, dt.switchSeq = l, false, pkt.SequenceNumber
+		dt.cur, dt.resyncing, dt.switchSeq, dt.guarding = l, false, pkt.SequenceNumber, true
 		dt.current.Store(l)
 		switched = true
 	}
-	if int16(pkt.SequenceNumber-dt.switchSeq) < 0 {
-		dt.dropped.Add(1) // from before the switch
-		return
+	if dt.guarding {
+		switch d := int16(pkt.SequenceNumber - dt.switchSeq); {
+		case d < 0:
+			dt.dropped.Add(1) // from before the switch
+			return
+		case d >= guardSpan:
+			dt.guarding = false
+		}
 	}
 	seq := pkt.SequenceNumber + dt.seqOff
 	if len(pkt.Payload) == 0 && dt.started && seq == dt.lastSeq+1 {
