@@ -210,7 +210,7 @@ func runUser(ctx context.Context, args []string, io stdio) error {
 		}
 		jid := name
 		if !strings.Contains(jid, "@") {
-			xc, err := st.XMPPConfig(ctx)
+			xc, err := st.XMPPSettings(ctx)
 			if err != nil {
 				return err
 			}

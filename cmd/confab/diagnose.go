@@ -68,13 +68,13 @@ passed, 1 when one failed.`)
 	if err != nil {
 		return err
 	}
-	var xc store.XMPPConfig
+	var xc store.XMPPSettings
 	if *fromStore {
 		st, err := store.Open(ctx, store.Options{DSN: cfg.Store})
 		if err != nil {
 			return err
 		}
-		xc, err = st.XMPPConfig(ctx)
+		xc, err = st.XMPPSettings(ctx)
 		st.Close()
 		if err != nil {
 			return err
@@ -97,7 +97,7 @@ passed, 1 when one failed.`)
 		resolver = discover.NewResolver(trust.DNSServer, 0)
 	}
 	rep := diagnose.Run(ctx, diagnose.Settings{
-		XMPPConfig: xc, Resolver: resolver, RootCAs: trust.RootCAs, ClientCert: trust.ClientCert,
+		XMPPSettings: xc, Resolver: resolver, RootCAs: trust.RootCAs, ClientCert: trust.ClientCert,
 		DNSTimeout: *timeout, ConnectTimeout: *timeout, TLSTimeout: *timeout, HandshakeTimeout: *timeout,
 		NoRegister: *noReg,
 	})

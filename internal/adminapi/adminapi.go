@@ -46,7 +46,7 @@ type Link interface {
 	Trace(after uint64) []linkstate.Event
 	// Apply makes the link use cfg now (reconnecting if needed). It must not block on the
 	// network: the API calls it while answering the request that changed the settings.
-	Apply(cfg store.XMPPConfig)
+	Apply(cfg store.XMPPSettings)
 }
 
 // Options configures the API.
@@ -187,8 +187,8 @@ func (s *server) routes() {
 	s.handle("GET /api/v1/system/alarms", s.getAlarms)
 	s.handle("GET /api/v1/system/xmppTrace", s.getXMPPTrace)
 	s.handle("GET /api/v1/system/configuration/xmpp", s.getXMPPConfig)
-	s.handle("PUT /api/v1/system/configuration/xmpp", s.setXMPPConfig)
-	s.handle("POST /api/v1/system/configuration/xmpp", s.setXMPPConfig)
+	s.handle("PUT /api/v1/system/configuration/xmpp", s.setXMPPSettings)
+	s.handle("POST /api/v1/system/configuration/xmpp", s.setXMPPSettings)
 	s.spaceRoutes()
 	s.userRoutes()
 	s.cdrRoutes()
@@ -315,4 +315,4 @@ type noLink struct{}
 func (noLink) Status() linkstate.Status       { return linkstate.Status{State: linkstate.Unavailable} }
 func (noLink) Alarms() []linkstate.Alarm      { return nil }
 func (noLink) Trace(uint64) []linkstate.Event { return nil }
-func (noLink) Apply(store.XMPPConfig)         {}
+func (noLink) Apply(store.XMPPSettings)       {}

@@ -32,7 +32,7 @@ type fakeLink struct {
 	status  linkstate.Status
 	alarms  []linkstate.Alarm
 	trace   linkstate.Trace
-	applied []store.XMPPConfig
+	applied []store.XMPPSettings
 }
 
 func (l *fakeLink) Status() linkstate.Status {
@@ -49,16 +49,16 @@ func (l *fakeLink) Alarms() []linkstate.Alarm {
 
 func (l *fakeLink) Trace(after uint64) []linkstate.Event { return l.trace.Events(after) }
 
-func (l *fakeLink) Apply(c store.XMPPConfig) {
+func (l *fakeLink) Apply(c store.XMPPSettings) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.applied = append(l.applied, c)
 }
 
-func (l *fakeLink) appliedConfigs() []store.XMPPConfig {
+func (l *fakeLink) appliedConfigs() []store.XMPPSettings {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]store.XMPPConfig(nil), l.applied...)
+	return append([]store.XMPPSettings(nil), l.applied...)
 }
 
 // lockedBuffer collects log output written from server goroutines.
@@ -365,7 +365,7 @@ func TestXMPPConfigSetAndGet(t *testing.T) {
 					t.Errorf("GET (json=%v) = %+v, want %+v", isJSON, got, wantDoc)
 				}
 			}
-			stored, _ := e.store.XMPPConfig(context.Background())
+			stored, _ := e.store.XMPPSettings(context.Background())
 			if stored.SharedSecret.Reveal() != "s3cret-value" {
 				t.Errorf("stored secret = %q, want s3cret-value", stored.SharedSecret.Reveal())
 			}
@@ -379,25 +379,25 @@ func TestXMPPConfigSetAndGet(t *testing.T) {
 
 func TestOmittedAndEmptyFields(t *testing.T) {
 	e := newEnv(t)
-	full := store.XMPPConfig{UniqueName: "cb1", Domain: "example.com", ServerAddressOverride: "10.0.0.5", SharedSecret: secret.New("s")}
-	if err := e.store.SetXMPPConfig(context.Background(), full); err != nil {
+	full := store.XMPPSettings{UniqueName: "cb1", Domain: "example.com", ServerAddressOverride: "10.0.0.5", SharedSecret: secret.New("s")}
+	if err := e.store.SetXMPPSettings(context.Background(), full); err != nil {
 		t.Fatal(err)
 	}
 	steps := []struct {
 		name string
 		form url.Values
-		want store.XMPPConfig
+		want store.XMPPSettings
 	}{
 		{"one field changes, the others stay", url.Values{"domain": {"example.org"}},
-			store.XMPPConfig{UniqueName: "cb1", Domain: "example.org", ServerAddressOverride: "10.0.0.5", SharedSecret: secret.New("s")}},
+			store.XMPPSettings{UniqueName: "cb1", Domain: "example.org", ServerAddressOverride: "10.0.0.5", SharedSecret: secret.New("s")}},
 		{"empty unsets", url.Values{"serverAddressOverride": {""}},
-			store.XMPPConfig{UniqueName: "cb1", Domain: "example.org", SharedSecret: secret.New("s")}},
+			store.XMPPSettings{UniqueName: "cb1", Domain: "example.org", SharedSecret: secret.New("s")}},
 		{"empty secret unsets", url.Values{"sharedSecret": {""}, "uniqueName": {"cb2"}},
-			store.XMPPConfig{UniqueName: "cb2", Domain: "example.org"}},
+			store.XMPPSettings{UniqueName: "cb2", Domain: "example.org"}},
 		{"nothing given changes nothing", url.Values{},
-			store.XMPPConfig{UniqueName: "cb2", Domain: "example.org"}},
+			store.XMPPSettings{UniqueName: "cb2", Domain: "example.org"}},
 		{"query parameters are not the form", nil,
-			store.XMPPConfig{UniqueName: "cb2", Domain: "example.org"}},
+			store.XMPPSettings{UniqueName: "cb2", Domain: "example.org"}},
 	}
 	for i, s := range steps {
 		path := "/api/v1/system/configuration/xmpp"
@@ -408,7 +408,7 @@ func TestOmittedAndEmptyFields(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("%s: status %d %q", s.name, resp.StatusCode, body)
 		}
-		got, _ := e.store.XMPPConfig(context.Background())
+		got, _ := e.store.XMPPSettings(context.Background())
 		if got != s.want {
 			t.Errorf("%s: stored %+v (secret %q), want %+v", s.name, got, got.SharedSecret.Reveal(), s.want)
 		}
@@ -420,8 +420,8 @@ func TestOmittedAndEmptyFields(t *testing.T) {
 
 func TestValidationErrors(t *testing.T) {
 	e := newEnv(t)
-	start := store.XMPPConfig{UniqueName: "cb1", Domain: "example.com"}
-	if err := e.store.SetXMPPConfig(context.Background(), start); err != nil {
+	start := store.XMPPSettings{UniqueName: "cb1", Domain: "example.com"}
+	if err := e.store.SetXMPPSettings(context.Background(), start); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -456,7 +456,7 @@ func TestValidationErrors(t *testing.T) {
 				if got := decodeFailure(t, body, isJSON); got != want {
 					t.Errorf("failure = %+v, want %+v", got, want)
 				}
-				if got, _ := e.store.XMPPConfig(context.Background()); got != start {
+				if got, _ := e.store.XMPPSettings(context.Background()); got != start {
 					t.Errorf("a refused request changed the settings to %+v", got)
 				}
 			})
@@ -522,7 +522,7 @@ func TestBodyTooLarge(t *testing.T) {
 			t.Errorf("failure = %+v, want requestTooLarge", f)
 		}
 	}
-	if got, _ := e.store.XMPPConfig(context.Background()); got.Domain != "" {
+	if got, _ := e.store.XMPPSettings(context.Background()); got.Domain != "" {
 		t.Errorf("a refused body was stored: %+v", got)
 	}
 }
@@ -555,7 +555,7 @@ func TestBodyNotAForm(t *testing.T) {
 			}
 		})
 	}
-	if got, _ := e.store.XMPPConfig(context.Background()); got.Domain != "" {
+	if got, _ := e.store.XMPPSettings(context.Background()); got.Domain != "" {
 		t.Errorf("a refused body was stored: %+v", got)
 	}
 }
@@ -814,7 +814,7 @@ func TestConcurrentChangesApplyInOrder(t *testing.T) {
 	}
 	wg.Wait()
 	applied := e.link.appliedConfigs()
-	stored, _ := e.store.XMPPConfig(context.Background())
+	stored, _ := e.store.XMPPSettings(context.Background())
 	if len(applied) != 8 || applied[len(applied)-1] != stored {
 		t.Errorf("%d Apply calls, the last %+v; stored %+v", len(applied), applied[len(applied)-1], stored)
 	}

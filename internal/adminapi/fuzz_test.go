@@ -62,7 +62,7 @@ func fuzzAPI(tb testing.TB) (http.Handler, string) {
 	if err := st.AddAPIUser(ctx, testUser, h); err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := st.UpdateXMPPConfig(ctx, func(c *store.XMPPConfig) error { c.Domain = "example.com"; return nil }); err != nil {
+	if _, err := st.UpdateXMPPSettings(ctx, func(c *store.XMPPSettings) error { c.Domain = "example.com"; return nil }); err != nil {
 		tb.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)

@@ -67,7 +67,7 @@ func startXMPPMeeting(t *testing.T, space store.CoSpace) *xmppMeeting {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := st.SetXMPPConfig(ctx, store.XMPPConfig{UniqueName: "cb1", Domain: h.Domain}); err != nil {
+	if err := st.SetXMPPSettings(ctx, store.XMPPSettings{UniqueName: "cb1", Domain: h.Domain}); err != nil {
 		t.Fatal(err)
 	}
 	hash, _ := passhash.Hash(testPassword)

@@ -21,20 +21,20 @@ type xmppConfigDoc struct {
 }
 
 func (s *server) getXMPPConfig(w http.ResponseWriter, r *http.Request) (any, error) {
-	c, err := s.store.XMPPConfig(r.Context())
+	c, err := s.store.XMPPSettings(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	return xmppConfigDoc{UniqueName: c.UniqueName, Domain: c.Domain, ServerAddressOverride: c.ServerAddressOverride}, nil
 }
 
-// setXMPPConfig is PUT and POST /system/configuration/xmpp: validate, store, apply to the link.
-func (s *server) setXMPPConfig(w http.ResponseWriter, r *http.Request) (any, error) {
+// setXMPPSettings is PUT and POST /system/configuration/xmpp: validate, store, apply to the link.
+func (s *server) setXMPPSettings(w http.ResponseWriter, r *http.Request) (any, error) {
 	f, err := parseForm(r)
 	if err != nil {
 		return nil, err
 	}
-	before, c, err := s.settings.Update(r.Context(), func(c *store.XMPPConfig) error {
+	before, c, err := s.settings.Update(r.Context(), func(c *store.XMPPSettings) error {
 		f.String("uniqueName", &c.UniqueName, link.ValidUniqueName)
 		f.String("domain", &c.Domain, link.ValidDomain)
 		f.String("serverAddressOverride", &c.ServerAddressOverride, link.ValidOverride)

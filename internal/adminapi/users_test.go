@@ -41,7 +41,7 @@ func newUsersEnv(t *testing.T, o users.Options) *usersEnv {
 	if err := st.AddAPIUser(ctx, testUser, h); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.UpdateXMPPConfig(ctx, func(c *store.XMPPConfig) error { c.Domain = "example.com"; return nil }); err != nil {
+	if _, err := st.UpdateXMPPSettings(ctx, func(c *store.XMPPSettings) error { c.Domain = "example.com"; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{store: st, link: &fakeLink{}, logs: &lockedBuffer{}, clock: clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}

@@ -33,12 +33,12 @@ func (a adminBackend) CheckLogin(ctx context.Context, user, password, remoteAddr
 }
 
 func (a adminBackend) XMPPSettings(ctx context.Context) (webadmin.XMPPSettings, error) {
-	c, err := a.b.Store.XMPPConfig(ctx)
+	c, err := a.b.Store.XMPPSettings(ctx)
 	return webadmin.XMPPSettings{UniqueName: c.UniqueName, Domain: c.Domain, ServerAddressOverride: c.ServerAddressOverride, SecretSet: !c.SharedSecret.IsZero()}, err
 }
 
 func (a adminBackend) SetXMPPSettings(ctx context.Context, uniqueName, domain, override string, newSecret *string) error {
-	_, cfg, err := a.b.Settings.Update(ctx, func(c *store.XMPPConfig) error {
+	_, cfg, err := a.b.Settings.Update(ctx, func(c *store.XMPPSettings) error {
 		c.UniqueName, c.Domain, c.ServerAddressOverride = uniqueName, domain, override
 		if newSecret != nil {
 			c.SharedSecret = secret.New(*newSecret)

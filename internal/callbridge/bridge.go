@@ -177,7 +177,7 @@ func New(cfg Config) (*Bridge, error) {
 		cancel:    cancel,
 		loginJobs: make(chan loginJob),
 	}
-	xc, err := cfg.Store.XMPPConfig(ctx)
+	xc, err := cfg.Store.XMPPSettings(ctx)
 	if err != nil {
 		cancel()
 		return nil, err

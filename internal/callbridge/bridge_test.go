@@ -25,7 +25,7 @@ func newBridge(t *testing.T) *Bridge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.UpdateXMPPConfig(ctx, func(c *store.XMPPConfig) error {
+	if _, err := st.UpdateXMPPSettings(ctx, func(c *store.XMPPSettings) error {
 		c.UniqueName, c.Domain, c.ServerAddressOverride, c.SharedSecret = "cb1", "example.com", "127.0.0.1:1", secret.New("s")
 		return nil
 	}); err != nil {
@@ -169,7 +169,7 @@ func TestOneSettingsWriter(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	stored, err := b.Store.XMPPConfig(context.Background())
+	stored, err := b.Store.XMPPSettings(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestOneSettingsWriter(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "uniqueName") {
 		t.Errorf("invalid unique name: %v, want an error naming uniqueName", err)
 	}
-	if after, _ := b.Store.XMPPConfig(context.Background()); after != stored {
+	if after, _ := b.Store.XMPPSettings(context.Background()); after != stored {
 		t.Errorf("a refused change was stored: %+v", after)
 	}
 }

@@ -76,7 +76,7 @@ func TestCDRsAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := st.SetXMPPConfig(ctx, store.XMPPConfig{UniqueName: "cb1", Domain: "example.com",
+	if err := st.SetXMPPSettings(ctx, store.XMPPSettings{UniqueName: "cb1", Domain: "example.com",
 		ServerAddressOverride: "127.0.0.1:1", SharedSecret: secret.New("s")}); err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,8 @@ import (
 
 // Settings are the Call Bridge's XMPP settings and how to reach the XMPP server.
 type Settings struct {
-	// XMPPConfig holds uniqueName, domain, serverAddressOverride and sharedSecret.
-	store.XMPPConfig
+	// XMPPSettings holds uniqueName, domain, serverAddressOverride and sharedSecret.
+	store.XMPPSettings
 	// Resolver looks up SRV and A/AAAA records: the system resolver (nil) or one for a
 	// configured DNS server (discover.NewResolver).
 	Resolver *net.Resolver
@@ -118,11 +118,11 @@ func Run(ctx context.Context, s Settings) Report {
 		ServerAddressOverride: strings.TrimSpace(s.ServerAddressOverride),
 		Started:               now(),
 	}
-	if len(link.Missing(s.XMPPConfig)) == 0 {
-		r.ComponentJID = link.ComponentJID(s.XMPPConfig)
+	if len(link.Missing(s.XMPPSettings)) == 0 {
+		r.ComponentJID = link.ComponentJID(s.XMPPSettings)
 	}
 	var events []linkstate.Event
-	reg, err := link.Attempt(ctx, s.XMPPConfig, link.AttemptOptions{
+	reg, err := link.Attempt(ctx, s.XMPPSettings, link.AttemptOptions{
 		Resolver: s.Resolver, RootCAs: s.RootCAs, ClientCert: s.ClientCert,
 		DNSTimeout: s.DNSTimeout, ConnectTimeout: s.ConnectTimeout, TLSTimeout: s.TLSTimeout, HandshakeTimeout: s.HandshakeTimeout,
 		Now: now, NoRegister: s.NoRegister, Probe: true,

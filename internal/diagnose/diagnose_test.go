@@ -54,8 +54,8 @@ func harness(t *testing.T) (*xmppdtest.Harness, diagnose.Settings) {
 	h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true})
 	s, _ := h.Registry.Lookup(xmppdtest.DefaultCallBridge)
 	return h, diagnose.Settings{
-		XMPPConfig: store.XMPPConfig{UniqueName: "cb1", Domain: h.Domain, ServerAddressOverride: h.ComponentAddr, SharedSecret: s},
-		RootCAs:    h.Roots,
+		XMPPSettings: store.XMPPSettings{UniqueName: "cb1", Domain: h.Domain, ServerAddressOverride: h.ComponentAddr, SharedSecret: s},
+		RootCAs:      h.Roots,
 	}
 }
 
@@ -97,8 +97,8 @@ func TestDiagnoseBesideALiveLink(t *testing.T) {
 			h := xmppdtest.Start(t, xmppdtest.Options{NoCallBridge: true, Config: func(c *xmppd.Config) { c.DuplicateComponent = policy }})
 			sec, _ := h.Registry.Lookup(xmppdtest.DefaultCallBridge)
 			s := diagnose.Settings{
-				XMPPConfig: store.XMPPConfig{UniqueName: "cb1", Domain: h.Domain, ServerAddressOverride: h.ComponentAddr, SharedSecret: sec},
-				RootCAs:    h.Roots,
+				XMPPSettings: store.XMPPSettings{UniqueName: "cb1", Domain: h.Domain, ServerAddressOverride: h.ComponentAddr, SharedSecret: sec},
+				RootCAs:      h.Roots,
 			}
 			live := h.ConnectCallBridge(t, "cb1")
 			r, table := run(t, s)
@@ -157,8 +157,8 @@ func TestDiagnoseFailures(t *testing.T) {
 	viaSRV := func(t *testing.T, zone dnstest.Zone, roots *linktest.PKI) diagnose.Settings {
 		d := dnstest.Start(t, zone)
 		return diagnose.Settings{
-			XMPPConfig: store.XMPPConfig{UniqueName: "cb1", Domain: domain, SharedSecret: secret.New("s")},
-			Resolver:   discover.NewResolver(d.Addr, time.Second), RootCAs: roots.Pool(),
+			XMPPSettings: store.XMPPSettings{UniqueName: "cb1", Domain: domain, SharedSecret: secret.New("s")},
+			Resolver:     discover.NewResolver(d.Addr, time.Second), RootCAs: roots.Pool(),
 		}
 	}
 	refused := func(t *testing.T) string {

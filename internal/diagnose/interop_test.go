@@ -52,8 +52,8 @@ func peerSettings(t *testing.T, kind peers.Kind) diagnose.Settings {
 	dns := dnstest.Start(t, dnstest.Zone{"localhost": {A: []string{"127.0.0.1"}}})
 	// Generous timeouts: the servers share two cores with the other tests.
 	return diagnose.Settings{
-		XMPPConfig: store.XMPPConfig{UniqueName: "cb1", Domain: domain, ServerAddressOverride: "localhost:" + port, SharedSecret: secret.New(peerSecret)},
-		Resolver:   discover.NewResolver(dns.Addr, 2*time.Second), RootCAs: pki.Pool(),
+		XMPPSettings: store.XMPPSettings{UniqueName: "cb1", Domain: domain, ServerAddressOverride: "localhost:" + port, SharedSecret: secret.New(peerSecret)},
+		Resolver:     discover.NewResolver(dns.Addr, 2*time.Second), RootCAs: pki.Pool(),
 		DNSTimeout: 5 * time.Second, ConnectTimeout: 10 * time.Second, TLSTimeout: 20 * time.Second, HandshakeTimeout: 20 * time.Second,
 	}
 }

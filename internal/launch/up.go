@@ -148,7 +148,7 @@ func StartUp(ctx context.Context, o UpOptions, log *slog.Logger) (u *Up, err err
 		TURNTLSFallback: tlsFallback,
 		TURNHost:        o.TURNHost,
 		Prepare: func(ctx context.Context, st *store.Store) error {
-			_, err := st.UpdateXMPPConfig(ctx, func(c *store.XMPPConfig) error {
+			_, err := st.UpdateXMPPSettings(ctx, func(c *store.XMPPSettings) error {
 				c.UniqueName, c.Domain = o.Name, o.Domain
 				c.ServerAddressOverride = net.JoinHostPort("localhost", compPort)
 				c.SharedSecret = sec

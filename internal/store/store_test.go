@@ -205,45 +205,45 @@ func TestRebind(t *testing.T) {
 	}
 }
 
-func TestXMPPConfig(t *testing.T) {
+func TestXMPPSettings(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "c.db")
 	s := open(t, path)
-	got, err := s.XMPPConfig(ctx)
-	if err != nil || got != (XMPPConfig{}) {
-		t.Fatalf("XMPPConfig of a new store = %+v, %v; want the zero value", got, err)
+	got, err := s.XMPPSettings(ctx)
+	if err != nil || got != (XMPPSettings{}) {
+		t.Fatalf("XMPPSettings of a new store = %+v, %v; want the zero value", got, err)
 	}
-	want := XMPPConfig{UniqueName: "cb1", Domain: "example.com", ServerAddressOverride: "[::1]:5223", SharedSecret: secret.New("s3cret")}
-	if err := s.SetXMPPConfig(ctx, want); err != nil {
+	want := XMPPSettings{UniqueName: "cb1", Domain: "example.com", ServerAddressOverride: "[::1]:5223", SharedSecret: secret.New("s3cret")}
+	if err := s.SetXMPPSettings(ctx, want); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 	s = open(t, path)
-	if got, err := s.XMPPConfig(ctx); err != nil || got != want {
-		t.Errorf("XMPPConfig after reopen = %+v (secret %q), %v; want %+v", got, got.SharedSecret.Reveal(), err, want)
+	if got, err := s.XMPPSettings(ctx); err != nil || got != want {
+		t.Errorf("XMPPSettings after reopen = %+v (secret %q), %v; want %+v", got, got.SharedSecret.Reveal(), err, want)
 	}
 
 	// An update that fails writes nothing.
 	boom := errors.New("boom")
-	if _, err := s.UpdateXMPPConfig(ctx, func(c *XMPPConfig) error { c.Domain = "other.example"; return boom }); !errors.Is(err, boom) {
-		t.Errorf("UpdateXMPPConfig error = %v, want %v", err, boom)
+	if _, err := s.UpdateXMPPSettings(ctx, func(c *XMPPSettings) error { c.Domain = "other.example"; return boom }); !errors.Is(err, boom) {
+		t.Errorf("UpdateXMPPSettings error = %v, want %v", err, boom)
 	}
-	if got, _ := s.XMPPConfig(ctx); got != want {
-		t.Errorf("after a failed update XMPPConfig = %+v, want %+v", got, want)
+	if got, _ := s.XMPPSettings(ctx); got != want {
+		t.Errorf("after a failed update XMPPSettings = %+v, want %+v", got, want)
 	}
 	// Unsetting a field.
-	out, err := s.UpdateXMPPConfig(ctx, func(c *XMPPConfig) error { c.ServerAddressOverride = ""; return nil })
+	out, err := s.UpdateXMPPSettings(ctx, func(c *XMPPSettings) error { c.ServerAddressOverride = ""; return nil })
 	want.ServerAddressOverride = ""
 	if err != nil || out != want {
-		t.Errorf("UpdateXMPPConfig = %+v, %v; want %+v", out, err, want)
+		t.Errorf("UpdateXMPPSettings = %+v, %v; want %+v", out, err, want)
 	}
-	if got, _ := s.XMPPConfig(ctx); got != want {
-		t.Errorf("XMPPConfig = %+v, want %+v", got, want)
+	if got, _ := s.XMPPSettings(ctx); got != want {
+		t.Errorf("XMPPSettings = %+v, want %+v", got, want)
 	}
 }
 
 // Concurrent partial updates of the XMPP settings must not lose each other's changes.
-func TestUpdateXMPPConfigConcurrent(t *testing.T) {
+func TestUpdateXMPPSettingsConcurrent(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "c.db"))
 	const n = 20
@@ -253,12 +253,12 @@ func TestUpdateXMPPConfigConcurrent(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			_, err := s.UpdateXMPPConfig(ctx, func(c *XMPPConfig) error { c.Domain += "d"; return nil })
+			_, err := s.UpdateXMPPSettings(ctx, func(c *XMPPSettings) error { c.Domain += "d"; return nil })
 			errs <- err
 		}()
 		go func() {
 			defer wg.Done()
-			_, err := s.UpdateXMPPConfig(ctx, func(c *XMPPConfig) error { c.UniqueName += "u"; return nil })
+			_, err := s.UpdateXMPPSettings(ctx, func(c *XMPPSettings) error { c.UniqueName += "u"; return nil })
 			errs <- err
 		}()
 	}
@@ -269,7 +269,7 @@ func TestUpdateXMPPConfigConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, _ := s.XMPPConfig(ctx)
+	got, _ := s.XMPPSettings(ctx)
 	if got.Domain != strings.Repeat("d", n) || got.UniqueName != strings.Repeat("u", n) {
 		t.Errorf("after %d concurrent updates of each field: %+v; a write was lost", n, got)
 	}
@@ -416,7 +416,7 @@ func TestReadableBySQLiteCLI(t *testing.T) {
 	bin := testenv.LookPath(t, "sqlite3")
 	path := filepath.Join(t.TempDir(), "c.db")
 	s := open(t, path)
-	if err := s.SetXMPPConfig(context.Background(), XMPPConfig{UniqueName: "cb1", Domain: "example.com"}); err != nil {
+	if err := s.SetXMPPSettings(context.Background(), XMPPSettings{UniqueName: "cb1", Domain: "example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(bin, path, "SELECT unique_name, domain FROM xmpp_config; PRAGMA journal_mode;").CombinedOutput()

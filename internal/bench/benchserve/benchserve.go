@@ -223,7 +223,7 @@ func startConfab(ctx context.Context, o Options, info Info) (*Running, error) {
 	cb, err := launch.StartCallBridge(ctx, cc, log, launch.CallBridgeOptions{
 		Trust: &launch.LinkTrust{RootCAs: roots},
 		Prepare: func(ctx context.Context, st *store.Store) error {
-			_, err := st.UpdateXMPPConfig(ctx, func(c *store.XMPPConfig) error {
+			_, err := st.UpdateXMPPSettings(ctx, func(c *store.XMPPSettings) error {
 				c.UniqueName, c.Domain = cbName, o.Domain
 				c.ServerAddressOverride = net.JoinHostPort("localhost", compPort)
 				c.SharedSecret = cbSecret

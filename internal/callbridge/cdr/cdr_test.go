@@ -267,7 +267,7 @@ func openStore(t *testing.T) (*store.Store, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := st.SetXMPPConfig(ctx, store.XMPPConfig{UniqueName: "cb1", Domain: "example.com"}); err != nil {
+	if err := st.SetXMPPSettings(ctx, store.XMPPSettings{UniqueName: "cb1", Domain: "example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	sp, err := meeting.New(meeting.Options{Store: st}).CreateSpace(ctx, store.CoSpace{Name: "Demo", NonMemberAccess: true})

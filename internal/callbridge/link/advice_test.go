@@ -95,7 +95,7 @@ func TestAttemptDomainTypo(t *testing.T) {
 	t.Run("certificate of another domain, override", func(t *testing.T) {
 		srv := linktest.Start(t, linktest.Config{Domain: domain, Cert: pki.Issue(t, certs.Options{Server: true}, domain, "localhost", "127.0.0.1").Cert,
 			Components: map[string]string{name: secret1}})
-		cfg := store.XMPPConfig{UniqueName: name, Domain: "example.org", ServerAddressOverride: srv.Addr(), SharedSecret: secret.New(secret1)}
+		cfg := store.XMPPSettings{UniqueName: name, Domain: "example.org", ServerAddressOverride: srv.Addr(), SharedSecret: secret.New(secret1)}
 		_, f, events := attempt(t, cfg, link.AttemptOptions{RootCAs: pki.Pool()})
 		if f == nil || f.Step != linkstate.StepSAN || f.Cause != link.CauseDomainMismatch || f.TLSCause != certs.CauseMissingSAN {
 			t.Fatalf("failure %+v, want step 8 domain-mismatch (TLS cause missing-san)\n%s", f, summary(events))
@@ -112,7 +112,7 @@ func TestAttemptDomainTypo(t *testing.T) {
 		// which domain it serves.
 		srv := linktest.Start(t, linktest.Config{Domain: domain, Cert: pki.Issue(t, certs.Options{Server: true}, domain, "example.org", "127.0.0.1").Cert,
 			Components: map[string]string{name: secret1}})
-		cfg := store.XMPPConfig{UniqueName: name, Domain: "example.org", ServerAddressOverride: srv.Addr(), SharedSecret: secret.New(secret1)}
+		cfg := store.XMPPSettings{UniqueName: name, Domain: "example.org", ServerAddressOverride: srv.Addr(), SharedSecret: secret.New(secret1)}
 		_, f, events := attempt(t, cfg, link.AttemptOptions{RootCAs: pki.Pool()})
 		if f == nil || f.Step != linkstate.StepVerdict || f.Cause != link.CauseDomainMismatch || f.Reason != linkstate.ReasonAuthentication {
 			t.Fatalf("failure %+v, want step 10 domain-mismatch\n%s", f, summary(events))
@@ -129,7 +129,7 @@ func TestAttemptDomainTypo(t *testing.T) {
 	t.Run("unknown name of the right domain", func(t *testing.T) {
 		srv := linktest.Start(t, linktest.Config{Domain: domain, Cert: pki.Issue(t, certs.Options{Server: true}, domain, "127.0.0.1").Cert,
 			Components: map[string]string{name: secret1}})
-		cfg := store.XMPPConfig{UniqueName: "cb9", Domain: domain, ServerAddressOverride: srv.Addr(), SharedSecret: secret.New(secret1)}
+		cfg := store.XMPPSettings{UniqueName: "cb9", Domain: domain, ServerAddressOverride: srv.Addr(), SharedSecret: secret.New(secret1)}
 		_, f, _ := attempt(t, cfg, link.AttemptOptions{RootCAs: pki.Pool()})
 		if f == nil || f.Cause != "host-unknown" || !strings.Contains(f.Remedy, "confab xmpp callbridge add cb9") {
 			t.Fatalf("failure %+v, want host-unknown with the registration remedy", f)

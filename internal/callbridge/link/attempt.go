@@ -141,7 +141,7 @@ const CauseDomainMismatch = "domain-mismatch"
 const AlarmType = "xmppRegistrationFailure"
 
 // Missing returns the settings that cfg lacks for a link, by their CMS API names.
-func Missing(cfg store.XMPPConfig) []string {
+func Missing(cfg store.XMPPSettings) []string {
 	var m []string
 	if strings.TrimSpace(cfg.UniqueName) == "" {
 		m = append(m, "uniqueName")
@@ -156,7 +156,7 @@ func Missing(cfg store.XMPPConfig) []string {
 }
 
 // ComponentJID returns the component JID a Call Bridge registers as: <uniqueName>.<domain>.
-func ComponentJID(cfg store.XMPPConfig) string {
+func ComponentJID(cfg store.XMPPSettings) string {
 	return strings.ToLower(strings.TrimSpace(cfg.UniqueName) + "." + strings.TrimSuffix(strings.TrimSpace(cfg.Domain), "."))
 }
 
@@ -170,7 +170,7 @@ func ComponentJID(cfg store.XMPPConfig) string {
 // the flow (a certificate problem on one server says more than a refused connection on
 // another). Every step emits a linkstate.Event through o.Emit. The Call Bridge's link and
 // `confab diagnose` both run this function, so they can never disagree.
-func Attempt(ctx context.Context, cfg store.XMPPConfig, o AttemptOptions) (*Registration, error) {
+func Attempt(ctx context.Context, cfg store.XMPPSettings, o AttemptOptions) (*Registration, error) {
 	a := &attempt{o: o.withDefaults(), cfg: cfg}
 	reg, f := a.run(ctx)
 	if f != nil {
@@ -206,7 +206,7 @@ func (o AttemptOptions) withDefaults() AttemptOptions {
 
 type attempt struct {
 	o    AttemptOptions
-	cfg  store.XMPPConfig
+	cfg  store.XMPPSettings
 	best *Failure
 	// server is the target steps 5 to 10 are running against (host:port).
 	server string
@@ -354,7 +354,7 @@ func (a *attempt) checkConfig() *Failure {
 	return nil
 }
 
-func describeConfig(cfg store.XMPPConfig) string {
+func describeConfig(cfg store.XMPPSettings) string {
 	val := func(s string) string {
 		if strings.TrimSpace(s) == "" {
 			return "(not set)"

@@ -62,12 +62,12 @@ func (e *env) options() link.AttemptOptions {
 	}
 }
 
-func config(override string) store.XMPPConfig {
-	return store.XMPPConfig{UniqueName: name, Domain: domain, ServerAddressOverride: override, SharedSecret: secret.New(secret1)}
+func config(override string) store.XMPPSettings {
+	return store.XMPPSettings{UniqueName: name, Domain: domain, ServerAddressOverride: override, SharedSecret: secret.New(secret1)}
 }
 
 // attempt runs one attempt and returns its registration or failure and its events.
-func attempt(t *testing.T, cfg store.XMPPConfig, o link.AttemptOptions) (*link.Registration, *link.Failure, []linkstate.Event) {
+func attempt(t *testing.T, cfg store.XMPPSettings, o link.AttemptOptions) (*link.Registration, *link.Failure, []linkstate.Event) {
 	t.Helper()
 	var events []linkstate.Event
 	o.Emit = func(e linkstate.Event) { events = append(events, e) }
@@ -483,13 +483,13 @@ func TestAttemptHandshakeRefused(t *testing.T) {
 	e := newEnv(t)
 	for _, tc := range []struct {
 		name   string
-		cfg    store.XMPPConfig
+		cfg    store.XMPPSettings
 		cause  string
 		remedy string
 	}{
-		{"wrong secret", store.XMPPConfig{UniqueName: name, Domain: domain, SharedSecret: secret.New("wrong")},
+		{"wrong secret", store.XMPPSettings{UniqueName: name, Domain: domain, SharedSecret: secret.New("wrong")},
 			"not-authorized", "confab xmpp callbridge add-secret cb1"},
-		{"unknown name", store.XMPPConfig{UniqueName: "cb9", Domain: domain, SharedSecret: secret.New(secret1)},
+		{"unknown name", store.XMPPSettings{UniqueName: "cb9", Domain: domain, SharedSecret: secret.New(secret1)},
 			"host-unknown", "confab xmpp callbridge add cb9"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -558,18 +558,18 @@ func TestAttemptConnectFailures(t *testing.T) {
 func TestAttemptConfiguration(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		cfg    store.XMPPConfig
+		cfg    store.XMPPSettings
 		step   linkstate.Step
 		cause  string
 		detail string
 	}{
-		{"nothing set", store.XMPPConfig{}, linkstate.StepConfig, "configuration-incomplete", "missing uniqueName, domain, sharedSecret"},
-		{"no secret", store.XMPPConfig{UniqueName: name, Domain: domain}, linkstate.StepConfig, "configuration-incomplete", "missing sharedSecret"},
-		{"no domain", store.XMPPConfig{UniqueName: name, SharedSecret: secret.New("x")}, linkstate.StepConfig, "configuration-incomplete", "missing domain"},
-		{"dotted name", store.XMPPConfig{UniqueName: "cb1.bad", Domain: domain, SharedSecret: secret.New("x")}, linkstate.StepConfig, "invalid-setting", "single DNS label"},
-		{"bad override", store.XMPPConfig{UniqueName: name, Domain: domain, SharedSecret: secret.New("x"), ServerAddressOverride: "https://xmpp.example.com"},
+		{"nothing set", store.XMPPSettings{}, linkstate.StepConfig, "configuration-incomplete", "missing uniqueName, domain, sharedSecret"},
+		{"no secret", store.XMPPSettings{UniqueName: name, Domain: domain}, linkstate.StepConfig, "configuration-incomplete", "missing sharedSecret"},
+		{"no domain", store.XMPPSettings{UniqueName: name, SharedSecret: secret.New("x")}, linkstate.StepConfig, "configuration-incomplete", "missing domain"},
+		{"dotted name", store.XMPPSettings{UniqueName: "cb1.bad", Domain: domain, SharedSecret: secret.New("x")}, linkstate.StepConfig, "invalid-setting", "single DNS label"},
+		{"bad override", store.XMPPSettings{UniqueName: name, Domain: domain, SharedSecret: secret.New("x"), ServerAddressOverride: "https://xmpp.example.com"},
 			linkstate.StepOverride, "invalid-override", "scheme"},
-		{"bad override port", store.XMPPConfig{UniqueName: name, Domain: domain, SharedSecret: secret.New("x"), ServerAddressOverride: "xmpp.example.com:99999"},
+		{"bad override port", store.XMPPSettings{UniqueName: name, Domain: domain, SharedSecret: secret.New("x"), ServerAddressOverride: "xmpp.example.com:99999"},
 			linkstate.StepOverride, "invalid-override", "out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

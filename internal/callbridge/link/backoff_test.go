@@ -9,7 +9,7 @@ import (
 )
 
 func TestBackoff(t *testing.T) {
-	l := New(store.XMPPConfig{}, Options{BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
+	l := New(store.XMPPSettings{}, Options{BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
 	for _, tc := range []struct {
 		failures int
 		ceiling  time.Duration

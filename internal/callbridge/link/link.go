@@ -112,7 +112,7 @@ type Link struct {
 	applied chan struct{} // a token when Apply changed the settings
 
 	mu      sync.Mutex
-	cfg     store.XMPPConfig
+	cfg     store.XMPPSettings
 	gen     uint64 // incremented by every Apply that changes cfg or asks for a retry
 	status  linkstate.Status
 	alarm   *linkstate.Alarm
@@ -123,7 +123,7 @@ type Link struct {
 }
 
 // New returns a Link for cfg. It does nothing until Run.
-func New(cfg store.XMPPConfig, o Options) *Link {
+func New(cfg store.XMPPSettings, o Options) *Link {
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = DefaultKeepAlive
 	}
@@ -158,7 +158,7 @@ func New(cfg store.XMPPConfig, o Options) *Link {
 	return l
 }
 
-func componentJIDOf(cfg store.XMPPConfig) string {
+func componentJIDOf(cfg store.XMPPSettings) string {
 	if len(Missing(cfg)) > 0 && (cfg.UniqueName == "" || cfg.Domain == "") {
 		return ""
 	}
@@ -201,7 +201,7 @@ func (l *Link) Conn() *component.Conn {
 }
 
 // Config returns the settings in use.
-func (l *Link) Config() store.XMPPConfig {
+func (l *Link) Config() store.XMPPSettings {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.cfg
@@ -226,7 +226,7 @@ func (l *Link) notifyLocked() {
 // progress, or the wait before the next one) is dropped and a new attempt starts
 // immediately, without backoff. Applying the settings already in use cuts a backoff wait
 // short (retry now) and otherwise changes nothing.
-func (l *Link) Apply(cfg store.XMPPConfig) {
+func (l *Link) Apply(cfg store.XMPPSettings) {
 	l.mu.Lock()
 	same := sameConfig(cfg, l.cfg)
 	if same && l.status.State != linkstate.Backoff {
@@ -249,7 +249,7 @@ func (l *Link) Apply(cfg store.XMPPConfig) {
 	}
 }
 
-func sameConfig(a, b store.XMPPConfig) bool {
+func sameConfig(a, b store.XMPPSettings) bool {
 	return a.UniqueName == b.UniqueName && a.Domain == b.Domain &&
 		a.ServerAddressOverride == b.ServerAddressOverride && a.SharedSecret.Reveal() == b.SharedSecret.Reveal()
 }
@@ -458,7 +458,7 @@ func (l *Link) watchApply(ctx context.Context, gen uint64, cancel context.Cancel
 }
 
 // disabled records that the settings are incomplete.
-func (l *Link) disabled(cfg store.XMPPConfig) {
+func (l *Link) disabled(cfg store.XMPPSettings) {
 	a := &attempt{o: AttemptOptions{Now: l.o.Now}.withDefaults(), cfg: cfg}
 	f := a.checkConfig()
 	n := l.nextAttempt()
@@ -481,7 +481,7 @@ func (l *Link) nextAttempt() uint64 {
 }
 
 // attempt runs one attempt and records its events, its alarm and the state.
-func (l *Link) attempt(ctx context.Context, cfg store.XMPPConfig) (*Registration, error) {
+func (l *Link) attempt(ctx context.Context, cfg store.XMPPSettings) (*Registration, error) {
 	n := l.nextAttempt()
 	l.setState(linkstate.Connecting, func(s *linkstate.Status) {
 		s.NextAttempt = time.Time{}

@@ -223,7 +223,7 @@ func TestLinkStopClosesTheLink(t *testing.T) {
 
 func TestLinkIncompleteSettings(t *testing.T) {
 	e := newEnv(t)
-	l := link.New(store.XMPPConfig{UniqueName: name, Domain: domain}, e.linkOptions(t))
+	l := link.New(store.XMPPSettings{UniqueName: name, Domain: domain}, e.linkOptions(t))
 	start(t, l)
 	// The alarm is raised just before the state changes: wait for both.
 	st := waitFor(t, l, "the configuration alarm and the disabled state", func(s linkstate.Status) bool {
@@ -282,7 +282,7 @@ func TestLinkApplyNewSettings(t *testing.T) {
 	default:
 	}
 
-	cb2 := store.XMPPConfig{UniqueName: "cb2", Domain: domain, SharedSecret: secret.New("s3cret-of-cb2")}
+	cb2 := store.XMPPSettings{UniqueName: "cb2", Domain: domain, SharedSecret: secret.New("s3cret-of-cb2")}
 	l.Apply(cb2)
 	st = waitFor(t, l, "registration as cb2", func(s linkstate.Status) bool {
 		return registered(s) && s.ComponentJID == "cb2.example.com"

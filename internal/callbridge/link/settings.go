@@ -24,7 +24,7 @@ func (e *SettingError) Unwrap() error { return e.Err }
 
 // ValidateSettings checks every field of cfg with ValidateSetting; the error is a
 // *SettingError naming the first invalid field.
-func ValidateSettings(cfg store.XMPPConfig) error {
+func ValidateSettings(cfg store.XMPPSettings) error {
 	for _, f := range [...][2]string{{"uniqueName", cfg.UniqueName}, {"domain", cfg.Domain},
 		{"serverAddressOverride", cfg.ServerAddressOverride}, {"sharedSecret", cfg.SharedSecret.Reveal()}} {
 		if err := ValidateSetting(f[0], f[1]); err != nil {
@@ -137,7 +137,7 @@ func ValidateSetting(field, value string) error {
 }
 
 // Applier is what a SettingsWriter applies stored settings to: the Link.
-type Applier interface{ Apply(cfg store.XMPPConfig) }
+type Applier interface{ Apply(cfg store.XMPPSettings) }
 
 // SettingsWriter is the one writer of the Call Bridge's XMPP settings: the REST API
 // (/system/configuration/xmpp) and the web admin (Configuration > General) both call the
@@ -153,10 +153,10 @@ type SettingsWriter struct {
 // *SettingError names an invalid one), stores them and applies them to the link at once.
 // Writers are serialised from the read to the apply, so however many save at once, the link
 // ends on the settings stored last. It returns the settings before and after.
-func (w *SettingsWriter) Update(ctx context.Context, change func(*store.XMPPConfig) error) (before, after store.XMPPConfig, err error) {
+func (w *SettingsWriter) Update(ctx context.Context, change func(*store.XMPPSettings) error) (before, after store.XMPPSettings, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	after, err = w.Store.UpdateXMPPConfig(ctx, func(c *store.XMPPConfig) error {
+	after, err = w.Store.UpdateXMPPSettings(ctx, func(c *store.XMPPSettings) error {
 		before = *c
 		if err := change(c); err != nil {
 			return err

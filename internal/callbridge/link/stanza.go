@@ -14,7 +14,7 @@ const NSPing = "urn:xmpp:ping"
 // pingPrefix starts the id of the Link's own pings, so that their answers are recognised.
 const pingPrefix = "confab-keepalive-"
 
-func domainOf(cfg store.XMPPConfig) string {
+func domainOf(cfg store.XMPPSettings) string {
 	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(cfg.Domain), "."))
 }
 

@@ -26,7 +26,7 @@ import (
 
 // These tests run the link against Confab's real XMPP server.
 
-func startXMPP(t *testing.T, o xmppdtest.Options) (*xmppdtest.Harness, store.XMPPConfig) {
+func startXMPP(t *testing.T, o xmppdtest.Options) (*xmppdtest.Harness, store.XMPPSettings) {
 	t.Helper()
 	o.NoCallBridge = true
 	h := xmppdtest.Start(t, o)
@@ -34,7 +34,7 @@ func startXMPP(t *testing.T, o xmppdtest.Options) (*xmppdtest.Harness, store.XMP
 	if !ok {
 		t.Fatal("cb1 is not in the harness registry")
 	}
-	return h, store.XMPPConfig{UniqueName: xmppdtest.DefaultCallBridge, Domain: h.Domain, ServerAddressOverride: h.ComponentAddr, SharedSecret: s}
+	return h, store.XMPPSettings{UniqueName: xmppdtest.DefaultCallBridge, Domain: h.Domain, ServerAddressOverride: h.ComponentAddr, SharedSecret: s}
 }
 
 func xmppOptions(t *testing.T, h *xmppdtest.Harness) link.Options {
@@ -130,7 +130,7 @@ func TestXMPPServerRefuses(t *testing.T) {
 	unknown.UniqueName = "cb7"
 	for _, tc := range []struct {
 		name   string
-		cfg    store.XMPPConfig
+		cfg    store.XMPPSettings
 		cause  string
 		detail string
 	}{

@@ -165,7 +165,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := st.SetXMPPConfig(ctx, store.XMPPConfig{UniqueName: "cb1", Domain: domain}); err != nil {
+	if err := st.SetXMPPSettings(ctx, store.XMPPSettings{UniqueName: "cb1", Domain: domain}); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{st: st, clock: clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), logs: &lockedBuffer{},

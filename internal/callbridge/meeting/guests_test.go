@@ -99,10 +99,10 @@ func TestJoinAsGuestRefusals(t *testing.T) {
 		}
 	})
 	t.Run("xmpp settings incomplete", func(t *testing.T) {
-		if err := e.st.SetXMPPConfig(ctx, store.XMPPConfig{Domain: domain}); err != nil {
+		if err := e.st.SetXMPPSettings(ctx, store.XMPPSettings{Domain: domain}); err != nil {
 			t.Fatal(err)
 		}
-		defer e.st.SetXMPPConfig(ctx, store.XMPPConfig{UniqueName: "cb1", Domain: domain})
+		defer e.st.SetXMPPSettings(ctx, store.XMPPSettings{UniqueName: "cb1", Domain: domain})
 		if _, err := e.svc.JoinAsGuest(ctx, "4242", "1234", "Ada", "192.0.2.1:1"); !errors.Is(err, ErrNoCallBridge) {
 			t.Errorf("JoinAsGuest without a unique name = %v, want ErrNoCallBridge", err)
 		}

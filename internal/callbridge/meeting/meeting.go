@@ -179,7 +179,7 @@ var errNotConfigured = errors.New("meeting: the XMPP domain or the Call Bridge's
 
 // storeAddresses reads the domain and component JID from the store's XMPP settings.
 func (s *Service) storeAddresses(ctx context.Context) (string, string, error) {
-	c, err := s.st.XMPPConfig(ctx)
+	c, err := s.st.XMPPSettings(ctx)
 	if err != nil {
 		return "", "", err
 	}

@@ -107,7 +107,7 @@ func TestOverXMPP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := st.SetXMPPConfig(ctx, store.XMPPConfig{UniqueName: "cb1", Domain: h.Domain}); err != nil {
+	if err := st.SetXMPPSettings(ctx, store.XMPPSettings{UniqueName: "cb1", Domain: h.Domain}); err != nil {
 		t.Fatal(err)
 	}
 	svc := meeting.New(meeting.Options{Store: st})

@@ -178,7 +178,7 @@ func New(o Options) *Service {
 	}
 	if s.domain == nil {
 		s.domain = func(ctx context.Context) (string, error) {
-			c, err := o.Store.XMPPConfig(ctx)
+			c, err := o.Store.XMPPSettings(ctx)
 			return c.Domain, err
 		}
 	}

@@ -67,7 +67,7 @@ func newFixture(t *testing.T, o Options, guests Guests) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if _, err := st.UpdateXMPPConfig(ctx, func(c *store.XMPPConfig) error { c.Domain = domain; return nil }); err != nil {
+	if _, err := st.UpdateXMPPSettings(ctx, func(c *store.XMPPSettings) error { c.Domain = domain; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{st: st, logs: &lockedBuffer{}}

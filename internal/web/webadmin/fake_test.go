@@ -66,7 +66,7 @@ func withAPI(t testing.TB, b *fakeBackend) *store.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := st.SetXMPPConfig(context.Background(), store.XMPPConfig{UniqueName: "cb1", Domain: "example.com"}); err != nil {
+	if err := st.SetXMPPSettings(context.Background(), store.XMPPSettings{UniqueName: "cb1", Domain: "example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	b.api = adminapi.New(adminapi.Options{Store: st, AuthFailureDelay: -1})
