@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"strings"
 	"time"
@@ -140,25 +141,9 @@ const decoyPasscode = "confab-no-such-call-id"
 // ErrNoCallBridge, or another error for a store failure. Every refusal is logged.
 func (s *Service) JoinAsGuest(ctx context.Context, callID, passcode, name, remoteAddr string) (Grant, error) {
 	log := s.log.With("callId", callID, "remote", remoteAddr)
-	if s.linkUp != nil && !s.linkUp() {
-		log.Warn("guest join refused: no link to the XMPP server")
-		return Grant{}, ErrNoCallBridge
-	}
-	domain, cb, err := s.addresses(ctx)
+	domain, cb, key, now, err := s.guestGate(ctx, log, "guest join", remoteAddr)
 	if err != nil {
-		log.Warn("guest join refused: the XMPP settings are not usable", "err", err)
-		return Grant{}, fmt.Errorf("%w: %w", ErrNoCallBridge, err)
-	}
-	key := throttle.SourceKey(remoteAddr)
-	now := s.now()
-	s.mu.Lock()
-	s.sweepLocked(now)
-	wait := s.throttle.Blocked(key)
-	s.mu.Unlock()
-	if wait > 0 {
-		te := &ThrottledError{RetryAfter: wait}
-		log.Warn("guest join refused: too many failed attempts", "retryAfterSeconds", te.Seconds())
-		return Grant{}, te
+		return Grant{}, err
 	}
 
 	callID = strings.Join(strings.Fields(callID), "")
@@ -405,4 +390,30 @@ func (s *Service) SessionEnded(fullJID, reason string) {
 	}
 	s.mu.Unlock()
 	s.flush()
+}
+
+// guestGate is what a guest's join and rejoin check before their credentials: a link to the
+// XMPP server, usable XMPP settings (the domain and the Call Bridge's component address),
+// and the throttle of remoteAddr, whose key it returns with the time it read. Each refusal
+// is logged as "<what> refused: …".
+func (s *Service) guestGate(ctx context.Context, log *slog.Logger, what, remoteAddr string) (domain, cb, key string, now time.Time, err error) {
+	if s.linkUp != nil && !s.linkUp() {
+		log.Warn(what + " refused: no link to the XMPP server")
+		return "", "", "", now, ErrNoCallBridge
+	}
+	if domain, cb, err = s.addresses(ctx); err != nil {
+		log.Warn(what+" refused: the XMPP settings are not usable", "err", err)
+		return "", "", "", now, fmt.Errorf("%w: %w", ErrNoCallBridge, err)
+	}
+	key, now = throttle.SourceKey(remoteAddr), s.now()
+	s.mu.Lock()
+	s.sweepLocked(now)
+	wait := s.throttle.Blocked(key)
+	s.mu.Unlock()
+	if wait > 0 {
+		te := &ThrottledError{RetryAfter: wait}
+		log.Warn(what+" refused: too many failed attempts", "retryAfterSeconds", te.Seconds())
+		return "", "", "", now, te
+	}
+	return domain, cb, key, now, nil
 }

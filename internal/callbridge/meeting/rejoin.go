@@ -16,7 +16,6 @@ import (
 	"confab.dev/confab/internal/secret"
 	"confab.dev/confab/internal/store"
 	"confab.dev/confab/internal/stream"
-	"confab.dev/confab/internal/throttle"
 )
 
 // Staying in a meeting across failures: the self-ping a participant's client sends to learn
@@ -152,25 +151,9 @@ func (s *Service) checkRejoin(ctx context.Context, token string, now time.Time) 
 // store failure. Every refusal is logged.
 func (s *Service) RejoinGuest(ctx context.Context, token, remoteAddr string) (Grant, error) {
 	log := s.log.With("remote", remoteAddr)
-	if s.linkUp != nil && !s.linkUp() {
-		log.Warn("guest rejoin refused: no link to the XMPP server")
-		return Grant{}, ErrNoCallBridge
-	}
-	domain, cb, err := s.addresses(ctx)
+	domain, cb, key, now, err := s.guestGate(ctx, log, "guest rejoin", remoteAddr)
 	if err != nil {
-		log.Warn("guest rejoin refused: the XMPP settings are not usable", "err", err)
-		return Grant{}, fmt.Errorf("%w: %w", ErrNoCallBridge, err)
-	}
-	key := throttle.SourceKey(remoteAddr)
-	now := s.now()
-	s.mu.Lock()
-	s.sweepLocked(now)
-	wait := s.throttle.Blocked(key)
-	s.mu.Unlock()
-	if wait > 0 {
-		te := &ThrottledError{RetryAfter: wait}
-		log.Warn("guest rejoin refused: too many failed attempts", "retryAfterSeconds", te.Seconds())
-		return Grant{}, te
+		return Grant{}, err
 	}
 	c, sp, err := s.checkRejoin(ctx, token, now)
 	if errors.Is(err, errRejoinStore) {
