@@ -94,6 +94,14 @@ func New(prefix string) (*NS, error) {
 		n.Close()
 		return nil, err
 	}
+	// No duplicate address detection: an interface's IPv6 link-local address would
+	// otherwise turn valid a second or two after the link comes up, and Chromium, started
+	// meanwhile, aborts its page load with ERR_NETWORK_CHANGED (seen in TestReachSameLAN).
+	if err := run("ip", "netns", "exec", n.Name, "sysctl", "-q", "-w",
+		"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"); err != nil {
+		n.Close()
+		return nil, err
+	}
 	return n, nil
 }
 
